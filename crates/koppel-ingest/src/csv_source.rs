@@ -1,0 +1,292 @@
+//! Streams a partner CSV file into raw records, batch by batch, catching
+//! every file-level problem with its line.
+//!
+//! Tokenising is the `csv` crate's; what it does not police (byte-order
+//! mark, NUL bytes, UTF-8, ragged rows, runaway records, unterminated quotes)
+//! is checked here, so a broken file stops with one clear error rather than
+//! turning into silently wrong rows.
+
+use std::cell::Cell;
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use csv::ByteRecord;
+
+use crate::IngestError;
+
+/// A record longer than this is refused before it can exhaust memory.
+pub const MAX_RECORD_BYTES: usize = 1 << 20;
+/// A single field longer than this is refused: no contract field comes near.
+pub const MAX_FIELD_BYTES: usize = 64 << 10;
+const READ_BUFFER: usize = 256 << 10;
+
+/// Strips a leading UTF-8 byte-order mark, counts bytes, and refuses to feed
+/// one record more than [`MAX_RECORD_BYTES`] (plus one read-ahead buffer).
+struct GuardedReader<R> {
+    inner: R,
+    bom_checked: bool,
+    bom_len: u64,
+    consumed: u64,
+    record_start: Cell<u64>,
+}
+
+#[derive(Debug)]
+struct RecordTooLarge;
+
+impl std::fmt::Display for RecordTooLarge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("record too large")
+    }
+}
+
+impl std::error::Error for RecordTooLarge {}
+
+impl<R: Read> Read for GuardedReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if !self.bom_checked {
+            self.bom_checked = true;
+            let mut head = [0u8; 3];
+            let mut n = 0;
+            while n < 3 {
+                match self.inner.read(&mut head[n..])? {
+                    0 => break,
+                    k => n += k,
+                }
+            }
+            let skip = if head[..n] == [0xEF, 0xBB, 0xBF] { 3 } else { 0 };
+            self.bom_len = skip as u64;
+            let rest = &head[skip..n];
+            buf[..rest.len()].copy_from_slice(rest);
+            self.consumed += rest.len() as u64;
+            if !rest.is_empty() {
+                return Ok(rest.len());
+            }
+        }
+        if self.consumed - self.record_start.get() > (MAX_RECORD_BYTES + READ_BUFFER) as u64 {
+            return Err(io::Error::other(RecordTooLarge));
+        }
+        let n = self.inner.read(buf)?;
+        self.consumed += n as u64;
+        Ok(n)
+    }
+}
+
+/// Raw records of one CSV delivery.
+pub(crate) struct CsvRecords {
+    path: PathBuf,
+    reader: csv::Reader<GuardedReader<File>>,
+    width: usize,
+    delimiter: u8,
+    /// Byte offset (after any BOM) and line of the last record read.
+    last_start: Option<(u64, u64)>,
+    pub rows_read: u64,
+}
+
+impl CsvRecords {
+    /// Opens the file and reads the header row.
+    pub fn open(path: &Path, delimiter: u8) -> Result<(Self, Vec<String>), IngestError> {
+        let file = File::open(path).map_err(|source| IngestError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        let guarded = GuardedReader {
+            inner: file,
+            bom_checked: false,
+            bom_len: 0,
+            consumed: 0,
+            record_start: Cell::new(0),
+        };
+        let reader = csv::ReaderBuilder::new()
+            .delimiter(delimiter)
+            .has_headers(false)
+            .flexible(true)
+            .buffer_capacity(READ_BUFFER)
+            .from_reader(guarded);
+        let mut records = CsvRecords {
+            path: path.to_owned(),
+            reader,
+            width: 0,
+            delimiter,
+            last_start: None,
+            rows_read: 0,
+        };
+        let mut header = ByteRecord::new();
+        if !records.read_raw(&mut header)? {
+            return Err(IngestError::Empty {
+                path: path.to_owned(),
+            });
+        }
+        let line = header.position().map_or(1, |p| p.line());
+        records.check_bytes(&header, line)?;
+        let names = header
+            .iter()
+            .map(|f| String::from_utf8_lossy(f).into_owned())
+            .collect::<Vec<_>>();
+        records.width = names.len();
+        Ok((records, names))
+    }
+
+    /// Reads the next data record into `record`; returns its line, or `None`
+    /// at the end of the file.
+    pub fn next_record(&mut self, record: &mut ByteRecord) -> Result<Option<u64>, IngestError> {
+        if !self.read_raw(record)? {
+            return Ok(None);
+        }
+        let line = record.position().map_or(0, |p| p.line());
+        if record.len() != self.width {
+            self.check_unterminated()?;
+            return Err(IngestError::RaggedRow {
+                path: self.path.clone(),
+                line,
+                expected: self.width,
+                found: record.len(),
+            });
+        }
+        self.check_bytes(record, line)?;
+        self.rows_read += 1;
+        Ok(Some(line))
+    }
+
+    /// Bytes of the file consumed so far.
+    pub fn bytes_read(&self) -> u64 {
+        let g = self.reader.get_ref();
+        g.consumed + g.bom_len
+    }
+
+    fn read_raw(&mut self, record: &mut ByteRecord) -> Result<bool, IngestError> {
+        let start = self.reader.position().clone();
+        self.reader.get_ref().record_start.set(start.byte());
+        match self.reader.read_byte_record(record) {
+            Ok(true) => {
+                let pos = record.position().unwrap_or(&start);
+                self.last_start = Some((pos.byte(), pos.line()));
+                Ok(true)
+            }
+            Ok(false) => {
+                self.check_unterminated()?;
+                Ok(false)
+            }
+            Err(e) => Err(self.csv_error(e, start.line())),
+        }
+    }
+
+    fn csv_error(&self, e: csv::Error, line: u64) -> IngestError {
+        if let csv::ErrorKind::Io(io) = e.kind()
+            && io.get_ref().is_some_and(|inner| inner.is::<RecordTooLarge>())
+        {
+            return IngestError::RecordTooLarge {
+                path: self.path.clone(),
+                line,
+                limit: MAX_RECORD_BYTES,
+            };
+        }
+        match e.into_kind() {
+            csv::ErrorKind::Io(source) => IngestError::Io {
+                path: self.path.clone(),
+                source,
+            },
+            // Only I/O errors are possible with flexible byte records; keep a
+            // clear message should the crate ever report something else.
+            other => IngestError::Csv {
+                path: self.path.clone(),
+                line,
+                message: format!("{other:?}"),
+            },
+        }
+    }
+
+    fn check_bytes(&self, record: &ByteRecord, line: u64) -> Result<(), IngestError> {
+        let bytes = record.as_slice();
+        if bytes.len() > MAX_FIELD_BYTES
+            && let Some(field) =
+                (0..record.len()).find(|&i| record.get(i).is_some_and(|f| f.len() > MAX_FIELD_BYTES))
+        {
+            {
+                return Err(IngestError::FieldTooLarge {
+                    path: self.path.clone(),
+                    line,
+                    field: field + 1,
+                    limit: MAX_FIELD_BYTES,
+                });
+            }
+        }
+        if let Some(at) = memchr::memchr(0, bytes) {
+            return Err(IngestError::NulByte {
+                path: self.path.clone(),
+                line,
+                field: field_at(record, at),
+            });
+        }
+        if let Err(e) = std::str::from_utf8(bytes) {
+            return Err(IngestError::InvalidUtf8 {
+                path: self.path.clone(),
+                line,
+                field: field_at(record, e.valid_up_to()),
+            });
+        }
+        Ok(())
+    }
+
+    /// An unterminated quote swallows everything up to the end of the file
+    /// into the last record, so only that record needs a second look.
+    fn check_unterminated(&self) -> Result<(), IngestError> {
+        let Some((start, line)) = self.last_start else {
+            return Ok(());
+        };
+        let io_err = |source| IngestError::Io {
+            path: self.path.clone(),
+            source,
+        };
+        let mut file = File::open(&self.path).map_err(io_err)?;
+        file.seek(SeekFrom::Start(start + self.reader.get_ref().bom_len))
+            .map_err(io_err)?;
+        let mut tail = Vec::new();
+        file.take((MAX_RECORD_BYTES + READ_BUFFER) as u64 + 1)
+            .read_to_end(&mut tail)
+            .map_err(io_err)?;
+        // The same quote grammar the csv crate applies: a quote opens only at
+        // the start of a field, and a doubled quote inside stays inside.
+        #[derive(PartialEq)]
+        enum State {
+            FieldStart,
+            Unquoted,
+            Quoted,
+            QuoteInQuoted,
+        }
+        let delimiter = self.delimiter;
+        let mut state = State::FieldStart;
+        let mut quote_line = line;
+        let mut current_line = line;
+        for &b in &tail {
+            if b == b'\n' {
+                current_line += 1;
+            }
+            state = match (state, b) {
+                (State::FieldStart, b'"') => {
+                    quote_line = current_line;
+                    State::Quoted
+                }
+                (State::Quoted, b'"') => State::QuoteInQuoted,
+                (State::Quoted, _) => State::Quoted,
+                (State::QuoteInQuoted, b'"') => State::Quoted,
+                (_, b) if b == delimiter || b == b'\n' || b == b'\r' => State::FieldStart,
+                _ => State::Unquoted,
+            };
+        }
+        if state == State::Quoted {
+            return Err(IngestError::UnterminatedQuote {
+                path: self.path.clone(),
+                line: quote_line,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// 1-based number of the field holding byte `at` of the record's bytes.
+fn field_at(record: &ByteRecord, at: usize) -> usize {
+    (0..record.len())
+        .find(|&i| record.range(i).is_some_and(|r| at < r.end || (r.is_empty() && at == r.start)))
+        .map_or(record.len(), |i| i + 1)
+}

@@ -1,0 +1,115 @@
+//! Delivery manifests: `<file>.manifest.yaml`, written by the partner tool
+//! beside each delivery so the TTP can prove the file arrived whole.
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::IngestError;
+use crate::columns::IdentifierMode;
+
+/// What the partner says it sent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveryManifest {
+    pub source: String,
+    pub period: String,
+    /// Data rows, not counting the header.
+    pub rows: u64,
+    /// Lowercase hexadecimal SHA-256 of the delivery file's bytes.
+    pub sha256: String,
+    pub identifier_mode: IdentifierMode,
+}
+
+/// The manifest that belongs to a delivery file.
+pub fn manifest_path(file: &Path) -> PathBuf {
+    let mut name = file.as_os_str().to_owned();
+    name.push(".manifest.yaml");
+    PathBuf::from(name)
+}
+
+/// SHA-256 of a file, streamed.
+pub fn sha256_file(path: &Path) -> io::Result<String> {
+    let mut file = File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        match file.read(&mut buf)? {
+            0 => break,
+            n => hasher.update(&buf[..n]),
+        }
+    }
+    Ok(hex::encode(hasher.finalize()))
+}
+
+impl DeliveryManifest {
+    /// Describes a delivery file as the partner tool does.
+    pub fn describe(
+        file: &Path,
+        source: &str,
+        period: &str,
+        rows: u64,
+        identifier_mode: IdentifierMode,
+    ) -> io::Result<Self> {
+        Ok(DeliveryManifest {
+            source: source.to_owned(),
+            period: period.to_owned(),
+            rows,
+            sha256: sha256_file(file)?,
+            identifier_mode,
+        })
+    }
+
+    pub fn load(path: &Path) -> Result<Self, IngestError> {
+        let text = std::fs::read_to_string(path).map_err(|source| IngestError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        let manifest: DeliveryManifest =
+            serde_yaml::from_str(&text).map_err(|e| IngestError::ManifestInvalid {
+                path: path.to_owned(),
+                message: e.to_string(),
+            })?;
+        if manifest.sha256.len() != 64
+            || !manifest
+                .sha256
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
+            return Err(IngestError::ManifestInvalid {
+                path: path.to_owned(),
+                message: "sha256 must be 64 lowercase hexadecimal characters".into(),
+            });
+        }
+        Ok(manifest)
+    }
+
+    pub fn write(&self, path: &Path) -> io::Result<()> {
+        let text = serde_yaml::to_string(self).map_err(io::Error::other)?;
+        std::fs::write(path, text)
+    }
+
+    /// Checks source and checksum: what can be known before reading a row.
+    pub fn verify_before_reading(&self, file: &Path, source: &str) -> Result<(), IngestError> {
+        if self.source != source {
+            return Err(IngestError::ManifestSource {
+                path: file.to_owned(),
+                expected: source.to_owned(),
+                found: self.source.clone(),
+            });
+        }
+        let actual = sha256_file(file).map_err(|source| IngestError::Io {
+            path: file.to_owned(),
+            source,
+        })?;
+        if actual != self.sha256 {
+            return Err(IngestError::ManifestChecksum {
+                path: file.to_owned(),
+            });
+        }
+        Ok(())
+    }
+}
