@@ -29,6 +29,9 @@ enum CompiledRule {
 
 pub(crate) struct Assembler {
     schema: SchemaRef,
+    /// The schema with every column nullable: rejected rows are nulls until
+    /// they are filtered out.
+    unfiltered: SchemaRef,
     names: Vec<String>,
     is_identifier: Vec<bool>,
     pub builders: Vec<ColumnBuilder>,
@@ -70,14 +73,11 @@ impl Assembler {
             .collect();
         let mut metadata = std::collections::HashMap::new();
         metadata.insert("koppel.source".to_owned(), spec.source.clone());
+        let fields: Vec<_> = spec.columns.iter().map(|c| canonical_field(c, mode)).collect();
+        let unfiltered: Vec<_> = fields.iter().map(|f| f.clone().with_nullable(true)).collect();
         Assembler {
-            schema: Arc::new(Schema::new_with_metadata(
-                spec.columns
-                    .iter()
-                    .map(|c| canonical_field(c, mode))
-                    .collect::<Vec<_>>(),
-                metadata,
-            )),
+            schema: Arc::new(Schema::new_with_metadata(fields, metadata)),
+            unfiltered: Arc::new(Schema::new(unfiltered)),
             names: spec.columns.iter().map(|c| c.name.clone()).collect(),
             is_identifier: spec.columns.iter().map(|c| c.identifier().is_some()).collect(),
             builders: spec
@@ -144,12 +144,19 @@ impl Assembler {
         let n_rejected = self.rejected.iter().filter(|r| **r).count();
         log.rows_rejected(n_rejected as u64);
 
-        let batch = RecordBatch::try_new(self.schema.clone(), columns).map_err(AssembleError::Arrow)?;
-        if n_rejected == 0 {
-            return Ok(batch);
-        }
-        let keep = BooleanArray::from_iter(self.rejected.iter().map(|r| Some(!r)));
-        filter_record_batch(&batch, &keep).map_err(AssembleError::Arrow)
+        let columns = if n_rejected == 0 {
+            columns
+        } else {
+            let batch = RecordBatch::try_new(self.unfiltered.clone(), columns).map_err(AssembleError::Arrow)?;
+            let keep = BooleanArray::from_iter(self.rejected.iter().map(|r| Some(!r)));
+            filter_record_batch(&batch, &keep)
+                .map_err(AssembleError::Arrow)?
+                .columns()
+                .to_vec()
+        };
+        // Validation guarantees what the strict schema declares: required
+        // columns hold no nulls among accepted rows.
+        RecordBatch::try_new(self.schema.clone(), columns).map_err(AssembleError::Arrow)
     }
 
     fn apply_row_rules(&mut self, columns: &[ArrayRef]) {

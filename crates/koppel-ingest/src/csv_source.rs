@@ -99,6 +99,10 @@ impl CsvRecords {
         };
         let reader = csv::ReaderBuilder::new()
             .delimiter(delimiter)
+            // csv's CRLF terminator miscounts lines; splitting on LF alone
+            // keeps line numbers right, and the CR left on a record's last
+            // field is dropped in `next_record`.
+            .terminator(csv::Terminator::Any(b'\n'))
             .has_headers(false)
             .flexible(true)
             .buffer_capacity(READ_BUFFER)
@@ -117,6 +121,7 @@ impl CsvRecords {
                 path: path.to_owned(),
             });
         }
+        strip_cr(&mut header);
         let line = header.position().map_or(1, |p| p.line());
         records.check_bytes(&header, line)?;
         let names = header
@@ -130,8 +135,15 @@ impl CsvRecords {
     /// Reads the next data record into `record`; returns its line, or `None`
     /// at the end of the file.
     pub fn next_record(&mut self, record: &mut ByteRecord) -> Result<Option<u64>, IngestError> {
-        if !self.read_raw(record)? {
-            return Ok(None);
+        loop {
+            if !self.read_raw(record)? {
+                return Ok(None);
+            }
+            strip_cr(record);
+            // A blank CRLF line: what the csv crate skips for LF files.
+            if !(record.len() == 1 && record[0].is_empty()) {
+                break;
+            }
         }
         let line = record.position().map_or(0, |p| p.line());
         if record.len() != self.width {
@@ -270,7 +282,7 @@ impl CsvRecords {
                 (State::Quoted, b'"') => State::QuoteInQuoted,
                 (State::Quoted, _) => State::Quoted,
                 (State::QuoteInQuoted, b'"') => State::Quoted,
-                (_, b) if b == delimiter || b == b'\n' || b == b'\r' => State::FieldStart,
+                (_, b) if b == delimiter || b == b'\n' => State::FieldStart,
                 _ => State::Unquoted,
             };
         }
@@ -282,6 +294,21 @@ impl CsvRecords {
         }
         Ok(())
     }
+}
+
+/// Drops the CR of a CRLF line end from the record's last field.
+fn strip_cr(record: &mut ByteRecord) {
+    let n = record.len();
+    if n == 0 || !record[n - 1].ends_with(b"\r") {
+        return;
+    }
+    let pos = record.position().cloned();
+    let mut fixed = ByteRecord::with_capacity(record.as_slice().len(), n);
+    for (i, field) in record.iter().enumerate() {
+        fixed.push_field(if i + 1 == n { &field[..field.len() - 1] } else { field });
+    }
+    fixed.set_position(pos);
+    *record = fixed;
 }
 
 /// 1-based number of the field holding byte `at` of the record's bytes.

@@ -461,9 +461,10 @@ impl TryFrom<RawColumn> for ColumnSpec {
     }
 }
 
-/// A rule that spans columns of one row.
+/// A rule that spans columns of one row, written as a one-key map such as
+/// `- not_before: { column: recovered_on, reference: sick_from }`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
+#[serde(try_from = "RawRowRule")]
 pub enum RowRule {
     /// The person is at least `years` old at `at`: for a month column, on the
     /// last day of that month; for a date column, on that day.
@@ -474,6 +475,69 @@ pub enum RowRule {
     },
     /// `column` is not earlier than `reference` when both are present.
     NotBefore { column: String, reference: String },
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRowRule {
+    min_age: Option<RawMinAge>,
+    not_before: Option<RawNotBefore>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMinAge {
+    birth_date: String,
+    at: String,
+    years: u32,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNotBefore {
+    column: String,
+    reference: String,
+}
+
+impl TryFrom<RawRowRule> for RowRule {
+    type Error = String;
+
+    fn try_from(raw: RawRowRule) -> Result<Self, String> {
+        match (raw.min_age, raw.not_before) {
+            (Some(m), None) => Ok(RowRule::MinAge {
+                birth_date: m.birth_date,
+                at: m.at,
+                years: m.years,
+            }),
+            (None, Some(n)) => Ok(RowRule::NotBefore {
+                column: n.column,
+                reference: n.reference,
+            }),
+            _ => Err("a row rule is exactly one of min_age or not_before".into()),
+        }
+    }
+}
+
+/// Where in the spec text a checked-after-parsing problem lies. The YAML
+/// parser knows positions only for what it rejects itself; problems found in
+/// a column or in the format are traced back to the line that declares it.
+fn locate(text: &str, message: &str) -> Option<(usize, usize)> {
+    let needle = if let Some(rest) = message.strip_prefix("column ") {
+        let name = rest.split([':', ' ']).next()?;
+        format!("name: {name}")
+    } else if message.contains("format") || message.contains("delimiter") || message.contains("decimal_separator") {
+        "format:".to_owned()
+    } else if message.contains("row rule") || message.contains("min_age") || message.contains("not_before") {
+        "row_rules:".to_owned()
+    } else {
+        return None;
+    };
+    text.lines().enumerate().find_map(|(i, line)| {
+        let at = line.find(&needle)?;
+        let end = at + needle.len();
+        let boundary = line[end..].chars().next().is_none_or(|c| !c.is_alphanumeric() && c != '_');
+        boundary.then_some((i + 1, at + 1))
+    })
 }
 
 impl SourceSpec {
@@ -489,19 +553,28 @@ impl SourceSpec {
     /// Parses and checks a spec; `origin` names it in errors.
     pub fn from_yaml(text: &str, origin: &Path) -> Result<Self, SpecError> {
         let spec: SourceSpec = serde_yaml::from_str(text).map_err(|e| {
-            let loc = e.location();
+            let message = e.to_string();
+            let parsed = e.location().map(|l| (l.line(), l.column()));
+            let (line, column) = match parsed {
+                Some((1, 1)) | None => locate(text, &message).or(parsed),
+                known => known,
+            }
+            .unzip();
             SpecError::Invalid {
                 path: origin.to_owned(),
-                line: loc.as_ref().map(|l| l.line()),
-                column: loc.as_ref().map(|l| l.column()),
-                message: e.to_string(),
+                line,
+                column,
+                message,
             }
         })?;
-        spec.check().map_err(|message| SpecError::Invalid {
-            path: origin.to_owned(),
-            line: None,
-            column: None,
-            message,
+        spec.check().map_err(|message| {
+            let (line, column) = locate(text, &message).unzip();
+            SpecError::Invalid {
+                path: origin.to_owned(),
+                line,
+                column,
+                message,
+            }
         })?;
         Ok(spec)
     }
@@ -695,13 +768,14 @@ mod tests {
             ("type: bsn, required: true}", "type: enum, values: [A, A]}", "distinct"),
             ("delimiter: ';'", "delimiter: ';;'", "single ASCII"),
             ("delimiter: ';'", "delimiter: ';', date_format: DD-MM", "needs YYYY"),
-            ("delimiter: ';'", "delimiter: ';', decimal_separator: ';'", "differ"),
+            ("delimiter: ';'", "delimiter: ',', decimal_separator: ','", "differ"),
         ];
         for (from, to, expect) in bad {
             let yaml = MINIMAL.replace(from, to);
             let err = parse(&yaml).unwrap_err().to_string();
             assert!(err.contains(expect), "{to}: {err}");
-            assert!(err.contains("t.yaml:"), "{err}");
+            let expected_line = if to.contains("type:") { "t.yaml:5:" } else { "t.yaml:3:" };
+            assert!(err.contains(expected_line), "{to}: {err}");
         }
     }
 
@@ -712,6 +786,10 @@ mod tests {
         );
         let err = parse(&yaml).unwrap_err().to_string();
         assert!(err.contains("not a date column"), "{err}");
+        assert!(err.contains("t.yaml:6:"), "{err}");
+        let yaml = format!("{MINIMAL}row_rules:\n  - {{}}\n");
+        let err = parse(&yaml).unwrap_err().to_string();
+        assert!(err.contains("exactly one of"), "{err}");
     }
 
     #[test]
