@@ -1,1 +1,413 @@
-fn main() {}
+//! `koppel`: the command line of the Koppel linkage system.
+//!
+//! Only argument parsing, wiring and presentation live here; every piece of
+//! domain logic is in a library crate (`koppel-ingest`, `koppel-synth`).
+
+use std::io::IsTerminal;
+use std::ops::RangeInclusive;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use koppel_ingest::{
+    DeliveryReader, DeliverySummary, IdentifierMode, ReadOptions, RejectReportFormat, RejectReportWriter,
+    SourceSpec, SpecSet,
+};
+use koppel_synth::{SynthConfig, synthesise};
+use tracing::info;
+
+#[derive(Parser)]
+#[command(
+    name = "koppel",
+    version,
+    about = "Link partner extracts into disclosure-controlled research data sets",
+    long_about = "Koppel is run by a trusted third party to validate, pseudonymise and link \
+                  sensitive extracts from care-sector data partners into research data sets."
+)]
+struct Cli {
+    /// More log output: -v info, -vv debug, -vvv trace (RUST_LOG overrides).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    /// Log line format on standard error.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Write realistic synthetic partner deliveries, exactly as the delivery
+    /// contract describes them.
+    Synth(SynthArgs),
+    /// Check delivery files against the delivery contract: what partners run
+    /// before sending and the operator runs on arrival. Exits non-zero when a
+    /// delivery fails.
+    Validate(ValidateArgs),
+}
+
+#[derive(Args)]
+struct SynthArgs {
+    /// Directory to write the deliveries into (created if missing).
+    #[arg(long)]
+    out: PathBuf,
+    /// Workforce size in the first year.
+    #[arg(long, default_value_t = 2000)]
+    persons: usize,
+    /// Number of organisations (default: derived from --persons).
+    #[arg(long)]
+    orgs: Option<usize>,
+    /// Years to cover, as `2023..2024` or a single `2024`.
+    #[arg(long, default_value = "2023..2024", value_parser = parse_years)]
+    years: RangeInclusive<i32>,
+    /// Seed: the same seed gives byte-identical files.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Plant the documented defects (see docs/synth.md) in the last year's files.
+    #[arg(long)]
+    defects: bool,
+    /// Write only these sources (repeatable); their content is unchanged.
+    #[arg(long = "only", value_name = "SOURCE")]
+    only: Vec<String>,
+}
+
+#[derive(Args)]
+struct ValidateArgs {
+    /// Delivery files (CSV or Parquet).
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    /// Source name (default: taken from the file name, e.g. `pfzw_dienstverbanden_2024.csv`).
+    #[arg(long, conflicts_with = "spec")]
+    source: Option<String>,
+    /// A source spec file to validate against instead of the project's specs.
+    #[arg(long)]
+    spec: Option<PathBuf>,
+    /// Directory of source specs.
+    #[arg(long, env = "KOPPEL_SPECS", default_value = "pipelines/sources")]
+    specs: PathBuf,
+    /// Identifier mode the delivery must have (default: as its header shows).
+    #[arg(long, value_enum)]
+    identifier_mode: Option<ModeArg>,
+    /// Refuse a delivery without a `<file>.manifest.yaml`.
+    #[arg(long)]
+    require_manifest: bool,
+    /// Write the rejected rows (line, column, rule) to this file; `.json`
+    /// gives JSON, anything else CSV. Only with a single file.
+    #[arg(long, value_name = "FILE", conflicts_with = "reject_dir")]
+    rejects: Option<PathBuf>,
+    /// Write one reject report per delivery, `<delivery>.rejects.csv`, here.
+    #[arg(long, value_name = "DIR")]
+    reject_dir: Option<PathBuf>,
+    /// Print the summaries as JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ModeArg {
+    Raw,
+    P1,
+}
+
+fn parse_years(s: &str) -> Result<RangeInclusive<i32>, String> {
+    let (a, b) = s.split_once("..").unwrap_or((s, s));
+    let year = |t: &str| {
+        t.trim()
+            .parse::<i32>()
+            .ok()
+            .filter(|y| (2000..=2100).contains(y))
+            .ok_or_else(|| format!("{t:?} is not a year between 2000 and 2100"))
+    };
+    let (a, b) = (year(a)?, year(b)?);
+    if a > b {
+        return Err(format!("{a} is after {b}"));
+    }
+    Ok(a..=b)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose, cli.log_format);
+    let result = match cli.command {
+        Command::Synth(args) => synth(args),
+        Command::Validate(args) => validate(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(verbose: u8, format: LogFormat) {
+    let level = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn spinner(message: String) -> ProgressBar {
+    let bar = ProgressBar::new_spinner().with_message(message);
+    bar.set_style(ProgressStyle::with_template("{spinner} {msg} [{elapsed}]").expect("valid template"));
+    if std::io::stderr().is_terminal() {
+        bar.enable_steady_tick(Duration::from_millis(120));
+    }
+    bar
+}
+
+fn synth(args: SynthArgs) -> Result<ExitCode> {
+    std::fs::create_dir_all(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
+    let config = SynthConfig {
+        persons: args.persons,
+        orgs: args.orgs,
+        years: args.years,
+        seed: args.seed,
+        defects: args.defects,
+        only: args.only,
+    };
+    let started = Instant::now();
+    let bar = spinner(format!("synthesising {} persons", config.persons));
+    let summary = synthesise(&config, &args.out)?;
+    bar.finish_and_clear();
+    let elapsed = started.elapsed();
+    let rows: u64 = summary.files.iter().map(|f| f.rows).sum();
+    for f in &summary.files {
+        println!("{:>12} rows  {}", group(f.rows), f.path.display());
+    }
+    println!(
+        "{:>12} rows in {} files, {:.1} s ({} rows/s)",
+        group(rows),
+        summary.files.len(),
+        elapsed.as_secs_f64(),
+        group((rows as f64 / elapsed.as_secs_f64().max(1e-9)) as u64)
+    );
+    if !summary.defects.is_empty() {
+        println!("planted defects (see docs/synth.md):");
+        for d in &summary.defects {
+            println!(
+                "{:>6}  {:<28} {:<22} {}",
+                d.count,
+                d.file.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
+                d.column,
+                d.rule
+            );
+        }
+    }
+    info!(files = summary.files.len(), rows, seconds = elapsed.as_secs_f64(), "synthesis done");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn validate(args: ValidateArgs) -> Result<ExitCode> {
+    if args.rejects.is_some() && args.files.len() > 1 {
+        bail!("--rejects takes a single delivery; use --reject-dir for several");
+    }
+    let single_spec = match (&args.spec, &args.source) {
+        (Some(path), _) => Some(SourceSpec::from_path(path)?),
+        _ => None,
+    };
+    let spec_set = if single_spec.is_none() {
+        Some(SpecSet::load_dir(&args.specs).with_context(|| {
+            format!(
+                "cannot load the source specs from {} (run from the project directory, or pass --specs or --spec)",
+                args.specs.display()
+            )
+        })?)
+    } else {
+        None
+    };
+    if let Some(dir) = &args.reject_dir {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let mut summaries = Vec::new();
+    let mut failures = 0usize;
+    for file in &args.files {
+        let spec = match (&single_spec, &spec_set, &args.source) {
+            (Some(spec), _, _) => spec,
+            (None, Some(set), Some(name)) => set.get(name).with_context(|| {
+                format!("unknown source {name}; known sources: {}", set.names().join(", "))
+            })?,
+            (None, Some(set), None) => set.for_file(file).with_context(|| {
+                format!(
+                    "{}: cannot tell the source from the file name; pass --source (one of: {})",
+                    file.display(),
+                    set.names().join(", ")
+                )
+            })?,
+            (None, None, _) => unreachable!("a spec set is loaded whenever no single spec is given"),
+        };
+        match validate_one(file, spec, &args) {
+            Ok(summary) => {
+                if !summary.accepted() {
+                    failures += 1;
+                }
+                if !args.json {
+                    print_summary(&summary);
+                }
+                summaries.push(summary);
+            }
+            Err(e) => {
+                failures += 1;
+                eprintln!("error: {e:#}");
+            }
+        }
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&summaries)?);
+    }
+    Ok(if failures == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn validate_one(file: &Path, spec: &SourceSpec, args: &ValidateArgs) -> Result<DeliverySummary> {
+    let report_path = match (&args.rejects, &args.reject_dir) {
+        (Some(p), _) => Some(p.clone()),
+        (None, Some(dir)) => {
+            let name = file.file_name().context("delivery path has no file name")?;
+            Some(dir.join(format!("{}.rejects.csv", name.to_string_lossy())))
+        }
+        (None, None) => None,
+    };
+    let reject_sink = match &report_path {
+        Some(p) => Some(Box::new(
+            RejectReportWriter::create(p, RejectReportFormat::for_path(p))
+                .with_context(|| format!("cannot write reject report {}", p.display()))?,
+        ) as Box<dyn koppel_ingest::RejectSink>),
+        None => None,
+    };
+    let options = ReadOptions {
+        identifier_mode: args.identifier_mode.map(|m| match m {
+            ModeArg::Raw => IdentifierMode::Raw,
+            ModeArg::P1 => IdentifierMode::PrePseudonymised,
+        }),
+        require_manifest: args.require_manifest,
+        reject_sink,
+        ..ReadOptions::default()
+    };
+    let started = Instant::now();
+    let size = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
+    let mut reader = DeliveryReader::open(file, spec, options)?;
+    let bar = if size > 16 << 20 && std::io::stderr().is_terminal() {
+        let bar = ProgressBar::new(size);
+        bar.set_style(
+            ProgressStyle::with_template("{msg} {wide_bar} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
+                .expect("valid template"),
+        );
+        bar.set_message(spec.source.clone());
+        bar
+    } else {
+        ProgressBar::hidden()
+    };
+    while reader.next_batch()?.is_some() {
+        if let (bytes, 0) = reader.progress() {
+            bar.set_position(bytes);
+        }
+    }
+    bar.finish_and_clear();
+    let summary = reader.finish()?;
+    let elapsed = started.elapsed().as_secs_f64();
+    info!(
+        source = %summary.source,
+        rows = summary.rows_read,
+        rejected = summary.rows_rejected,
+        seconds = elapsed,
+        rows_per_second = summary.rows_read as f64 / elapsed.max(1e-9),
+        "validated"
+    );
+    if let Some(p) = report_path {
+        info!(report = %p.display(), "reject report written");
+    }
+    Ok(summary)
+}
+
+fn print_summary(s: &DeliverySummary) {
+    println!(
+        "{}  ({}, {}, identifiers {}{})",
+        s.file.display(),
+        s.source,
+        s.format,
+        s.identifier_mode.as_str(),
+        if s.manifest_verified { ", manifest verified" } else { "" }
+    );
+    println!("  rows read   {:>12}", group(s.rows_read));
+    println!("  accepted    {:>12}", group(s.rows_accepted));
+    println!(
+        "  rejected    {:>12}  ({:.3}%, limit {:.2}%)",
+        group(s.rows_rejected),
+        100.0 * s.reject_fraction(),
+        100.0 * s.max_reject_fraction
+    );
+    for v in &s.violations {
+        println!("    {:<24} {:<18} {:>8}   {}", v.column, v.rule.code(), group(v.count), v.rule.describe());
+    }
+    match &s.verdict {
+        koppel_ingest::Verdict::Accepted => println!("  verdict     ACCEPTED\n"),
+        koppel_ingest::Verdict::Failed { reason } => println!("  verdict     FAILED: {reason}\n"),
+    }
+}
+
+/// 1234567 → "1,234,567".
+fn group(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn years_parse() {
+        assert_eq!(parse_years("2023..2024"), Ok(2023..=2024));
+        assert_eq!(parse_years("2024"), Ok(2024..=2024));
+        assert!(parse_years("2024..2023").is_err());
+        assert!(parse_years("1999").is_err());
+        assert!(parse_years("x..2024").is_err());
+    }
+
+    #[test]
+    fn grouping() {
+        assert_eq!(group(0), "0");
+        assert_eq!(group(999), "999");
+        assert_eq!(group(1000), "1,000");
+        assert_eq!(group(18_000_000), "18,000,000");
+    }
+
+    #[test]
+    fn cli_is_well_formed() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}
