@@ -73,13 +73,24 @@ impl Assembler {
             .collect();
         let mut metadata = std::collections::HashMap::new();
         metadata.insert("koppel.source".to_owned(), spec.source.clone());
-        let fields: Vec<_> = spec.columns.iter().map(|c| canonical_field(c, mode)).collect();
-        let unfiltered: Vec<_> = fields.iter().map(|f| f.clone().with_nullable(true)).collect();
+        let fields: Vec<_> = spec
+            .columns
+            .iter()
+            .map(|c| canonical_field(c, mode))
+            .collect();
+        let unfiltered: Vec<_> = fields
+            .iter()
+            .map(|f| f.clone().with_nullable(true))
+            .collect();
         Assembler {
             schema: Arc::new(Schema::new_with_metadata(fields, metadata)),
             unfiltered: Arc::new(Schema::new(unfiltered)),
             names: spec.columns.iter().map(|c| c.name.clone()).collect(),
-            is_identifier: spec.columns.iter().map(|c| c.identifier().is_some()).collect(),
+            is_identifier: spec
+                .columns
+                .iter()
+                .map(|c| c.identifier().is_some())
+                .collect(),
             builders: spec
                 .columns
                 .iter()
@@ -126,7 +137,11 @@ impl Assembler {
 
     /// Finishes the arrays, runs the row rules and returns the accepted rows.
     pub fn finish(&mut self, log: &mut RejectLog) -> Result<RecordBatch, AssembleError> {
-        let columns: Vec<ArrayRef> = self.builders.iter_mut().map(ColumnBuilder::finish).collect();
+        let columns: Vec<ArrayRef> = self
+            .builders
+            .iter_mut()
+            .map(ColumnBuilder::finish)
+            .collect();
         self.apply_row_rules(&columns);
         self.apply_uniqueness(&columns);
 
@@ -147,7 +162,8 @@ impl Assembler {
         let columns = if n_rejected == 0 {
             columns
         } else {
-            let batch = RecordBatch::try_new(self.unfiltered.clone(), columns).map_err(AssembleError::Arrow)?;
+            let batch = RecordBatch::try_new(self.unfiltered.clone(), columns)
+                .map_err(AssembleError::Arrow)?;
             let keep = BooleanArray::from_iter(self.rejected.iter().map(|r| Some(!r)));
             filter_record_batch(&batch, &keep)
                 .map_err(AssembleError::Arrow)?
@@ -220,9 +236,19 @@ impl Assembler {
                 }
                 let key: Vec<u8> = match array.data_type() {
                     DataType::Utf8 => array.as_string::<i32>().value(row).as_bytes().to_vec(),
-                    DataType::Int64 => array.as_primitive::<Int64Type>().value(row).to_le_bytes().to_vec(),
-                    DataType::FixedSizeBinary(_) => array.as_fixed_size_binary().value(row).to_vec(),
-                    DataType::Date32 => array.as_primitive::<Date32Type>().value(row).to_le_bytes().to_vec(),
+                    DataType::Int64 => array
+                        .as_primitive::<Int64Type>()
+                        .value(row)
+                        .to_le_bytes()
+                        .to_vec(),
+                    DataType::FixedSizeBinary(_) => {
+                        array.as_fixed_size_binary().value(row).to_vec()
+                    }
+                    DataType::Date32 => array
+                        .as_primitive::<Date32Type>()
+                        .value(row)
+                        .to_le_bytes()
+                        .to_vec(),
                     other => unreachable!("spec check refuses unique on {other}"),
                 };
                 if !self.unique[u].1.insert(key) {

@@ -117,7 +117,12 @@ pub(crate) struct ColumnBuilder {
 }
 
 impl ColumnBuilder {
-    pub fn new(col: &ColumnSpec, mode: IdentifierMode, notation: Arc<Notation>, capacity: usize) -> Self {
+    pub fn new(
+        col: &ColumnSpec,
+        mode: IdentifierMode,
+        notation: Arc<Notation>,
+        capacity: usize,
+    ) -> Self {
         let out = match (&col.kind, mode) {
             (ColumnKind::Identifier(_), IdentifierMode::PrePseudonymised) => {
                 Out::Pseudonym(FixedSizeBinaryBuilder::with_capacity(capacity, 32))
@@ -125,13 +130,18 @@ impl ColumnBuilder {
             (ColumnKind::Identifier(t), IdentifierMode::Raw) => {
                 Out::Utf8(StringBuilder::with_capacity(capacity, capacity * t.width()))
             }
-            (ColumnKind::Code { digits }, _) => {
-                Out::Utf8(StringBuilder::with_capacity(capacity, capacity * *digits as usize))
+            (ColumnKind::Code { digits }, _) => Out::Utf8(StringBuilder::with_capacity(
+                capacity,
+                capacity * *digits as usize,
+            )),
+            (ColumnKind::Text, _) => {
+                Out::Utf8(StringBuilder::with_capacity(capacity, capacity * 16))
             }
-            (ColumnKind::Text, _) => Out::Utf8(StringBuilder::with_capacity(capacity, capacity * 16)),
             (ColumnKind::Integer { .. }, _) => Out::Int(Int64Builder::with_capacity(capacity)),
             (ColumnKind::Decimal { .. }, _) => Out::Float(Float64Builder::with_capacity(capacity)),
-            (ColumnKind::Date | ColumnKind::Month, _) => Out::Date(Date32Builder::with_capacity(capacity)),
+            (ColumnKind::Date | ColumnKind::Month, _) => {
+                Out::Date(Date32Builder::with_capacity(capacity))
+            }
             (ColumnKind::Enum { values }, _) => Out::Enum(
                 Int32Builder::with_capacity(capacity),
                 Arc::new(StringArray::from_iter_values(values)),
@@ -161,7 +171,11 @@ impl ColumnBuilder {
     /// A missing value: null, or a `required` reject.
     pub fn push_missing(&mut self) -> Result<(), Rule> {
         self.push_null();
-        if self.required { Err(Rule::Required) } else { Ok(()) }
+        if self.required {
+            Err(Rule::Required)
+        } else {
+            Ok(())
+        }
     }
 
     /// Parses one field as written in a text file. On a broken rule a null
@@ -213,7 +227,8 @@ impl ColumnBuilder {
                 b.append_value(v);
             }
             (ColumnKind::Decimal { min, max }, Out::Float(b)) => {
-                let v = parse_decimal(trimmed, notation.decimal_separator).ok_or(Rule::InvalidDecimal)?;
+                let v = parse_decimal(trimmed, notation.decimal_separator)
+                    .ok_or(Rule::InvalidDecimal)?;
                 check_range(v, *min, *max)?;
                 b.append_value(v);
             }
@@ -432,8 +447,20 @@ mod tests {
         assert_eq!(parse_integer(b"0"), Some(0));
         assert_eq!(parse_integer(b"-42"), Some(-42));
         assert_eq!(parse_integer(b"+7"), Some(7));
-        assert_eq!(parse_integer(b"999999999999999999"), Some(999_999_999_999_999_999));
-        for bad in [&b""[..], b"-", b"1.0", b"1,0", b"1e3", b"12 3", b"0x10", b"1234567890123456789"] {
+        assert_eq!(
+            parse_integer(b"999999999999999999"),
+            Some(999_999_999_999_999_999)
+        );
+        for bad in [
+            &b""[..],
+            b"-",
+            b"1.0",
+            b"1,0",
+            b"1e3",
+            b"12 3",
+            b"0x10",
+            b"1234567890123456789",
+        ] {
             assert_eq!(parse_integer(bad), None, "{bad:?}");
         }
     }
@@ -445,7 +472,10 @@ mod tests {
         assert_eq!(parse_decimal(b"36", b','), Some(36.0));
         assert_eq!(parse_decimal(b"1234.56", b'.'), Some(1234.56));
         assert_eq!(parse_decimal(b"0.1", b'.'), Some(0.1));
-        assert_eq!(parse_decimal(b"1234567890123456789.5", b'.'), Some(1234567890123456789.5));
+        assert_eq!(
+            parse_decimal(b"1234567890123456789.5", b'.'),
+            Some(1234567890123456789.5)
+        );
         for bad in [
             &b"1.234,56"[..],
             b"1234.56",

@@ -54,7 +54,11 @@ impl<R: Read> Read for GuardedReader<R> {
                     k => n += k,
                 }
             }
-            let skip = if head[..n] == [0xEF, 0xBB, 0xBF] { 3 } else { 0 };
+            let skip = if head[..n] == [0xEF, 0xBB, 0xBF] {
+                3
+            } else {
+                0
+            };
             self.bom_len = skip as u64;
             let rest = &head[skip..n];
             buf[..rest.len()].copy_from_slice(rest);
@@ -185,7 +189,9 @@ impl CsvRecords {
 
     fn csv_error(&self, e: csv::Error, line: u64) -> IngestError {
         if let csv::ErrorKind::Io(io) = e.kind()
-            && io.get_ref().is_some_and(|inner| inner.is::<RecordTooLarge>())
+            && io
+                .get_ref()
+                .is_some_and(|inner| inner.is::<RecordTooLarge>())
         {
             return IngestError::RecordTooLarge {
                 path: self.path.clone(),
@@ -211,8 +217,8 @@ impl CsvRecords {
     fn check_bytes(&self, record: &ByteRecord, line: u64) -> Result<(), IngestError> {
         let bytes = record.as_slice();
         if bytes.len() > MAX_FIELD_BYTES
-            && let Some(field) =
-                (0..record.len()).find(|&i| record.get(i).is_some_and(|f| f.len() > MAX_FIELD_BYTES))
+            && let Some(field) = (0..record.len())
+                .find(|&i| record.get(i).is_some_and(|f| f.len() > MAX_FIELD_BYTES))
         {
             {
                 return Err(IngestError::FieldTooLarge {
@@ -305,7 +311,11 @@ fn strip_cr(record: &mut ByteRecord) {
     let pos = record.position().cloned();
     let mut fixed = ByteRecord::with_capacity(record.as_slice().len(), n);
     for (i, field) in record.iter().enumerate() {
-        fixed.push_field(if i + 1 == n { &field[..field.len() - 1] } else { field });
+        fixed.push_field(if i + 1 == n {
+            &field[..field.len() - 1]
+        } else {
+            field
+        });
     }
     fixed.set_position(pos);
     *record = fixed;
@@ -314,6 +324,10 @@ fn strip_cr(record: &mut ByteRecord) {
 /// 1-based number of the field holding byte `at` of the record's bytes.
 fn field_at(record: &ByteRecord, at: usize) -> usize {
     (0..record.len())
-        .find(|&i| record.range(i).is_some_and(|r| at < r.end || (r.is_empty() && at == r.start)))
+        .find(|&i| {
+            record
+                .range(i)
+                .is_some_and(|r| at < r.end || (r.is_empty() && at == r.start))
+        })
         .map_or(record.len(), |i| i + 1)
 }

@@ -293,6 +293,10 @@ impl Iterator for DeliveryReader {
 
 /// Reads a whole delivery without keeping its rows: what `koppel validate`
 /// and a partner's pre-flight check need.
-pub fn validate_file(path: &Path, spec: &SourceSpec, options: ReadOptions) -> Result<DeliverySummary, IngestError> {
+pub fn validate_file(
+    path: &Path,
+    spec: &SourceSpec,
+    options: ReadOptions,
+) -> Result<DeliverySummary, IngestError> {
     DeliveryReader::open(path, spec, options)?.finish()
 }

@@ -110,7 +110,11 @@ pub enum IngestError {
     #[error("{}:{line}: a quoted field opened on this line is never closed", path.display())]
     UnterminatedQuote { path: PathBuf, line: u64 },
     #[error("{}:{line}: record exceeds the size limit of {limit} bytes (an unterminated quote?)", path.display())]
-    RecordTooLarge { path: PathBuf, line: u64, limit: usize },
+    RecordTooLarge {
+        path: PathBuf,
+        line: u64,
+        limit: usize,
+    },
     #[error("{}:{line}:{field}: field exceeds the size limit of {limit} bytes", path.display())]
     FieldTooLarge {
         path: PathBuf,

@@ -32,9 +32,10 @@ fn accepted(kind: &ColumnKind, dt: &DataType) -> Option<DataType> {
     let string = matches!(dt, Utf8 | LargeUtf8 | Utf8View);
     let int = matches!(dt, Int8 | Int16 | Int32 | Int64 | UInt8 | UInt16 | UInt32);
     match kind {
-        ColumnKind::Identifier(_) | ColumnKind::Code { .. } | ColumnKind::Text | ColumnKind::Enum { .. } => {
-            string.then_some(Utf8)
-        }
+        ColumnKind::Identifier(_)
+        | ColumnKind::Code { .. }
+        | ColumnKind::Text
+        | ColumnKind::Enum { .. } => string.then_some(Utf8),
         ColumnKind::Integer { .. } => int.then_some(Int64),
         ColumnKind::Decimal { .. } => (int || matches!(dt, Float32 | Float64)).then_some(Float64),
         ColumnKind::Bool { .. } => matches!(dt, Boolean).then_some(Boolean),
@@ -50,9 +51,10 @@ fn accepted(kind: &ColumnKind, dt: &DataType) -> Option<DataType> {
 
 fn expected_name(kind: &ColumnKind) -> &'static str {
     match kind {
-        ColumnKind::Identifier(_) | ColumnKind::Code { .. } | ColumnKind::Text | ColumnKind::Enum { .. } => {
-            "a string"
-        }
+        ColumnKind::Identifier(_)
+        | ColumnKind::Code { .. }
+        | ColumnKind::Text
+        | ColumnKind::Enum { .. } => "a string",
         ColumnKind::Integer { .. } => "an integer",
         ColumnKind::Decimal { .. } => "a floating-point or integer number",
         ColumnKind::Bool { .. } => "a boolean",
@@ -201,6 +203,8 @@ fn push_column(asm: &mut Assembler, c: usize, array: &ArrayRef) {
                 Ok(())
             });
         }
-        other => unreachable!("cast targets are Utf8, Int64, Float64, Boolean or Date32, not {other}"),
+        other => {
+            unreachable!("cast targets are Utf8, Int64, Float64, Boolean or Date32, not {other}")
+        }
     }
 }

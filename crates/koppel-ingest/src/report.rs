@@ -59,7 +59,10 @@ pub enum RejectReportFormat {
 impl RejectReportFormat {
     /// By file extension: `.json` is JSON, anything else CSV.
     pub fn for_path(path: &Path) -> Self {
-        if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("json")) {
+        if path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("json"))
+        {
             RejectReportFormat::Json
         } else {
             RejectReportFormat::Csv
@@ -144,7 +147,9 @@ pub struct RuleCount {
 pub enum Verdict {
     Accepted,
     /// Too many rows were rejected.
-    Failed { reason: String },
+    Failed {
+        reason: String,
+    },
 }
 
 /// What ingest found in one delivery file.

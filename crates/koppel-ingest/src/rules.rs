@@ -208,7 +208,11 @@ mod tests {
     #[test]
     fn bsn_failures() {
         assert_eq!(bsn("123456789"), None, "fails the 11-test");
-        assert_eq!(bsn("000000000"), None, "all zeros passes the 11-test but is refused");
+        assert_eq!(
+            bsn("000000000"),
+            None,
+            "all zeros passes the 11-test but is refused"
+        );
         assert_eq!(bsn("0"), None);
         assert_eq!(bsn(""), None);
         assert_eq!(bsn("1234567820"), None, "ten digits");
@@ -229,6 +233,20 @@ mod tests {
     }
 
     #[test]
+    fn contract_test_vectors_are_valid_pseudonyms() {
+        let mut out = [0; 32];
+        for p1 in [
+            "f80ce1cdf1a48876ab00530de42b5ef61e90658b86720874e31a39dc5a516692",
+            "3060646ddecbb903b9266ad783672de902328ebe860f258877e5727bb0683b86",
+            "59494f8f69781f6532fb74ea4e650d5ea89b51278dcd83ec6b321772cbc0f24f",
+            "2ab8c6021b03c459b0c499c8282d4f2acace10cf24f63ccfb7d7ae9d80de1e0d",
+        ] {
+            assert!(decode_pseudonym(p1.as_bytes(), &mut out), "{p1}");
+            assert_eq!(hex::encode(out), p1);
+        }
+    }
+
+    #[test]
     fn pseudonym_format() {
         let mut out = [0; 32];
         let p1 = "f80ce1cdf1a48876ab00530de42b5ef61e90658b86720874e31a39dc5a516692";
@@ -245,7 +263,10 @@ mod tests {
     fn rule_codes_round_trip() {
         for r in Rule::ALL {
             assert_eq!(Rule::from_code(r.code()), Some(r));
-            assert_eq!(serde_json::to_string(&r).unwrap(), format!("\"{}\"", r.code()));
+            assert_eq!(
+                serde_json::to_string(&r).unwrap(),
+                format!("\"{}\"", r.code())
+            );
         }
     }
 }

@@ -115,8 +115,10 @@ impl TryFrom<RawFormat> for FormatSpec {
                         .as_deref()
                         .ok_or("a csv format needs a delimiter")?,
                 )?;
-                let decimal_separator =
-                    single_ascii("decimal_separator", raw.decimal_separator.as_deref().unwrap_or("."))?;
+                let decimal_separator = single_ascii(
+                    "decimal_separator",
+                    raw.decimal_separator.as_deref().unwrap_or("."),
+                )?;
                 if decimal_separator != b'.' && decimal_separator != b',' {
                     return Err("decimal_separator must be \".\" or \",\"".into());
                 }
@@ -308,17 +310,30 @@ impl ColumnSpec {
 #[derive(Debug, Clone, PartialEq)]
 pub enum ColumnKind {
     Identifier(IdentifierType),
-    Integer { min: Option<i64>, max: Option<i64> },
-    Decimal { min: Option<f64>, max: Option<f64> },
+    Integer {
+        min: Option<i64>,
+        max: Option<i64>,
+    },
+    Decimal {
+        min: Option<f64>,
+        max: Option<f64>,
+    },
     /// A calendar date, Arrow Date32.
     Date,
     /// A calendar month, Arrow Date32 of its first day.
     Month,
-    Enum { values: Vec<String> },
+    Enum {
+        values: Vec<String>,
+    },
     /// In CSV written as `true_value` / `false_value`; native in Parquet.
-    Bool { true_value: String, false_value: String },
+    Bool {
+        true_value: String,
+        false_value: String,
+    },
     /// A code of exactly this many ASCII digits (leading zeros matter).
-    Code { digits: u8 },
+    Code {
+        digits: u8,
+    },
     Text,
 }
 
@@ -358,7 +373,9 @@ enum RawKind {
 
 fn whole(what: &str, v: f64) -> Result<i64, String> {
     if v.fract() != 0.0 || !v.is_finite() || v.abs() > 9.0e15 {
-        return Err(format!("{what} of an integer column must be a whole number, got {v}"));
+        return Err(format!(
+            "{what} of an integer column must be a whole number, got {v}"
+        ));
     }
     Ok(v as i64)
 }
@@ -380,26 +397,32 @@ impl TryFrom<RawColumn> for ColumnSpec {
         }
         let numeric = matches!(raw.kind, RawKind::Integer | RawKind::Decimal);
         if !numeric && (raw.min.is_some() || raw.max.is_some()) {
-            return Err(format!("column {name}: min/max only apply to integer and decimal columns"));
+            return Err(format!(
+                "column {name}: min/max only apply to integer and decimal columns"
+            ));
         }
         if raw.kind != RawKind::Enum && raw.values.is_some() {
             return Err(format!("column {name}: values only apply to enum columns"));
         }
         if raw.kind != RawKind::Bool && (raw.true_value.is_some() || raw.false_value.is_some()) {
-            return Err(format!("column {name}: true_value/false_value only apply to bool columns"));
+            return Err(format!(
+                "column {name}: true_value/false_value only apply to bool columns"
+            ));
         }
         if raw.kind != RawKind::Code && raw.digits.is_some() {
-            return Err(format!("column {name}: digits only applies to code columns"));
+            return Err(format!(
+                "column {name}: digits only applies to code columns"
+            ));
         }
         if let (Some(min), Some(max)) = (raw.min, raw.max)
             && min > max
         {
             return Err(format!("column {name}: min {min} is above max {max}"));
         }
-        if raw.unique
-            && matches!(raw.kind, RawKind::Decimal | RawKind::Enum | RawKind::Bool)
-        {
-            return Err(format!("column {name}: unique does not apply to decimal, enum or bool columns"));
+        if raw.unique && matches!(raw.kind, RawKind::Decimal | RawKind::Enum | RawKind::Bool) {
+            return Err(format!(
+                "column {name}: unique does not apply to decimal, enum or bool columns"
+            ));
         }
         let kind = match raw.kind {
             RawKind::Bsn => ColumnKind::Identifier(IdentifierType::Bsn),
@@ -424,7 +447,9 @@ impl TryFrom<RawColumn> for ColumnSpec {
                 let mut seen = HashSet::new();
                 for v in &values {
                     if v.is_empty() || !seen.insert(v.as_str()) {
-                        return Err(format!("column {name}: enum values must be non-empty and distinct"));
+                        return Err(format!(
+                            "column {name}: enum values must be non-empty and distinct"
+                        ));
                     }
                 }
                 ColumnKind::Enum { values }
@@ -433,7 +458,9 @@ impl TryFrom<RawColumn> for ColumnSpec {
                 let true_value = raw.true_value.unwrap_or_else(|| "true".into());
                 let false_value = raw.false_value.unwrap_or_else(|| "false".into());
                 if true_value == false_value || true_value.is_empty() || false_value.is_empty() {
-                    return Err(format!("column {name}: true_value and false_value must differ"));
+                    return Err(format!(
+                        "column {name}: true_value and false_value must differ"
+                    ));
                 }
                 ColumnKind::Bool {
                     true_value,
@@ -525,9 +552,15 @@ fn locate(text: &str, message: &str) -> Option<(usize, usize)> {
     let needle = if let Some(rest) = message.strip_prefix("column ") {
         let name = rest.split([':', ' ']).next()?;
         format!("name: {name}")
-    } else if message.contains("format") || message.contains("delimiter") || message.contains("decimal_separator") {
+    } else if message.contains("format")
+        || message.contains("delimiter")
+        || message.contains("decimal_separator")
+    {
         "format:".to_owned()
-    } else if message.contains("row rule") || message.contains("min_age") || message.contains("not_before") {
+    } else if message.contains("row rule")
+        || message.contains("min_age")
+        || message.contains("not_before")
+    {
         "row_rules:".to_owned()
     } else {
         return None;
@@ -535,7 +568,10 @@ fn locate(text: &str, message: &str) -> Option<(usize, usize)> {
     text.lines().enumerate().find_map(|(i, line)| {
         let at = line.find(&needle)?;
         let end = at + needle.len();
-        let boundary = line[end..].chars().next().is_none_or(|c| !c.is_alphanumeric() && c != '_');
+        let boundary = line[end..]
+            .chars()
+            .next()
+            .is_none_or(|c| !c.is_alphanumeric() && c != '_');
         boundary.then_some((i + 1, at + 1))
     })
 }
@@ -601,7 +637,10 @@ impl SourceSpec {
                 .bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
         {
-            return Err(format!("source name {:?} must be snake_case ASCII", self.source));
+            return Err(format!(
+                "source name {:?} must be snake_case ASCII",
+                self.source
+            ));
         }
         if !(0.0..=1.0).contains(&self.max_reject_fraction) {
             return Err(format!(
@@ -624,7 +663,9 @@ impl SourceSpec {
         }
         for h in &self.ignored_columns {
             if !headers.insert(h.trim().to_lowercase()) {
-                return Err(format!("ignored column {h} is also a column or listed twice"));
+                return Err(format!(
+                    "ignored column {h} is also a column or listed twice"
+                ));
             }
         }
         let date_like = |name: &str, what: &str, months_ok: bool| -> Result<(), String> {
@@ -632,14 +673,14 @@ impl SourceSpec {
                 Some(ColumnKind::Date) => Ok(()),
                 Some(ColumnKind::Month) if months_ok => Ok(()),
                 Some(_) => Err(format!("{what} column {name} is not a date column")),
-                None => Err(format!("{what} column {name} is not a column of this source")),
+                None => Err(format!(
+                    "{what} column {name} is not a column of this source"
+                )),
             }
         };
         for rule in &self.row_rules {
             match rule {
-                RowRule::MinAge {
-                    birth_date, at, ..
-                } => {
+                RowRule::MinAge { birth_date, at, .. } => {
                     date_like(birth_date, "min_age birth_date", false)?;
                     date_like(at, "min_age at", true)?;
                 }
@@ -694,7 +735,10 @@ impl SpecSet {
     }
 
     pub fn get(&self, source: &str) -> Option<&SourceSpec> {
-        self.specs.iter().map(|(_, s)| s).find(|s| s.source == source)
+        self.specs
+            .iter()
+            .map(|(_, s)| s)
+            .find(|s| s.source == source)
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &SourceSpec> {
@@ -760,30 +804,57 @@ mod tests {
     #[test]
     fn type_rules_are_checked_where_they_are_written() {
         let bad = [
-            ("type: bsn, required: true}", "type: bsn, min: 3}", "min/max"),
+            (
+                "type: bsn, required: true}",
+                "type: bsn, min: 3}",
+                "min/max",
+            ),
             ("type: bsn, required: true}", "type: enum}", "needs values"),
             ("type: bsn, required: true}", "type: code}", "needs digits"),
-            ("type: bsn, required: true}", "type: integer, min: 1.5}", "whole"),
-            ("type: bsn, required: true}", "type: decimal, min: 5, max: 1}", "above max"),
-            ("type: bsn, required: true}", "type: enum, values: [A, A]}", "distinct"),
+            (
+                "type: bsn, required: true}",
+                "type: integer, min: 1.5}",
+                "whole",
+            ),
+            (
+                "type: bsn, required: true}",
+                "type: decimal, min: 5, max: 1}",
+                "above max",
+            ),
+            (
+                "type: bsn, required: true}",
+                "type: enum, values: [A, A]}",
+                "distinct",
+            ),
             ("delimiter: ';'", "delimiter: ';;'", "single ASCII"),
-            ("delimiter: ';'", "delimiter: ';', date_format: DD-MM", "needs YYYY"),
-            ("delimiter: ';'", "delimiter: ',', decimal_separator: ','", "differ"),
+            (
+                "delimiter: ';'",
+                "delimiter: ';', date_format: DD-MM",
+                "needs YYYY",
+            ),
+            (
+                "delimiter: ';'",
+                "delimiter: ',', decimal_separator: ','",
+                "differ",
+            ),
         ];
         for (from, to, expect) in bad {
             let yaml = MINIMAL.replace(from, to);
             let err = parse(&yaml).unwrap_err().to_string();
             assert!(err.contains(expect), "{to}: {err}");
-            let expected_line = if to.contains("type:") { "t.yaml:5:" } else { "t.yaml:3:" };
+            let expected_line = if to.contains("type:") {
+                "t.yaml:5:"
+            } else {
+                "t.yaml:3:"
+            };
             assert!(err.contains(expected_line), "{to}: {err}");
         }
     }
 
     #[test]
     fn row_rules_must_point_at_date_columns() {
-        let yaml = format!(
-            "{MINIMAL}row_rules:\n  - not_before: {{column: bsn, reference: nope}}\n"
-        );
+        let yaml =
+            format!("{MINIMAL}row_rules:\n  - not_before: {{column: bsn, reference: nope}}\n");
         let err = parse(&yaml).unwrap_err().to_string();
         assert!(err.contains("not a date column"), "{err}");
         assert!(err.contains("t.yaml:6:"), "{err}");
@@ -818,7 +889,10 @@ mod tests {
         .unwrap();
         let set = SpecSet::load_dir(dir.path()).unwrap();
         assert_eq!(set.names(), ["s", "s_long"]);
-        assert_eq!(set.for_file(Path::new("x/s_long_2024.csv")).unwrap().source, "s_long");
+        assert_eq!(
+            set.for_file(Path::new("x/s_long_2024.csv")).unwrap().source,
+            "s_long"
+        );
         assert_eq!(set.for_file(Path::new("s_2024.csv")).unwrap().source, "s");
         assert!(set.for_file(Path::new("sx_2024.csv")).is_none());
         std::fs::write(dir.path().join("c.yaml"), MINIMAL).unwrap();

@@ -24,7 +24,10 @@ fn write(dir: &Path, name: &str, bytes: impl AsRef<[u8]>) -> PathBuf {
     path
 }
 
-fn read_all(path: &Path, spec: &SourceSpec) -> Result<(Vec<RecordBatch>, DeliverySummary), IngestError> {
+fn read_all(
+    path: &Path,
+    spec: &SourceSpec,
+) -> Result<(Vec<RecordBatch>, DeliverySummary), IngestError> {
     let mut reader = DeliveryReader::open(path, spec, ReadOptions::default())?;
     let mut batches = Vec::new();
     while let Some(b) = reader.next_batch()? {
@@ -48,7 +51,8 @@ impl RejectSink for Collect {
 }
 
 const PFZW_HEADER: &str = "BSN;WERKGEVER_KVK;PERIODE;GEBOORTEDATUM;GESLACHT;POSTCODE4;CONTRACTSOORT;UREN_PER_WEEK;BRUTO_MAANDLOON;ORT_BEDRAG;FWG_FUNCTIECODE;BRANCHE;DATUM_IN_DIENST;DATUM_UIT_DIENST";
-const PFZW_ROW: &str = "111222333;12345678;202401;1980-05-17;V;3511;VAST;32,00;3456,78;120,50;0450;VVT;2015-03-01;";
+const PFZW_ROW: &str =
+    "111222333;12345678;202401;1980-05-17;V;3511;VAST;32,00;3456,78;120,50;0450;VVT;2015-03-01;";
 
 #[test]
 fn every_source_spec_loads() {
@@ -80,7 +84,8 @@ fn golden_pfzw_fixture() {
         reject_sink: Some(Box::new(sink.clone())),
         ..ReadOptions::default()
     };
-    let mut reader = DeliveryReader::open(&fixture, &spec("pfzw_dienstverbanden"), options).unwrap();
+    let mut reader =
+        DeliveryReader::open(&fixture, &spec("pfzw_dienstverbanden"), options).unwrap();
     let mut batches = Vec::new();
     while let Some(b) = reader.next_batch().unwrap() {
         batches.push(b);
@@ -134,11 +139,21 @@ fn canonical_schema_is_typed() {
     assert_eq!(ty("postcode4"), DataType::Int64);
     assert!(matches!(ty("sex"), DataType::Dictionary(..)));
     assert_eq!(
-        schema.field_with_name("bsn").unwrap().metadata().get(META_IDENTIFIER).map(String::as_str),
+        schema
+            .field_with_name("bsn")
+            .unwrap()
+            .metadata()
+            .get(META_IDENTIFIER)
+            .map(String::as_str),
         Some("bsn")
     );
     assert!(!schema.field_with_name("bsn").unwrap().is_nullable());
-    assert!(schema.field_with_name("employment_end").unwrap().is_nullable());
+    assert!(
+        schema
+            .field_with_name("employment_end")
+            .unwrap()
+            .is_nullable()
+    );
 }
 
 #[test]
@@ -181,6 +196,26 @@ fn cross_field_rules_for_absence() {
 }
 
 #[test]
+fn months_and_required_fields() {
+    let dir = tempfile::tempdir().unwrap();
+    let rows = [
+        PFZW_ROW.to_owned(),
+        PFZW_ROW.replace(";202401;", ";202413;"),
+        PFZW_ROW.replace(";202401;", ";2024-01;"),
+        PFZW_ROW.replace(";VVT;", ";;"),
+        PFZW_ROW.replace(";VVT;", "; VVT ;"),
+        PFZW_ROW.replace(";3511;", ";;"),
+    ];
+    let file = write(dir.path(), "p.csv", format!("{PFZW_HEADER}\n{}\n", rows.join("\n")));
+    let (batches, s) = read_all(&file, &spec("pfzw_dienstverbanden")).unwrap();
+    assert_eq!(s.count("period", Rule::InvalidMonth), 2);
+    assert_eq!(s.count("sector", Rule::Required), 1);
+    assert_eq!(s.rows_accepted, 3, "white space around a value and an empty optional field are fine");
+    let postcodes = batches[0].column_by_name("postcode4").unwrap();
+    assert_eq!(postcodes.null_count(), 1);
+}
+
+#[test]
 fn fwg_codes_must_be_unique() {
     let dir = tempfile::tempdir().unwrap();
     let header = "FUNCTIECODE;FUNCTIENAAM;FWG_NIVEAU;FYSIEKE_BELASTING;PSYCHISCHE_BELASTING;RISICO_LETSEL;BEZWARENDE_OMSTANDIGHEDEN;ONREGELMATIG";
@@ -198,7 +233,10 @@ fn fwg_codes_must_be_unique() {
     assert!(!s.accepted(), "a reference table allows no rejects");
     let titles = batches[0].column_by_name("function_title").unwrap();
     assert_eq!(titles.as_string::<i32>().value(1), "Verpleegkundige; nacht");
-    let irregular = batches[0].column_by_name("irregular_hours").unwrap().as_boolean();
+    let irregular = batches[0]
+        .column_by_name("irregular_hours")
+        .unwrap()
+        .as_boolean();
     assert!(irregular.value(0) && !irregular.value(1));
 }
 
@@ -210,7 +248,10 @@ fn pre_pseudonymised_identifiers() {
     let file = write(
         dir.path(),
         "i.csv",
-        format!("bsn_P1,jaar\n{p1_bsn},2024\n{},2024\n", p1_bsn.to_uppercase()),
+        format!(
+            "bsn_P1,jaar\n{p1_bsn},2024\n{},2024\n",
+            p1_bsn.to_uppercase()
+        ),
     );
     let (batches, s) = read_all(&file, &spec("izz_verzekerden")).unwrap();
     assert_eq!(s.identifier_mode, IdentifierMode::PrePseudonymised);
@@ -224,8 +265,13 @@ fn pre_pseudonymised_identifiers() {
         identifier_mode: Some(IdentifierMode::Raw),
         ..ReadOptions::default()
     };
-    let err = DeliveryReader::open(&file, &spec("izz_verzekerden"), options).err().unwrap();
-    assert!(matches!(err, IngestError::IdentifierModeMismatch { .. }), "{err}");
+    let err = DeliveryReader::open(&file, &spec("izz_verzekerden"), options)
+        .err()
+        .unwrap();
+    assert!(
+        matches!(err, IngestError::IdentifierModeMismatch { .. }),
+        "{err}"
+    );
 }
 
 #[test]
@@ -238,13 +284,18 @@ fn identifiers_never_appear_in_rejects_or_errors() {
     );
     let report = dir.path().join("rejects.csv");
     let options = ReadOptions {
-        reject_sink: Some(Box::new(RejectReportWriter::create(&report, RejectReportFormat::Csv).unwrap())),
+        reject_sink: Some(Box::new(
+            RejectReportWriter::create(&report, RejectReportFormat::Csv).unwrap(),
+        )),
         ..ReadOptions::default()
     };
     let summary = validate_file(&file, &spec("izz_verzekerden"), options).unwrap();
     assert_eq!(summary.rows_rejected, 2);
     let text = std::fs::read_to_string(&report).unwrap();
-    assert_eq!(text, "line,column,rule,value\n2,bsn,invalid_bsn,\n3,year,invalid_integer,20x4\n");
+    assert_eq!(
+        text,
+        "line,column,rule,value\n2,bsn,invalid_bsn,\n3,year,invalid_integer,20x4\n"
+    );
     assert!(!text.contains("123456789") && !text.contains("111222333"));
     let json = serde_json::to_string(&summary).unwrap();
     assert!(!json.contains("123456789") && !json.contains("111222333"));
@@ -259,11 +310,19 @@ fn file_level_problems() {
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
         ("empty", vec![], "is empty"),
         ("only_bom", b"\xEF\xBB\xBF\n".to_vec(), "is empty"),
-        ("header_only", format!("{PFZW_HEADER}\n").into_bytes(), "no data rows"),
+        (
+            "header_only",
+            format!("{PFZW_HEADER}\n").into_bytes(),
+            "no data rows",
+        ),
         (
             "missing_column",
-            format!("{}\n{}\n", PFZW_HEADER.replace(";DATUM_UIT_DIENST", ""), PFZW_ROW.trim_end_matches(';'))
-                .into_bytes(),
+            format!(
+                "{}\n{}\n",
+                PFZW_HEADER.replace(";DATUM_UIT_DIENST", ""),
+                PFZW_ROW.trim_end_matches(';')
+            )
+            .into_bytes(),
             "required column DATUM_UIT_DIENST is missing",
         ),
         (
@@ -278,16 +337,24 @@ fn file_level_problems() {
         ),
         (
             "wrong_delimiter",
-            format!("{}\n{}\n", PFZW_HEADER.replace(';', ","), PFZW_ROW.replace(';', ",")).into_bytes(),
+            format!(
+                "{}\n{}\n",
+                PFZW_HEADER.replace(';', ","),
+                PFZW_ROW.replace(';', ",")
+            )
+            .into_bytes(),
             "appears to use ','",
         ),
         (
             "invalid_utf8",
-            format!("{PFZW_HEADER}\n{PFZW_ROW}\n{}\n", PFZW_ROW.replace("VVT", "V\u{1}T"))
-                .into_bytes()
-                .into_iter()
-                .map(|b| if b == 1 { 0xFF } else { b })
-                .collect(),
+            format!(
+                "{PFZW_HEADER}\n{PFZW_ROW}\n{}\n",
+                PFZW_ROW.replace("VVT", "V\u{1}T")
+            )
+            .into_bytes()
+            .into_iter()
+            .map(|b| if b == 1 { 0xFF } else { b })
+            .collect(),
             ":3:12: invalid UTF-8",
         ),
         (
@@ -302,7 +369,11 @@ fn file_level_problems() {
         ),
         (
             "unterminated_quote",
-            format!("{PFZW_HEADER}\n{PFZW_ROW}\n{}\n{PFZW_ROW}\n", PFZW_ROW.replace("VAST", "\"VAST")).into_bytes(),
+            format!(
+                "{PFZW_HEADER}\n{PFZW_ROW}\n{}\n{PFZW_ROW}\n",
+                PFZW_ROW.replace("VAST", "\"VAST")
+            )
+            .into_bytes(),
             ":3: a quoted field opened on this line is never closed",
         ),
         (
@@ -312,18 +383,28 @@ fn file_level_problems() {
         ),
         (
             "field_too_large",
-            format!("{PFZW_HEADER}\n{}\n", PFZW_ROW.replace("VVT", &"V".repeat(MAX_FIELD_BYTES + 1))).into_bytes(),
+            format!(
+                "{PFZW_HEADER}\n{}\n",
+                PFZW_ROW.replace("VVT", &"V".repeat(MAX_FIELD_BYTES + 1))
+            )
+            .into_bytes(),
             ":2:12: field exceeds the size limit",
         ),
         (
             "record_too_large",
-            format!("{PFZW_HEADER}\n{PFZW_ROW}\n\"{}", "x".repeat(MAX_RECORD_BYTES * 2)).into_bytes(),
+            format!(
+                "{PFZW_HEADER}\n{PFZW_ROW}\n\"{}",
+                "x".repeat(MAX_RECORD_BYTES * 2)
+            )
+            .into_bytes(),
             ":3: record exceeds the size limit",
         ),
     ];
     for (name, bytes, expect) in cases {
         let file = write(dir.path(), &format!("{name}.csv"), &bytes);
-        let err = read_all(&file, &pfzw).err().unwrap_or_else(|| panic!("{name}: no error"));
+        let err = read_all(&file, &pfzw)
+            .err()
+            .unwrap_or_else(|| panic!("{name}: no error"));
         let msg = err.to_string();
         assert!(msg.contains(&format!("{name}.csv")), "{name}: {msg}");
         assert!(msg.contains(expect), "{name}: {msg}");
@@ -370,8 +451,14 @@ fn write_survey(path: &Path, bsn: Vec<Option<&str>>, year_type: DataType) {
         ("empowering_leiderschap", score(3.0)),
         ("leerklimaat", score(3.0)),
         ("organisatieklimaat", score(3.0)),
-        ("verzuim_zelfgerapporteerd", Arc::new(BooleanArray::from(vec![Some(true); n]))),
-        ("verzuim_werkgerelateerd", Arc::new(BooleanArray::from(vec![None; n]))),
+        (
+            "verzuim_zelfgerapporteerd",
+            Arc::new(BooleanArray::from(vec![Some(true); n])),
+        ),
+        (
+            "verzuim_werkgerelateerd",
+            Arc::new(BooleanArray::from(vec![None; n])),
+        ),
         ("vertrekintentie", score(1.0)),
     ];
     let schema = Arc::new(Schema::new(
@@ -380,9 +467,14 @@ fn write_survey(path: &Path, bsn: Vec<Option<&str>>, year_type: DataType) {
             .map(|(name, a)| Field::new(*name, a.data_type().clone(), true))
             .collect::<Vec<_>>(),
     ));
-    let batch = RecordBatch::try_new(schema.clone(), columns.into_iter().map(|(_, a)| a).collect()).unwrap();
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        columns.into_iter().map(|(_, a)| a).collect(),
+    )
+    .unwrap();
     let mut writer =
-        parquet::arrow::ArrowWriter::try_new(std::fs::File::create(path).unwrap(), schema, None).unwrap();
+        parquet::arrow::ArrowWriter::try_new(std::fs::File::create(path).unwrap(), schema, None)
+            .unwrap();
     writer.write(&batch).unwrap();
     writer.close().unwrap();
 }
@@ -391,7 +483,16 @@ fn write_survey(path: &Path, bsn: Vec<Option<&str>>, year_type: DataType) {
 fn parquet_survey_by_column_name() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("izz_monitor_2024.parquet");
-    write_survey(&file, vec![Some("111222333"), Some("123456789"), None, Some("123456782")], DataType::Int32);
+    write_survey(
+        &file,
+        vec![
+            Some("111222333"),
+            Some("123456789"),
+            None,
+            Some("123456782"),
+        ],
+        DataType::Int32,
+    );
     let sink = Collect::default();
     let options = ReadOptions {
         reject_sink: Some(Box::new(sink.clone())),
@@ -407,11 +508,17 @@ fn parquet_survey_by_column_name() {
     assert_eq!(summary.count("workload", Rule::OutOfRange), 1);
     let lines: Vec<u64> = sink.0.lock().unwrap().iter().map(|r| r.line).collect();
     assert_eq!(lines, [2, 3, 4]);
-    assert_eq!(batch.column_by_name("year").unwrap().data_type(), &DataType::Int64);
+    assert_eq!(
+        batch.column_by_name("year").unwrap().data_type(),
+        &DataType::Int64
+    );
 
     // An Int64 year is fine too: columns are matched by type family.
     write_survey(&file, vec![Some("111222333")], DataType::Int64);
-    assert_eq!(read_all(&file, &spec("izz_monitor")).unwrap().1.rows_read, 1);
+    assert_eq!(
+        read_all(&file, &spec("izz_monitor")).unwrap().1.rows_read,
+        1
+    );
 }
 
 #[test]
@@ -419,8 +526,14 @@ fn parquet_schema_problems() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("izz_monitor_2024.parquet");
     write_survey(&file, vec![Some("111222333")], DataType::Utf8);
-    let err = read_all(&file, &spec("izz_monitor")).err().unwrap().to_string();
-    assert!(err.contains("Parquet column jaar has type Utf8, expected an integer"), "{err}");
+    let err = read_all(&file, &spec("izz_monitor"))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("Parquet column jaar has type Utf8, expected an integer"),
+        "{err}"
+    );
 
     let mut without_year = spec("izz_monitor");
     without_year.columns.retain(|c| c.name != "year");
@@ -435,38 +548,70 @@ fn parquet_schema_problems() {
     let err = read_all(&file, &without_year).err().unwrap().to_string();
     assert!(err.contains("required column afdeling is missing"), "{err}");
 
-    let not_parquet = write(dir.path(), "izz_monitor_x.parquet", b"PAR1 this is not parquet");
-    let err = read_all(&not_parquet, &spec("izz_monitor")).err().unwrap().to_string();
+    let not_parquet = write(
+        dir.path(),
+        "izz_monitor_x.parquet",
+        b"PAR1 this is not parquet",
+    );
+    let err = read_all(&not_parquet, &spec("izz_monitor"))
+        .err()
+        .unwrap()
+        .to_string();
     assert!(err.contains("not a readable Parquet file"), "{err}");
 }
 
 #[test]
 fn manifest_is_verified() {
     let dir = tempfile::tempdir().unwrap();
-    let file = write(dir.path(), "izz_verzekerden_2024.csv", "bsn,jaar\n111222333,2024\n123456782,2024\n");
+    let file = write(
+        dir.path(),
+        "izz_verzekerden_2024.csv",
+        "bsn,jaar\n111222333,2024\n123456782,2024\n",
+    );
     let spec = spec("izz_verzekerden");
-    let manifest = DeliveryManifest::describe(&file, "izz_verzekerden", "2024", 2, IdentifierMode::Raw).unwrap();
+    let manifest =
+        DeliveryManifest::describe(&file, "izz_verzekerden", "2024", 2, IdentifierMode::Raw)
+            .unwrap();
     manifest.write(&manifest_path(&file)).unwrap();
     let summary = validate_file(&file, &spec, ReadOptions::default()).unwrap();
     assert!(summary.manifest_verified);
 
-    DeliveryManifest { rows: 3, ..manifest.clone() }.write(&manifest_path(&file)).unwrap();
-    let err = validate_file(&file, &spec, ReadOptions::default()).err().unwrap();
-    assert!(err.to_string().contains("announces 3 rows, the file has 2"), "{err}");
+    DeliveryManifest {
+        rows: 3,
+        ..manifest.clone()
+    }
+    .write(&manifest_path(&file))
+    .unwrap();
+    let err = validate_file(&file, &spec, ReadOptions::default())
+        .err()
+        .unwrap();
+    assert!(
+        err.to_string().contains("announces 3 rows, the file has 2"),
+        "{err}"
+    );
 
     manifest.write(&manifest_path(&file)).unwrap();
     std::fs::write(&file, "bsn,jaar\n111222333,2024\n123456782,2023\n").unwrap();
-    let err = validate_file(&file, &spec, ReadOptions::default()).err().unwrap();
+    let err = validate_file(&file, &spec, ReadOptions::default())
+        .err()
+        .unwrap();
     assert!(matches!(err, IngestError::ManifestChecksum { .. }), "{err}");
 
-    DeliveryManifest { source: "izz_zorggebruik".into(), ..manifest.clone() }
-        .write(&manifest_path(&file))
+    DeliveryManifest {
+        source: "izz_zorggebruik".into(),
+        ..manifest.clone()
+    }
+    .write(&manifest_path(&file))
+    .unwrap();
+    let err = validate_file(&file, &spec, ReadOptions::default())
+        .err()
         .unwrap();
-    let err = validate_file(&file, &spec, ReadOptions::default()).err().unwrap();
     assert!(matches!(err, IngestError::ManifestSource { .. }), "{err}");
 
     std::fs::write(manifest_path(&file), "source: izz_verzekerden\nrows: 2\n").unwrap();
-    let err = validate_file(&file, &spec, ReadOptions::default()).err().unwrap();
+    let err = validate_file(&file, &spec, ReadOptions::default())
+        .err()
+        .unwrap();
     assert!(matches!(err, IngestError::ManifestInvalid { .. }), "{err}");
 }
 
@@ -509,7 +654,11 @@ mod no_panic {
 #[test]
 fn line_numbers_with_crlf_and_bom() {
     let dir = tempfile::tempdir().unwrap();
-    for (name, prefix, eol) in [("lf", "", "\n"), ("crlf", "", "\r\n"), ("bom", "\u{FEFF}", "\r\n")] {
+    for (name, prefix, eol) in [
+        ("lf", "", "\n"),
+        ("crlf", "", "\r\n"),
+        ("bom", "\u{FEFF}", "\r\n"),
+    ] {
         let file = write(
             dir.path(),
             &format!("{name}.csv"),
