@@ -12,7 +12,7 @@ use thiserror::Error;
 /// A source spec that cannot be used.
 #[derive(Debug, Error)]
 pub enum SpecError {
-    #[error("{}: cannot read spec: {source}", path.display())]
+    #[error("{}: cannot read spec", path.display())]
     Io {
         path: PathBuf,
         #[source]
@@ -44,7 +44,7 @@ fn location(line: Option<usize>, column: Option<usize>) -> String {
 /// A delivery that cannot be read at all.
 #[derive(Debug, Error)]
 pub enum IngestError {
-    #[error("{}: cannot read: {source}", path.display())]
+    #[error("{}: cannot read", path.display())]
     Io {
         path: PathBuf,
         #[source]
@@ -161,7 +161,7 @@ pub enum IngestError {
         declared: &'static str,
         found: &'static str,
     },
-    #[error("{}: building Arrow data: {source}", path.display())]
+    #[error("{}: building Arrow data", path.display())]
     Arrow {
         path: PathBuf,
         #[source]
