@@ -37,8 +37,20 @@ fn files_in(dir: &Path) -> Vec<String> {
 fn synthetic_sector_validates_without_rejects() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("d");
-    let synth = koppel(&["synth", "--out", out.to_str().unwrap(), "--persons", "2000", "--seed", "7"]);
-    assert!(synth.status.success(), "{}", String::from_utf8_lossy(&synth.stderr));
+    let synth = koppel(&[
+        "synth",
+        "--out",
+        out.to_str().unwrap(),
+        "--persons",
+        "2000",
+        "--seed",
+        "7",
+    ]);
+    assert!(
+        synth.status.success(),
+        "{}",
+        String::from_utf8_lossy(&synth.stderr)
+    );
 
     let files = files_in(&out);
     // Seven sources, two years each, and one FWG reference table.
@@ -77,7 +89,9 @@ fn planted_defects_are_rejected_exactly() {
     let mut planted: BTreeMap<(String, String, String), u64> = BTreeMap::new();
     for d in &summary.defects {
         let file = d.file.file_name().unwrap().to_string_lossy().into_owned();
-        *planted.entry((file, d.column.clone(), d.rule.clone())).or_default() += d.count;
+        *planted
+            .entry((file, d.column.clone(), d.rule.clone()))
+            .or_default() += d.count;
     }
     let mut found: BTreeMap<(String, String, String), u64> = BTreeMap::new();
     let mut rejected_rows = 0;
@@ -85,9 +99,17 @@ fn planted_defects_are_rejected_exactly() {
         let spec = specs.for_file(&written.path).unwrap();
         let result = validate_file(&written.path, spec, ReadOptions::default()).unwrap();
         assert_eq!(result.rows_read, written.rows, "{}", written.path.display());
-        assert_eq!(result.rows_read, result.rows_accepted + result.rows_rejected);
+        assert_eq!(
+            result.rows_read,
+            result.rows_accepted + result.rows_rejected
+        );
         rejected_rows += result.rows_rejected;
-        let file = written.path.file_name().unwrap().to_string_lossy().into_owned();
+        let file = written
+            .path
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
         for v in result.violations {
             found.insert((file.clone(), v.column, v.rule.code().to_owned()), v.count);
         }
@@ -126,31 +148,61 @@ fn validate_fails_a_delivery_with_defects_and_writes_a_clean_report() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("d");
     let synth = koppel(&[
-        "synth", "--out", out.to_str().unwrap(), "--persons", "300", "--years", "2024", "--seed", "3",
-        "--defects", "--only", "fwg_functiekenmerken", "--only", "izz_verzekerden",
+        "synth",
+        "--out",
+        out.to_str().unwrap(),
+        "--persons",
+        "300",
+        "--years",
+        "2024",
+        "--seed",
+        "3",
+        "--defects",
+        "--only",
+        "fwg_functiekenmerken",
+        "--only",
+        "izz_verzekerden",
     ]);
-    assert!(synth.status.success(), "{}", String::from_utf8_lossy(&synth.stderr));
+    assert!(
+        synth.status.success(),
+        "{}",
+        String::from_utf8_lossy(&synth.stderr)
+    );
 
     // FWG's reference table allows no rejects: one duplicate fails it.
     let fwg = out.join("fwg_functiekenmerken_2024.csv");
     let report = dir.path().join("fwg.rejects.json");
-    let v = koppel(&["validate", fwg.to_str().unwrap(), "--rejects", report.to_str().unwrap()]);
+    let v = koppel(&[
+        "validate",
+        fwg.to_str().unwrap(),
+        "--rejects",
+        report.to_str().unwrap(),
+    ]);
     assert_eq!(v.status.code(), Some(1));
     let stdout = String::from_utf8_lossy(&v.stdout);
     assert!(stdout.contains("FAILED"), "{stdout}");
-    let rejects: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let rejects: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
     assert_eq!(rejects.as_array().unwrap().len(), 1);
     assert_eq!(rejects[0]["rule"], "duplicate");
 
     // Rejected identifiers are reported without their value.
     let izz = out.join("izz_verzekerden_2024.csv");
     let report = dir.path().join("izz.rejects.csv");
-    koppel(&["validate", izz.to_str().unwrap(), "--rejects", report.to_str().unwrap()]);
+    koppel(&[
+        "validate",
+        izz.to_str().unwrap(),
+        "--rejects",
+        report.to_str().unwrap(),
+    ]);
     let text = std::fs::read_to_string(&report).unwrap();
     for line in text.lines().skip(1) {
         let fields: Vec<&str> = line.split(',').collect();
         if fields[1] == "bsn" {
-            assert_eq!(fields[3], "", "identifier value leaked into the report: {line}");
+            assert_eq!(
+                fields[3], "",
+                "identifier value leaked into the report: {line}"
+            );
         }
     }
     assert!(text.lines().count() > 1, "{text}");
@@ -163,9 +215,21 @@ fn broken_files_fail_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let cases: [(&str, &[u8], &str); 4] = [
         ("izz_verzekerden_empty.csv", b"", "is empty"),
-        ("izz_verzekerden_semicolon.csv", b"bsn;jaar\n111222333;2024\n", "delimited by ','"),
-        ("izz_verzekerden_ragged.csv", b"bsn,jaar\n111222333,2024,1\n", "ragged row"),
-        ("izz_monitor_notparquet.parquet", b"bsn,jaar\n", "not a readable Parquet file"),
+        (
+            "izz_verzekerden_semicolon.csv",
+            b"bsn;jaar\n111222333;2024\n",
+            "delimited by ','",
+        ),
+        (
+            "izz_verzekerden_ragged.csv",
+            b"bsn,jaar\n111222333,2024,1\n",
+            "ragged row",
+        ),
+        (
+            "izz_monitor_notparquet.parquet",
+            b"bsn,jaar\n",
+            "not a readable Parquet file",
+        ),
     ];
     for (name, bytes, expect) in cases {
         let path = dir.path().join(name);
@@ -173,10 +237,16 @@ fn broken_files_fail_cleanly() {
         let v = koppel(&["validate", path.to_str().unwrap()]);
         let stderr = String::from_utf8_lossy(&v.stderr);
         assert_eq!(v.status.code(), Some(1), "{name}: {stderr}");
-        assert!(stderr.contains(name) && stderr.contains(expect), "{name}: {stderr}");
+        assert!(
+            stderr.contains(name) && stderr.contains(expect),
+            "{name}: {stderr}"
+        );
         assert!(!stderr.contains("panicked"), "{name}: {stderr}");
     }
-    let v = koppel(&["validate", dir.path().join("unknown_source.csv").to_str().unwrap()]);
+    let v = koppel(&[
+        "validate",
+        dir.path().join("unknown_source.csv").to_str().unwrap(),
+    ]);
     assert_eq!(v.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&v.stderr).contains("cannot tell the source"));
 }

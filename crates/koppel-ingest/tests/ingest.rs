@@ -206,11 +206,18 @@ fn months_and_required_fields() {
         PFZW_ROW.replace(";VVT;", "; VVT ;"),
         PFZW_ROW.replace(";3511;", ";;"),
     ];
-    let file = write(dir.path(), "p.csv", format!("{PFZW_HEADER}\n{}\n", rows.join("\n")));
+    let file = write(
+        dir.path(),
+        "p.csv",
+        format!("{PFZW_HEADER}\n{}\n", rows.join("\n")),
+    );
     let (batches, s) = read_all(&file, &spec("pfzw_dienstverbanden")).unwrap();
     assert_eq!(s.count("period", Rule::InvalidMonth), 2);
     assert_eq!(s.count("sector", Rule::Required), 1);
-    assert_eq!(s.rows_accepted, 3, "white space around a value and an empty optional field are fine");
+    assert_eq!(
+        s.rows_accepted, 3,
+        "white space around a value and an empty optional field are fine"
+    );
     let postcodes = batches[0].column_by_name("postcode4").unwrap();
     assert_eq!(postcodes.null_count(), 1);
 }

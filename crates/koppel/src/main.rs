@@ -13,8 +13,8 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use koppel_ingest::{
-    DeliveryReader, DeliverySummary, IdentifierMode, ReadOptions, RejectReportFormat, RejectReportWriter,
-    SourceSpec, SpecSet,
+    DeliveryReader, DeliverySummary, IdentifierMode, ReadOptions, RejectReportFormat,
+    RejectReportWriter, SourceSpec, SpecSet,
 };
 use koppel_synth::{SynthConfig, synthesise};
 use tracing::info;
@@ -171,7 +171,9 @@ fn init_logging(verbose: u8, format: LogFormat) {
 
 fn spinner(message: String) -> ProgressBar {
     let bar = ProgressBar::new_spinner().with_message(message);
-    bar.set_style(ProgressStyle::with_template("{spinner} {msg} [{elapsed}]").expect("valid template"));
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {msg} [{elapsed}]").expect("valid template"),
+    );
     if std::io::stderr().is_terminal() {
         bar.enable_steady_tick(Duration::from_millis(120));
     }
@@ -179,7 +181,8 @@ fn spinner(message: String) -> ProgressBar {
 }
 
 fn synth(args: SynthArgs) -> Result<ExitCode> {
-    std::fs::create_dir_all(&args.out).with_context(|| format!("cannot create {}", args.out.display()))?;
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("cannot create {}", args.out.display()))?;
     let config = SynthConfig {
         persons: args.persons,
         orgs: args.orgs,
@@ -210,13 +213,20 @@ fn synth(args: SynthArgs) -> Result<ExitCode> {
             println!(
                 "{:>6}  {:<28} {:<22} {}",
                 d.count,
-                d.file.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
+                d.file
+                    .file_name()
+                    .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
                 d.column,
                 d.rule
             );
         }
     }
-    info!(files = summary.files.len(), rows, seconds = elapsed.as_secs_f64(), "synthesis done");
+    info!(
+        files = summary.files.len(),
+        rows,
+        seconds = elapsed.as_secs_f64(),
+        "synthesis done"
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -247,7 +257,10 @@ fn validate(args: ValidateArgs) -> Result<ExitCode> {
         let spec = match (&single_spec, &spec_set, &args.source) {
             (Some(spec), _, _) => spec,
             (None, Some(set), Some(name)) => set.get(name).with_context(|| {
-                format!("unknown source {name}; known sources: {}", set.names().join(", "))
+                format!(
+                    "unknown source {name}; known sources: {}",
+                    set.names().join(", ")
+                )
             })?,
             (None, Some(set), None) => set.for_file(file).with_context(|| {
                 format!(
@@ -256,7 +269,9 @@ fn validate(args: ValidateArgs) -> Result<ExitCode> {
                     set.names().join(", ")
                 )
             })?,
-            (None, None, _) => unreachable!("a spec set is loaded whenever no single spec is given"),
+            (None, None, _) => {
+                unreachable!("a spec set is loaded whenever no single spec is given")
+            }
         };
         match validate_one(file, spec, &args) {
             Ok(summary) => {
@@ -315,8 +330,10 @@ fn validate_one(file: &Path, spec: &SourceSpec, args: &ValidateArgs) -> Result<D
     let bar = if size > 16 << 20 && std::io::stderr().is_terminal() {
         let bar = ProgressBar::new(size);
         bar.set_style(
-            ProgressStyle::with_template("{msg} {wide_bar} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}")
-                .expect("valid template"),
+            ProgressStyle::with_template(
+                "{msg} {wide_bar} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+            )
+            .expect("valid template"),
         );
         bar.set_message(spec.source.clone());
         bar
@@ -352,7 +369,11 @@ fn print_summary(s: &DeliverySummary) {
         s.source,
         s.format,
         s.identifier_mode.as_str(),
-        if s.manifest_verified { ", manifest verified" } else { "" }
+        if s.manifest_verified {
+            ", manifest verified"
+        } else {
+            ""
+        }
     );
     println!("  rows read   {:>12}", group(s.rows_read));
     println!("  accepted    {:>12}", group(s.rows_accepted));
@@ -363,7 +384,13 @@ fn print_summary(s: &DeliverySummary) {
         100.0 * s.max_reject_fraction
     );
     for v in &s.violations {
-        println!("    {:<24} {:<18} {:>8}   {}", v.column, v.rule.code(), group(v.count), v.rule.describe());
+        println!(
+            "    {:<24} {:<18} {:>8}   {}",
+            v.column,
+            v.rule.code(),
+            group(v.count),
+            v.rule.describe()
+        );
     }
     match &s.verdict {
         koppel_ingest::Verdict::Accepted => println!("  verdict     ACCEPTED\n"),
@@ -376,7 +403,7 @@ fn group(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
