@@ -259,7 +259,12 @@ impl DeliveryReader {
                 FormatSpec::Csv(_) => "csv",
                 FormatSpec::Parquet => "parquet",
             },
-            identifier_mode: self.mode,
+            identifier_mode: self
+                .spec
+                .columns
+                .iter()
+                .any(|c| c.identifier().is_some())
+                .then_some(self.mode),
             rows_read,
             rows_accepted: self.rows_accepted,
             rows_rejected,

@@ -158,7 +158,8 @@ pub struct DeliverySummary {
     pub file: PathBuf,
     pub source: String,
     pub format: &'static str,
-    pub identifier_mode: IdentifierMode,
+    /// How the identifiers arrived; `None` for a source without identifiers.
+    pub identifier_mode: Option<IdentifierMode>,
     /// Data rows, not counting the header.
     pub rows_read: u64,
     pub rows_accepted: u64,

@@ -50,7 +50,18 @@ impl RejectSink for Collect {
     }
 }
 
+/// Read options whose rejects land in the returned collector.
+fn collecting() -> (Collect, ReadOptions) {
+    let sink = Collect::default();
+    let options = ReadOptions {
+        reject_sink: Some(Box::new(sink.clone())),
+        ..ReadOptions::default()
+    };
+    (sink, options)
+}
+
 const PFZW_HEADER: &str = "BSN;WERKGEVER_KVK;PERIODE;GEBOORTEDATUM;GESLACHT;POSTCODE4;CONTRACTSOORT;UREN_PER_WEEK;BRUTO_MAANDLOON;ORT_BEDRAG;FWG_FUNCTIECODE;BRANCHE;DATUM_IN_DIENST;DATUM_UIT_DIENST";
+const FWG_HEADER: &str = "FUNCTIECODE;FUNCTIENAAM;FWG_NIVEAU;FYSIEKE_BELASTING;PSYCHISCHE_BELASTING;RISICO_LETSEL;BEZWARENDE_OMSTANDIGHEDEN;ONREGELMATIG";
 const PFZW_ROW: &str =
     "111222333;12345678;202401;1980-05-17;V;3511;VAST;32,00;3456,78;120,50;0450;VVT;2015-03-01;";
 
@@ -79,11 +90,7 @@ fn every_source_spec_loads() {
 #[test]
 fn golden_pfzw_fixture() {
     let fixture = repo().join("tests/fixtures/pfzw_golden.csv");
-    let sink = Collect::default();
-    let options = ReadOptions {
-        reject_sink: Some(Box::new(sink.clone())),
-        ..ReadOptions::default()
-    };
+    let (sink, options) = collecting();
     let mut reader =
         DeliveryReader::open(&fixture, &spec("pfzw_dienstverbanden"), options).unwrap();
     let mut batches = Vec::new();
@@ -225,12 +232,11 @@ fn months_and_required_fields() {
 #[test]
 fn fwg_codes_must_be_unique() {
     let dir = tempfile::tempdir().unwrap();
-    let header = "FUNCTIECODE;FUNCTIENAAM;FWG_NIVEAU;FYSIEKE_BELASTING;PSYCHISCHE_BELASTING;RISICO_LETSEL;BEZWARENDE_OMSTANDIGHEDEN;ONREGELMATIG";
     let file = write(
         dir.path(),
         "f.csv",
         format!(
-            "{header}\n0450;Verzorgende IG;45;4;3;3;2;J\n0451;\"Verpleegkundige; nacht\";50;3;4;2;1;N\n0450;Dubbel;45;4;3;3;2;J\n0452;Te hoog;85;4;3;3;2;J\n"
+            "{FWG_HEADER}\n0450;Verzorgende IG;45;4;3;3;2;J\n0451;\"Verpleegkundige; nacht\";50;3;4;2;1;N\n0450;Dubbel;45;4;3;3;2;J\n0452;Te hoog;85;4;3;3;2;J\n"
         ),
     );
     let (batches, s) = read_all(&file, &spec("fwg_functiekenmerken")).unwrap();
@@ -238,6 +244,7 @@ fn fwg_codes_must_be_unique() {
     assert_eq!(s.count("fwg_function_code", Rule::Duplicate), 1);
     assert_eq!(s.count("fwg_level", Rule::OutOfRange), 1);
     assert!(!s.accepted(), "a reference table allows no rejects");
+    assert_eq!(s.identifier_mode, None, "FWG holds no identifiers");
     let titles = batches[0].column_by_name("function_title").unwrap();
     assert_eq!(titles.as_string::<i32>().value(1), "Verpleegkundige; nacht");
     let irregular = batches[0]
@@ -261,7 +268,7 @@ fn pre_pseudonymised_identifiers() {
         ),
     );
     let (batches, s) = read_all(&file, &spec("izz_verzekerden")).unwrap();
-    assert_eq!(s.identifier_mode, IdentifierMode::PrePseudonymised);
+    assert_eq!(s.identifier_mode, Some(IdentifierMode::PrePseudonymised));
     assert_eq!(s.count("bsn", Rule::InvalidPseudonym), 1);
     let col = batches[0].column_by_name("bsn_p1").unwrap();
     assert_eq!(col.data_type(), &DataType::FixedSizeBinary(32));
@@ -421,17 +428,12 @@ fn file_level_problems() {
 #[test]
 fn quoted_line_breaks_keep_line_numbers_right() {
     let dir = tempfile::tempdir().unwrap();
-    let header = "FUNCTIECODE;FUNCTIENAAM;FWG_NIVEAU;FYSIEKE_BELASTING;PSYCHISCHE_BELASTING;RISICO_LETSEL;BEZWARENDE_OMSTANDIGHEDEN;ONREGELMATIG";
     let file = write(
         dir.path(),
         "f.csv",
-        format!("{header}\n0450;\"Twee\nregels\";45;4;3;3;2;J\n0451;Fout;45;4;3;3;2;Q\n"),
+        format!("{FWG_HEADER}\n0450;\"Twee\nregels\";45;4;3;3;2;J\n0451;Fout;45;4;3;3;2;Q\n"),
     );
-    let sink = Collect::default();
-    let options = ReadOptions {
-        reject_sink: Some(Box::new(sink.clone())),
-        ..ReadOptions::default()
-    };
+    let (sink, options) = collecting();
     validate_file(&file, &spec("fwg_functiekenmerken"), options).unwrap();
     let rejects = sink.0.lock().unwrap();
     assert_eq!(rejects.len(), 1);
@@ -500,11 +502,7 @@ fn parquet_survey_by_column_name() {
         ],
         DataType::Int32,
     );
-    let sink = Collect::default();
-    let options = ReadOptions {
-        reject_sink: Some(Box::new(sink.clone())),
-        ..ReadOptions::default()
-    };
+    let (sink, options) = collecting();
     let mut reader = DeliveryReader::open(&file, &spec("izz_monitor"), options).unwrap();
     let batch = reader.next_batch().unwrap().unwrap();
     let summary = reader.finish().unwrap();
@@ -671,11 +669,7 @@ fn line_numbers_with_crlf_and_bom() {
             &format!("{name}.csv"),
             format!("{prefix}bsn,jaar{eol}111222333,2024{eol}111222333,20x4{eol}"),
         );
-        let sink = Collect::default();
-        let options = ReadOptions {
-            reject_sink: Some(Box::new(sink.clone())),
-            ..ReadOptions::default()
-        };
+        let (sink, options) = collecting();
         validate_file(&file, &spec("izz_verzekerden"), options).unwrap();
         assert_eq!(sink.0.lock().unwrap()[0].line, 3, "{name}");
     }

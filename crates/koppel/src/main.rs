@@ -16,7 +16,7 @@ use koppel_ingest::{
     DeliveryReader, DeliverySummary, IdentifierMode, ReadOptions, RejectReportFormat,
     RejectReportWriter, SourceSpec, SpecSet,
 };
-use koppel_synth::{SynthConfig, synthesise};
+use koppel_synth::{SynthConfig, SynthEvent, synthesise_with_progress};
 use tracing::info;
 
 #[derive(Parser)]
@@ -162,6 +162,7 @@ fn init_logging(verbose: u8, format: LogFormat) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(false);
     match format {
         LogFormat::Text => builder.init(),
@@ -192,8 +193,24 @@ fn synth(args: SynthArgs) -> Result<ExitCode> {
         only: args.only,
     };
     let started = Instant::now();
-    let bar = spinner(format!("synthesising {} persons", config.persons));
-    let summary = synthesise(&config, &args.out)?;
+    let bar = spinner(format!("modelling {} persons", config.persons));
+    let summary = synthesise_with_progress(&config, &args.out, &mut |event| match event {
+        SynthEvent::ModelReady {
+            persons,
+            organisations,
+            employments,
+            absence_episodes,
+        } => info!(
+            persons,
+            organisations, employments, absence_episodes, "population model ready"
+        ),
+        SynthEvent::FileStarted { source, period } => {
+            bar.set_message(format!("writing {source} {period}"))
+        }
+        SynthEvent::FileWritten(file) => {
+            info!(path = %file.path.display(), rows = file.rows, "written")
+        }
+    })?;
     bar.finish_and_clear();
     let elapsed = started.elapsed();
     let rows: u64 = summary.files.iter().map(|f| f.rows).sum();
@@ -211,7 +228,7 @@ fn synth(args: SynthArgs) -> Result<ExitCode> {
         println!("planted defects (see docs/synth.md):");
         for d in &summary.defects {
             println!(
-                "{:>6}  {:<28} {:<22} {}",
+                "{:>6}  {:<34} {:<22} {}",
                 d.count,
                 d.file
                     .file_name()
