@@ -24,7 +24,9 @@ fn koppel(args: &[&str]) -> Output {
 fn files_in(dir: &Path) -> Vec<String> {
     let mut files: Vec<String> = std::fs::read_dir(dir)
         .unwrap()
-        .map(|e| e.unwrap().path().to_string_lossy().into_owned())
+        .map(|e| e.unwrap().path())
+        .filter(|p| !p.file_name().unwrap().to_string_lossy().starts_with('.'))
+        .map(|p| p.to_string_lossy().into_owned())
         .collect();
     files.sort();
     files

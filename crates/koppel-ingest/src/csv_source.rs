@@ -76,15 +76,16 @@ impl<R: Read> Read for GuardedReader<R> {
     }
 }
 
-/// Raw records of one CSV delivery.
-pub(crate) struct CsvRecords {
+/// Raw records of one CSV delivery, with every file-level check applied:
+/// what validation reads, and what a partner tool rewrites record by record.
+pub struct CsvRecords {
     path: PathBuf,
     reader: csv::Reader<GuardedReader<File>>,
     width: usize,
     delimiter: u8,
     /// Byte offset (after any BOM) and line of the last record read.
     last_start: Option<(u64, u64)>,
-    pub rows_read: u64,
+    pub(crate) rows_read: u64,
 }
 
 impl CsvRecords {

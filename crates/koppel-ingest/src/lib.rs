@@ -28,10 +28,10 @@ mod rules;
 mod spec;
 
 pub use columns::{IdentifierMode, META_IDENTIFIER, META_IDENTIFIER_MODE, canonical_field};
-pub use csv_source::{MAX_FIELD_BYTES, MAX_RECORD_BYTES};
+pub use csv_source::{CsvRecords, MAX_FIELD_BYTES, MAX_RECORD_BYTES};
 pub use delivery::{DEFAULT_BATCH_SIZE, DeliveryReader, ReadOptions, validate_file};
 pub use error::{IngestError, SpecError};
-pub use manifest::{DeliveryManifest, manifest_path, sha256_file};
+pub use manifest::{DeliveryManifest, KeyLabel, manifest_path, sha256_file};
 pub use report::{
     DeliverySummary, Reject, RejectReportFormat, RejectReportWriter, RejectSink, RuleCount, Verdict,
 };

@@ -12,6 +12,9 @@ use crate::IngestError;
 use crate::columns::IdentifierMode;
 
 /// What the partner says it sent.
+///
+/// The first five fields are what any partner tool writes; the optional ones
+/// are filled by `koppel partner prepare` and travel inside the seal.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeliveryManifest {
@@ -22,6 +25,34 @@ pub struct DeliveryManifest {
     /// Lowercase hexadecimal SHA-256 of the delivery file's bytes.
     pub sha256: String,
     pub identifier_mode: IdentifierMode,
+    /// Unique per delivery (128 random bits, hex): the TTP refuses a
+    /// delivery id it has seen before, so a sealed file cannot be replayed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub partner: Option<String>,
+    /// File name of the delivery inside a sealed file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    /// Keys the pseudonyms in the file were made with.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keys: Vec<KeyLabel>,
+    /// Rows the partner's own validation rejected and left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rejected_rows: Option<u64>,
+    /// Made by `koppel synth`: demo keys are acceptable for it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub synthetic: bool,
+}
+
+/// Which key made the pseudonyms of a delivery: public facts, no material.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyLabel {
+    pub purpose: String,
+    pub id: String,
+    pub version: u32,
+    pub fingerprint: String,
 }
 
 /// The manifest that belongs to a delivery file.
@@ -60,6 +91,12 @@ impl DeliveryManifest {
             rows,
             sha256: sha256_file(file)?,
             identifier_mode,
+            delivery_id: None,
+            partner: None,
+            file: None,
+            keys: Vec::new(),
+            rejected_rows: None,
+            synthetic: false,
         })
     }
 
@@ -68,8 +105,14 @@ impl DeliveryManifest {
             path: path.to_owned(),
             source,
         })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses and checks a manifest's text; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &Path) -> Result<Self, IngestError> {
+        let path = origin;
         let manifest: DeliveryManifest =
-            serde_yaml::from_str(&text).map_err(|e| IngestError::ManifestInvalid {
+            serde_yaml::from_str(text).map_err(|e| IngestError::ManifestInvalid {
                 path: path.to_owned(),
                 message: e.to_string(),
             })?;
@@ -87,9 +130,12 @@ impl DeliveryManifest {
         Ok(manifest)
     }
 
+    pub fn to_yaml(&self) -> String {
+        serde_yaml::to_string(self).expect("a manifest always serialises")
+    }
+
     pub fn write(&self, path: &Path) -> io::Result<()> {
-        let text = serde_yaml::to_string(self).map_err(io::Error::other)?;
-        std::fs::write(path, text)
+        std::fs::write(path, self.to_yaml())
     }
 
     /// Checks source and checksum: what can be known before reading a row.

@@ -2,7 +2,9 @@
 //! deliveries.
 
 mod keystore;
+mod partner;
 mod pseudonym;
+mod receive;
 pub mod seal;
 mod secret;
 
@@ -10,8 +12,10 @@ pub use keystore::{
     KdfParams, KeyInfo, KeyPurpose, KeyStatus, KeyStore, KeyStoreError, PartnerKeys, Unlock,
     read_kek_file,
 };
+pub use partner::{PrepareError, PreparedDelivery, prepare_delivery};
 pub use pseudonym::{
     KeyedHash, META_KEY_ID, META_KEY_VERSION, META_PSEUDONYM_STAGE, PSEUDONYM_BYTES, Pseudonymiser,
     RESEARCH_ID_BYTES, Stage, research_prefix,
 };
+pub use receive::{REGISTER_FILE, ReceiveError, ReceivedDelivery, received_ids, unseal_delivery};
 pub use secret::KeyMaterial;

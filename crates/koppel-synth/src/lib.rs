@@ -57,6 +57,11 @@ pub const SOURCES: [&str; 7] = [
     sources::INTRAKOOP,
 ];
 
+/// A marker file written beside every synthetic delivery set. Tools that
+/// warn about demo keys on real data look for it; it is a dot-file, so
+/// `dir/*` globs over the deliveries do not pick it up.
+pub const SYNTHETIC_MARKER: &str = ".koppel-synthetic";
+
 /// Largest workforce the generator accepts: persons, joiners and employments
 /// are indexed with 32 bits.
 const MAX_PERSONS: usize = 200_000_000;
@@ -197,6 +202,12 @@ pub fn synthesise_with_progress(
 ) -> Result<SynthSummary, SynthError> {
     config.validate()?;
     std::fs::create_dir_all(out_dir).map_err(|e| SynthError::io(out_dir, e))?;
+    let marker = out_dir.join(SYNTHETIC_MARKER);
+    std::fs::write(
+        &marker,
+        "Synthetic deliveries made by `koppel synth`: no real person is in them.\n",
+    )
+    .map_err(|e| SynthError::io(&marker, e))?;
     let model = Model::build(&ModelParams {
         persons: config.persons,
         orgs: config.organisation_count(),

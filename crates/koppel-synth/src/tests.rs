@@ -27,13 +27,21 @@ fn run(config: &SynthConfig) -> (tempfile::TempDir, SynthSummary) {
     (dir, summary)
 }
 
+/// The deliveries in a directory: everything but the synthetic-data marker.
 fn file_names(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .expect("output dir")
         .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .filter(|n| n != crate::SYNTHETIC_MARKER)
         .collect();
     names.sort();
     names
+}
+
+#[test]
+fn synthetic_output_is_marked_as_such() {
+    let (dir, _) = run(&config(300, 5));
+    assert!(dir.path().join(crate::SYNTHETIC_MARKER).exists());
 }
 
 // ---------------------------------------------------------------------------

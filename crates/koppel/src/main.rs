@@ -1,7 +1,10 @@
 //! `koppel`: the command line of the Koppel linkage system.
 //!
 //! Only argument parsing, wiring and presentation live here; every piece of
-//! domain logic is in a library crate (`koppel-ingest`, `koppel-synth`).
+//! domain logic is in a library crate (`koppel-ingest`,
+//! `koppel-pseudonymise`, `koppel-synth`).
+
+mod custody;
 
 use std::io::IsTerminal;
 use std::ops::RangeInclusive;
@@ -53,6 +56,14 @@ enum Command {
     /// before sending and the operator runs on arrival. Exits non-zero when a
     /// delivery fails.
     Validate(ValidateArgs),
+    /// Key custody: the TTP's encrypted key store.
+    #[command(subcommand)]
+    Keys(custody::KeysCommand),
+    /// Partner tooling: pseudonymise and seal a delivery before it leaves.
+    #[command(subcommand)]
+    Partner(custody::PartnerCommand),
+    /// Verify and decrypt sealed deliveries into the TTP's staging area.
+    Unseal(custody::UnsealArgs),
 }
 
 #[derive(Args)]
@@ -140,6 +151,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Synth(args) => synth(args),
         Command::Validate(args) => validate(args),
+        Command::Keys(command) => custody::keys(command),
+        Command::Partner(command) => custody::partner(command),
+        Command::Unseal(args) => custody::unseal(args),
     };
     match result {
         Ok(code) => code,
@@ -381,11 +395,12 @@ fn validate_one(file: &Path, spec: &SourceSpec, args: &ValidateArgs) -> Result<D
 
 fn print_summary(s: &DeliverySummary) {
     println!(
-        "{}  ({}, {}, identifiers {}{})",
+        "{}  ({}, {}{}{})",
         s.file.display(),
         s.source,
         s.format,
-        s.identifier_mode.as_str(),
+        s.identifier_mode
+            .map_or_else(String::new, |m| format!(", identifiers {}", m.as_str())),
         if s.manifest_verified {
             ", manifest verified"
         } else {

@@ -1,0 +1,433 @@
+//! The partner side: validate a delivery, replace every identifier by its
+//! stage-1 pseudonym, describe it in a manifest, and seal it for the TTP.
+//!
+//! Input: a delivery file with raw identifiers, its source spec, and the
+//! partner's keys. Output: one sealed file `<delivery>.sealed` in the output
+//! directory. The pseudonymised content is the same delivery in the same
+//! dialect, with `<HEADER>_P1` columns in place of identifier columns, so the
+//! TTP validates it against the same contract. Raw identifiers are read, never
+//! written: the only file written besides the sealed one is a temporary file
+//! of the pseudonymised content, removed when sealing ends.
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::io::{self, BufWriter, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, RecordBatch, RecordBatchReader, StringArray,
+};
+use arrow::compute::{cast, filter_record_batch};
+use arrow::datatypes::{DataType, Field, Schema};
+use csv::ByteRecord;
+use koppel_ingest::{
+    CsvRecords, DeliveryManifest, DeliveryReader, DeliverySummary, FormatSpec, IdentifierMode,
+    IdentifierType, IngestError, KeyLabel, ReadOptions, Reject, RejectSink, SourceSpec,
+    canonical_bsn, canonical_kvk,
+};
+use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+use sha2::{Digest, Sha256};
+use thiserror::Error;
+
+use crate::keystore::{KeyInfo, PartnerKeys};
+use crate::pseudonym::{Pseudonymiser, Stage};
+use crate::seal::{self, DEFAULT_CHUNK_SIZE, SealError};
+
+/// Why a delivery was not prepared. No variant carries a field value.
+#[derive(Debug, Error)]
+pub enum PrepareError {
+    #[error(transparent)]
+    Ingest(#[from] IngestError),
+    #[error("{}: the delivery failed validation and was not sealed: {reason}", path.display())]
+    Rejected {
+        path: PathBuf,
+        reason: String,
+        summary: Box<DeliverySummary>,
+    },
+    #[error("{}: the delivery's identifiers are already pseudonymised; prepare takes raw identifiers", path.display())]
+    AlreadyPseudonymised { path: PathBuf },
+    #[error("{}: cannot write", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{}: cannot rewrite the Parquet delivery: {message}", path.display())]
+    Parquet { path: PathBuf, message: String },
+    #[error("{}: sealing failed", path.display())]
+    Seal {
+        path: PathBuf,
+        #[source]
+        source: SealError,
+    },
+    #[error("{}: line {line} passed validation but its identifier could not be canonicalised", path.display())]
+    Inconsistent { path: PathBuf, line: u64 },
+    #[error("{} already exists; a sealed delivery is never overwritten", path.display())]
+    Exists { path: PathBuf },
+    #[error("cannot draw a random delivery id")]
+    Random,
+}
+
+/// What `prepare_delivery` made.
+#[derive(Debug, Clone)]
+pub struct PreparedDelivery {
+    pub sealed: PathBuf,
+    pub manifest: DeliveryManifest,
+    pub summary: DeliverySummary,
+}
+
+/// Collects the lines of rejected rows, so the rewrite can leave them out;
+/// values are never kept.
+#[derive(Clone, Default)]
+struct RejectedLines(Arc<Mutex<HashSet<u64>>>);
+
+impl RejectSink for RejectedLines {
+    fn reject(&mut self, r: &Reject) -> io::Result<()> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(r.line);
+        Ok(())
+    }
+    fn finish(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Writes through to a file while hashing and counting what passes.
+struct HashingWriter<W> {
+    inner: W,
+    hasher: Sha256,
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Validates, pseudonymises and seals one delivery. `period` is the
+/// delivery period the manifest declares (for example `2024`).
+pub fn prepare_delivery(
+    input: &Path,
+    spec: &SourceSpec,
+    keys: &PartnerKeys,
+    out_dir: &Path,
+    period: &str,
+    synthetic: bool,
+) -> Result<PreparedDelivery, PrepareError> {
+    let file_name = input
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| format!("{}_{period}", spec.source));
+    let sealed_path = out_dir.join(format!("{file_name}.sealed"));
+    if sealed_path.exists() {
+        return Err(PrepareError::Exists { path: sealed_path });
+    }
+
+    // 1. Validate exactly as `koppel validate` does, remembering which lines
+    //    were rejected.
+    let rejected = RejectedLines::default();
+    let options = ReadOptions {
+        reject_sink: Some(Box::new(rejected.clone())),
+        verify_manifest: false,
+        ..ReadOptions::default()
+    };
+    let reader = DeliveryReader::open(input, spec, options)?;
+    if reader.identifier_mode() == IdentifierMode::PrePseudonymised {
+        return Err(PrepareError::AlreadyPseudonymised {
+            path: input.to_owned(),
+        });
+    }
+    let summary = reader.finish()?;
+    if let koppel_ingest::Verdict::Failed { reason } = &summary.verdict {
+        return Err(PrepareError::Rejected {
+            path: input.to_owned(),
+            reason: reason.clone(),
+            summary: Box::new(summary),
+        });
+    }
+    let rejected = std::mem::take(&mut *rejected.0.lock().unwrap_or_else(|e| e.into_inner()));
+
+    // 2. Rewrite with stage-1 pseudonyms into a temporary file beside the
+    //    output; it holds no raw identifier and is removed on every path.
+    let (stage1_info, stage1_key) = &keys.stage1;
+    let p1 = Pseudonymiser::new(
+        Stage::Stage1,
+        stage1_key,
+        &stage1_info.id,
+        stage1_info.version,
+    );
+    let io_err = |path: &Path| {
+        let path = path.to_owned();
+        move |source| PrepareError::Io { path, source }
+    };
+    let mut content = tempfile::Builder::new()
+        .prefix(".koppel-prepare-")
+        .tempfile_in(out_dir)
+        .map_err(io_err(out_dir))?;
+    let (rows, sha256) = {
+        let mut writer = HashingWriter {
+            inner: BufWriter::with_capacity(1 << 20, content.as_file_mut()),
+            hasher: Sha256::new(),
+        };
+        let rows = match &spec.format {
+            FormatSpec::Csv(dialect) => {
+                rewrite_csv(input, spec, dialect.delimiter, &p1, &rejected, &mut writer)?
+            }
+            FormatSpec::Parquet => rewrite_parquet(input, spec, &p1, &rejected, &mut writer)?,
+        };
+        writer.flush().map_err(io_err(out_dir))?;
+        (rows, hex::encode(writer.hasher.finalize()))
+    };
+
+    // 3. The manifest travels inside the seal.
+    let mut id = [0u8; 16];
+    getrandom::fill(&mut id).map_err(|_| PrepareError::Random)?;
+    let manifest = DeliveryManifest {
+        source: spec.source.clone(),
+        period: period.to_owned(),
+        rows,
+        sha256,
+        identifier_mode: IdentifierMode::PrePseudonymised,
+        delivery_id: Some(hex::encode(id)),
+        partner: Some(keys.partner.clone()),
+        file: Some(file_name),
+        keys: vec![key_label(stage1_info)],
+        rejected_rows: Some(summary.rows_rejected),
+        synthetic,
+    };
+
+    // 4. Seal into a temporary name and move it into place only when whole.
+    let (transport_info, transport_key) = &keys.transport;
+    let file = content.as_file_mut();
+    file.seek(SeekFrom::Start(0)).map_err(io_err(out_dir))?;
+    let mut sealed_tmp = tempfile::Builder::new()
+        .prefix(".koppel-sealing-")
+        .tempfile_in(out_dir)
+        .map_err(io_err(out_dir))?;
+    seal::seal(
+        manifest.to_yaml().as_bytes(),
+        io::BufReader::with_capacity(1 << 20, file),
+        BufWriter::with_capacity(1 << 20, sealed_tmp.as_file_mut()),
+        transport_key,
+        &transport_info.id,
+        transport_info.version,
+        DEFAULT_CHUNK_SIZE,
+    )
+    .map_err(|source| PrepareError::Seal {
+        path: sealed_path.clone(),
+        source,
+    })?;
+    sealed_tmp
+        .as_file()
+        .sync_all()
+        .map_err(io_err(&sealed_path))?;
+    sealed_tmp
+        .persist_noclobber(&sealed_path)
+        .map_err(|e| PrepareError::Io {
+            path: sealed_path.clone(),
+            source: e.error,
+        })?;
+    Ok(PreparedDelivery {
+        sealed: sealed_path,
+        manifest,
+        summary,
+    })
+}
+
+fn key_label(info: &KeyInfo) -> KeyLabel {
+    KeyLabel {
+        purpose: info.purpose.to_string(),
+        id: info.id.clone(),
+        version: info.version,
+        fingerprint: info.fingerprint.clone(),
+    }
+}
+
+/// Field positions of the identifier columns, with their types.
+fn identifier_fields(spec: &SourceSpec, header: &[String]) -> Vec<(usize, IdentifierType)> {
+    spec.columns
+        .iter()
+        .filter_map(|c| {
+            let kind = c.identifier()?;
+            let at = header
+                .iter()
+                .position(|h| h.trim().eq_ignore_ascii_case(&c.header))?;
+            Some((at, kind))
+        })
+        .collect()
+}
+
+fn rewrite_csv(
+    input: &Path,
+    spec: &SourceSpec,
+    delimiter: u8,
+    p1: &Pseudonymiser,
+    rejected: &HashSet<u64>,
+    out: &mut impl Write,
+) -> Result<u64, PrepareError> {
+    let (mut records, header) = CsvRecords::open(input, delimiter)?;
+    let identifiers = identifier_fields(spec, &header);
+    let mut writer = csv::WriterBuilder::new()
+        .delimiter(delimiter)
+        .terminator(csv::Terminator::Any(b'\n'))
+        .from_writer(out);
+    let write_err = |e: csv::Error| PrepareError::Io {
+        path: input.to_owned(),
+        source: io::Error::other(e.to_string()),
+    };
+    let renamed: Vec<String> = header
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            let h = h.trim();
+            if identifiers.iter().any(|(at, _)| *at == i) {
+                format!("{h}_P1")
+            } else {
+                h.to_owned()
+            }
+        })
+        .collect();
+    writer.write_record(&renamed).map_err(write_err)?;
+
+    let mut record = ByteRecord::new();
+    let mut output = ByteRecord::new();
+    let mut hex = [0u8; 64];
+    let mut rows = 0u64;
+    while let Some(line) = records.next_record(&mut record)? {
+        if rejected.contains(&line) {
+            continue;
+        }
+        output.clear();
+        for (i, field) in record.iter().enumerate() {
+            match identifiers.iter().find(|(at, _)| *at == i) {
+                Some(&(_, kind)) if !field.trim_ascii().is_empty() => {
+                    let digest = match kind {
+                        IdentifierType::Bsn => {
+                            let mut canon = [0u8; 9];
+                            canonical_bsn(field, &mut canon).then(|| p1.pseudonym(kind, &canon))
+                        }
+                        IdentifierType::Kvk => {
+                            let mut canon = [0u8; 8];
+                            canonical_kvk(field, &mut canon).then(|| p1.pseudonym(kind, &canon))
+                        }
+                    }
+                    .ok_or(PrepareError::Inconsistent {
+                        path: input.to_owned(),
+                        line,
+                    })?;
+                    hex::encode_to_slice(digest, &mut hex).expect("64 hex characters for 32 bytes");
+                    output.push_field(&hex);
+                }
+                _ => output.push_field(field),
+            }
+        }
+        writer.write_byte_record(&output).map_err(write_err)?;
+        rows += 1;
+    }
+    writer.flush().map_err(|source| PrepareError::Io {
+        path: input.to_owned(),
+        source,
+    })?;
+    Ok(rows)
+}
+
+fn rewrite_parquet(
+    input: &Path,
+    spec: &SourceSpec,
+    p1: &Pseudonymiser,
+    rejected: &HashSet<u64>,
+    out: &mut (impl Write + Send),
+) -> Result<u64, PrepareError> {
+    let parquet_err = |message: String| PrepareError::Parquet {
+        path: input.to_owned(),
+        message,
+    };
+    let file = File::open(input).map_err(|source| PrepareError::Io {
+        path: input.to_owned(),
+        source,
+    })?;
+    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+        .and_then(|b| b.with_batch_size(8192).build())
+        .map_err(|e| parquet_err(e.to_string()))?;
+    let schema = reader.schema();
+    let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+    let identifiers = identifier_fields(spec, &names);
+    let out_schema = Arc::new(Schema::new(
+        schema
+            .fields()
+            .iter()
+            .enumerate()
+            .map(|(i, f)| {
+                if identifiers.iter().any(|(at, _)| *at == i) {
+                    Field::new(format!("{}_P1", f.name()), DataType::Utf8, f.is_nullable())
+                } else {
+                    f.as_ref().clone()
+                }
+            })
+            .collect::<Vec<_>>(),
+    ));
+    let properties = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::default()))
+        .build();
+    let mut writer = ArrowWriter::try_new(out, out_schema.clone(), Some(properties))
+        .map_err(|e| parquet_err(e.to_string()))?;
+    let mut first_row = 1u64;
+    let mut rows = 0u64;
+    for batch in reader {
+        let batch = batch.map_err(|e| parquet_err(e.to_string()))?;
+        let n = batch.num_rows() as u64;
+        let keep = BooleanArray::from_iter(
+            (first_row..first_row + n).map(|r| Some(!rejected.contains(&r))),
+        );
+        first_row += n;
+        let batch = filter_record_batch(&batch, &keep).map_err(|e| parquet_err(e.to_string()))?;
+        let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
+        for &(at, kind) in &identifiers {
+            let text =
+                cast(&columns[at], &DataType::Utf8).map_err(|e| parquet_err(e.to_string()))?;
+            let text = text.as_string::<i32>();
+            let mut canon = [0u8; 9];
+            let mut pseudonyms = Vec::with_capacity(text.len());
+            for i in 0..text.len() {
+                if text.is_null(i) {
+                    pseudonyms.push(None);
+                    continue;
+                }
+                let field = text.value(i).as_bytes();
+                let digest = match kind {
+                    IdentifierType::Bsn => {
+                        canonical_bsn(field, &mut canon).then(|| p1.pseudonym(kind, &canon))
+                    }
+                    IdentifierType::Kvk => {
+                        let mut k = [0u8; 8];
+                        canonical_kvk(field, &mut k).then(|| p1.pseudonym(kind, &k))
+                    }
+                };
+                let digest = digest.ok_or_else(|| {
+                    parquet_err("a validated identifier did not canonicalise".into())
+                })?;
+                pseudonyms.push(Some(hex::encode(digest)));
+            }
+            columns[at] = Arc::new(StringArray::from(pseudonyms));
+        }
+        let batch = RecordBatch::try_new(out_schema.clone(), columns)
+            .map_err(|e| parquet_err(e.to_string()))?;
+        rows += batch.num_rows() as u64;
+        writer
+            .write(&batch)
+            .map_err(|e| parquet_err(e.to_string()))?;
+    }
+    writer.close().map_err(|e| parquet_err(e.to_string()))?;
+    Ok(rows)
+}
