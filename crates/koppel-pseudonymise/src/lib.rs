@@ -7,6 +7,7 @@ mod pseudonym;
 mod receive;
 pub mod seal;
 mod secret;
+mod stage2;
 
 pub use keystore::{
     KdfParams, KeyInfo, KeyPurpose, KeyStatus, KeyStore, KeyStoreError, PartnerKeys, Unlock,
@@ -19,3 +20,4 @@ pub use pseudonym::{
 };
 pub use receive::{REGISTER_FILE, ReceiveError, ReceivedDelivery, received_ids, unseal_delivery};
 pub use secret::KeyMaterial;
+pub use stage2::{Stage2Error, Stage2Transform};
