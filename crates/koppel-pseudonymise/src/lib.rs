@@ -1,6 +1,7 @@
 //! Koppel's pseudonymisation stage: keyed pseudonyms, key custody and sealed
 //! deliveries.
 
+mod hashing;
 mod keystore;
 mod partner;
 mod pseudonym;

@@ -15,6 +15,7 @@ use std::io::{self, BufWriter, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use crate::hashing::HashingWriter;
 use arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, RecordBatch, RecordBatchReader, StringArray,
 };
@@ -30,7 +31,6 @@ use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
-use sha2::{Digest, Sha256};
 use thiserror::Error;
 
 use crate::keystore::{KeyInfo, PartnerKeys};
@@ -98,23 +98,6 @@ impl RejectSink for RejectedLines {
     }
 }
 
-/// Writes through to a file while hashing and counting what passes.
-struct HashingWriter<W> {
-    inner: W,
-    hasher: Sha256,
-}
-
-impl<W: Write> Write for HashingWriter<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        Ok(n)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
-}
-
 /// Validates, pseudonymises and seals one delivery. `period` is the
 /// delivery period the manifest declares (for example `2024`).
 pub fn prepare_delivery(
@@ -176,18 +159,15 @@ pub fn prepare_delivery(
         .tempfile_in(out_dir)
         .map_err(io_err(out_dir))?;
     let (rows, sha256) = {
-        let mut writer = HashingWriter {
-            inner: BufWriter::with_capacity(1 << 20, content.as_file_mut()),
-            hasher: Sha256::new(),
-        };
+        let mut writer =
+            HashingWriter::new(BufWriter::with_capacity(1 << 20, content.as_file_mut()));
         let rows = match &spec.format {
             FormatSpec::Csv(dialect) => {
                 rewrite_csv(input, spec, dialect.delimiter, &p1, &rejected, &mut writer)?
             }
             FormatSpec::Parquet => rewrite_parquet(input, spec, &p1, &rejected, &mut writer)?,
         };
-        writer.flush().map_err(io_err(out_dir))?;
-        (rows, hex::encode(writer.hasher.finalize()))
+        (rows, writer.finish().map_err(io_err(out_dir))?)
     };
 
     // 3. The manifest travels inside the seal.

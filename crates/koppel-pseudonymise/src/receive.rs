@@ -12,8 +12,8 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+use crate::hashing::HashingWriter;
 use koppel_ingest::{DeliveryManifest, IdentifierMode, IngestError, manifest_path};
-use sha2::{Digest, Sha256};
 use thiserror::Error;
 
 use crate::keystore::{KeyPurpose, KeyStore, KeyStoreError};
@@ -70,22 +70,6 @@ pub struct ReceivedDelivery {
     pub staged: PathBuf,
     pub manifest: DeliveryManifest,
     pub transport_key: (String, u32),
-}
-
-struct HashingWriter<W> {
-    inner: W,
-    hasher: Sha256,
-}
-
-impl<W: Write> Write for HashingWriter<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        Ok(n)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
 }
 
 /// Delivery ids already received into a staging area.
@@ -153,14 +137,11 @@ pub fn unseal_delivery(
         .tempfile_in(staging)
         .map_err(io_err(staging))?;
     let (manifest_bytes, sha256) = {
-        let mut writer = HashingWriter {
-            inner: BufWriter::with_capacity(1 << 20, content.as_file_mut()),
-            hasher: Sha256::new(),
-        };
+        let mut writer =
+            HashingWriter::new(BufWriter::with_capacity(1 << 20, content.as_file_mut()));
         let manifest =
             seal::unseal_after_header(&header, &mut input, &key, &mut writer).map_err(seal_err)?;
-        writer.flush().map_err(io_err(staging))?;
-        (manifest, hex::encode(writer.hasher.finalize()))
+        (manifest, writer.finish().map_err(io_err(staging))?)
     };
     drop(key);
 

@@ -1,0 +1,38 @@
+//! A writer that hashes what passes through it: the SHA-256 a manifest
+//! declares is computed while the content is written, not in a second pass.
+
+use std::io::{self, Write};
+
+use sha2::{Digest, Sha256};
+
+pub(crate) struct HashingWriter<W> {
+    inner: W,
+    hasher: Sha256,
+}
+
+impl<W: Write> HashingWriter<W> {
+    pub fn new(inner: W) -> Self {
+        HashingWriter {
+            inner,
+            hasher: Sha256::new(),
+        }
+    }
+
+    /// Flushes and returns the lowercase hex SHA-256 of everything written.
+    pub fn finish(mut self) -> io::Result<String> {
+        self.inner.flush()?;
+        Ok(hex::encode(self.hasher.finalize()))
+    }
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
