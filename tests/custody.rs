@@ -451,6 +451,57 @@ fn replay_tamper_and_wrong_keys_fail_cleanly() {
         );
     }
 
+    // A partner cannot deliver another partner's source: Vernet's key sealing
+    // IZZ data is refused, even though the seal itself is sound.
+    let raw_izz = dir.path().join("raw/izz_verzekerden_2024.csv");
+    let vernet_out = dir.path().join("sealed-by-vernet");
+    ok(
+        &koppel(&[
+            "partner",
+            "prepare",
+            "--input",
+            raw_izz.to_str().unwrap(),
+            "--keys",
+            partners.join("vernet.keys.yaml").to_str().unwrap(),
+            "--out",
+            vernet_out.to_str().unwrap(),
+        ]),
+        "prepare with another partner's keys",
+    );
+    let fresh = dir.path().join("staging-vernet");
+    fails(
+        &unseal(
+            &store,
+            &fresh,
+            &vernet_out.join("izz_verzekerden_2024.csv.sealed"),
+        ),
+        "may not deliver source izz_verzekerden",
+    );
+    assert_eq!(staged_deliveries(&fresh), 0);
+
+    // A retired transport key opens nothing new.
+    let retired_store = dir.path().join("retired.keystore.yaml");
+    std::fs::copy(&store, &retired_store).unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&retired_store, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    ok(
+        &koppel(&[
+            "keys",
+            "retire",
+            "--store",
+            retired_store.to_str().unwrap(),
+            "transport-izz",
+            "--version",
+            "1",
+        ]),
+        "retire",
+    );
+    let fresh = dir.path().join("staging-retired");
+    fails(&unseal(&retired_store, &fresh, &sealed), "retired");
+    assert_eq!(staged_deliveries(&fresh), 0);
+
     // Wrong key: a store with its own transport-izz key of the same id.
     use std::os::unix::fs::PermissionsExt;
     let other = dir.path().join("other.keystore.yaml");

@@ -9,7 +9,11 @@ use arrow::compute::filter_record_batch;
 use arrow::datatypes::{DataType, Date32Type, Int64Type, Schema, SchemaRef};
 use arrow::error::ArrowError;
 
-use crate::columns::{ColumnBuilder, IdentifierMode, Notation, canonical_field, ymd};
+use crate::columns::{
+    ColumnBuilder, IdentifierMode, META_KEY_ID, META_KEY_VERSION, META_PSEUDONYM_STAGE, Notation,
+    canonical_field, ymd,
+};
+use crate::manifest::KeyLabel;
 use crate::report::{Reject, RejectLog, reportable_value};
 use crate::rules::Rule;
 use crate::spec::{ColumnKind, RowRule, SourceSpec};
@@ -43,7 +47,14 @@ pub(crate) struct Assembler {
 }
 
 impl Assembler {
-    pub fn new(spec: &SourceSpec, mode: IdentifierMode, batch_size: usize) -> Self {
+    /// `stage1` labels pre-pseudonymised columns with the key that made
+    /// them, as the delivery's manifest declares it.
+    pub fn new(
+        spec: &SourceSpec,
+        mode: IdentifierMode,
+        stage1: Option<&KeyLabel>,
+        batch_size: usize,
+    ) -> Self {
         let notation = Arc::new(Notation::of(spec.csv_dialect()));
         let index = |name: &str| {
             spec.columns
@@ -76,7 +87,19 @@ impl Assembler {
         let fields: Vec<_> = spec
             .columns
             .iter()
-            .map(|c| canonical_field(c, mode))
+            .map(|c| {
+                let field = canonical_field(c, mode);
+                match (c.identifier(), mode, stage1) {
+                    (Some(_), IdentifierMode::PrePseudonymised, Some(key)) => {
+                        let mut metadata = field.metadata().clone();
+                        metadata.insert(META_PSEUDONYM_STAGE.to_owned(), "p1".to_owned());
+                        metadata.insert(META_KEY_ID.to_owned(), key.id.clone());
+                        metadata.insert(META_KEY_VERSION.to_owned(), key.version.to_string());
+                        field.with_metadata(metadata)
+                    }
+                    _ => field,
+                }
+            })
             .collect();
         let unfiltered: Vec<_> = fields
             .iter()

@@ -42,6 +42,12 @@ impl IdentifierMode {
 /// Field metadata keys that label identifier columns for later stages.
 pub const META_IDENTIFIER: &str = "koppel.identifier";
 pub const META_IDENTIFIER_MODE: &str = "koppel.identifier_mode";
+/// Field metadata keys that label a pseudonym column with its layer and the
+/// key that made it, so old and new pseudonyms can be told apart while a key
+/// is being replaced.
+pub const META_PSEUDONYM_STAGE: &str = "koppel.pseudonym";
+pub const META_KEY_ID: &str = "koppel.key_id";
+pub const META_KEY_VERSION: &str = "koppel.key_version";
 
 /// The canonical Arrow field of a column.
 pub fn canonical_field(col: &ColumnSpec, mode: IdentifierMode) -> Field {
@@ -417,7 +423,7 @@ pub(crate) fn parse_decimal(b: &[u8], separator: u8) -> Option<f64> {
         s.push_str(std::str::from_utf8(int_part).ok()?);
         s.push('.');
         s.push_str(std::str::from_utf8(frac).ok()?);
-        s.parse::<f64>().ok()?
+        s.parse::<f64>().ok().filter(|v| v.is_finite())?
     };
     Some(if neg { -v } else { v })
 }

@@ -137,7 +137,14 @@ impl DeliveryReader {
         Ok(DeliveryReader {
             path: path.to_owned(),
             spec: spec.clone(),
-            assembler: Assembler::new(spec, mode, batch_size),
+            assembler: Assembler::new(
+                spec,
+                mode,
+                manifest
+                    .as_ref()
+                    .and_then(|m| m.keys.iter().find(|k| k.purpose == "stage1")),
+                batch_size,
+            ),
             source,
             log: RejectLog::new(options.reject_sink),
             mode,

@@ -15,6 +15,20 @@ pub(crate) struct HeaderMap {
     pub mode: IdentifierMode,
 }
 
+/// What an error may say about a header cell. A file without a header row
+/// has its first data row read as the header, so a cell that looks like a
+/// value (a run of digits, a pseudonym) is not repeated: it could be an
+/// identifier.
+pub(crate) fn shown_header(header: &str) -> String {
+    let digits = header.bytes().filter(u8::is_ascii_digit).count();
+    let hexlike = header.len() >= 16 && header.bytes().all(|b| b.is_ascii_hexdigit());
+    if digits >= 5 || hexlike {
+        "<a value, not a header: is the header row missing?>".to_owned()
+    } else {
+        header.to_owned()
+    }
+}
+
 pub(crate) fn map_headers(
     path: &Path,
     spec: &SourceSpec,
@@ -52,7 +66,7 @@ pub(crate) fn map_headers(
                     } else {
                         IngestError::DuplicateHeader {
                             path: path.to_owned(),
-                            header: header.to_owned(),
+                            header: shown_header(header),
                             field: field + 1,
                         }
                     });
@@ -72,14 +86,14 @@ pub(crate) fn map_headers(
                     Some(_) => {
                         return Err(IngestError::DuplicateHeader {
                             path: path.to_owned(),
-                            header: header.to_owned(),
+                            header: shown_header(header),
                             field: field + 1,
                         });
                     }
                     None => {
                         return Err(IngestError::UnknownColumn {
                             path: path.to_owned(),
-                            header: header.to_owned(),
+                            header: shown_header(header),
                             field: field + 1,
                         });
                     }

@@ -27,7 +27,10 @@ mod report;
 mod rules;
 mod spec;
 
-pub use columns::{IdentifierMode, META_IDENTIFIER, META_IDENTIFIER_MODE, canonical_field};
+pub use columns::{
+    IdentifierMode, META_IDENTIFIER, META_IDENTIFIER_MODE, META_KEY_ID, META_KEY_VERSION,
+    META_PSEUDONYM_STAGE, canonical_field,
+};
 pub use csv_source::{CsvRecords, MAX_FIELD_BYTES, MAX_RECORD_BYTES};
 pub use delivery::{DEFAULT_BATCH_SIZE, DeliveryReader, ReadOptions, validate_file};
 pub use error::{IngestError, SpecError};

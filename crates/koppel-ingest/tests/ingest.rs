@@ -274,6 +274,32 @@ fn pre_pseudonymised_identifiers() {
     assert_eq!(col.data_type(), &DataType::FixedSizeBinary(32));
     assert_eq!(hex::encode(col.as_fixed_size_binary().value(0)), p1_bsn);
 
+    // With a manifest that names the stage-1 key, the column carries its label.
+    let rows = s.rows_read;
+    let mut manifest = DeliveryManifest::describe(
+        &file,
+        "izz_verzekerden",
+        "2024",
+        rows,
+        IdentifierMode::PrePseudonymised,
+    )
+    .unwrap();
+    manifest.keys.push(KeyLabel {
+        purpose: "stage1".into(),
+        id: "stage1-preventieplan".into(),
+        version: 2,
+        fingerprint: "0011223344556677".into(),
+    });
+    manifest.write(&manifest_path(&file)).unwrap();
+    let reader =
+        DeliveryReader::open(&file, &spec("izz_verzekerden"), ReadOptions::default()).unwrap();
+    let schema = reader.schema();
+    let labels = schema.field_with_name("bsn_p1").unwrap().metadata();
+    assert_eq!(labels[META_KEY_ID], "stage1-preventieplan");
+    assert_eq!(labels[META_KEY_VERSION], "2");
+    assert_eq!(labels[META_PSEUDONYM_STAGE], "p1");
+    std::fs::remove_file(manifest_path(&file)).unwrap();
+
     // The pipeline can insist on a mode.
     let options = ReadOptions {
         identifier_mode: Some(IdentifierMode::Raw),
@@ -423,6 +449,30 @@ fn file_level_problems() {
         assert!(msg.contains(&format!("{name}.csv")), "{name}: {msg}");
         assert!(msg.contains(expect), "{name}: {msg}");
     }
+}
+
+/// Without a header row the first data row is taken for the header; the
+/// error must not repeat what it found there, which may be an identifier.
+#[test]
+fn a_missing_header_row_does_not_leak_the_first_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(dir.path(), "i.csv", "123456782,2024\n111222333,2024\n");
+    let err = read_all(&file, &spec("izz_verzekerden"))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("unknown column") && err.contains("header row missing"),
+        "{err}"
+    );
+    assert!(!err.contains("123456782"), "{err}");
+    let p1 = "f80ce1cdf1a48876ab00530de42b5ef61e90658b86720874e31a39dc5a516692";
+    let file = write(dir.path(), "p.csv", format!("{p1},2024\n"));
+    let err = read_all(&file, &spec("izz_verzekerden"))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(!err.contains(p1), "{err}");
 }
 
 #[test]

@@ -34,7 +34,7 @@ use parquet::file::properties::WriterProperties;
 use thiserror::Error;
 
 use crate::keystore::{KeyInfo, PartnerKeys};
-use crate::pseudonym::{Pseudonymiser, Stage};
+use crate::pseudonym::{META_KEY_ID, META_KEY_VERSION, META_PSEUDONYM_STAGE, Pseudonymiser, Stage};
 use crate::seal::{self, DEFAULT_CHUNK_SIZE, SealError};
 
 /// Why a delivery was not prepared. No variant carries a field value.
@@ -234,6 +234,18 @@ fn key_label(info: &KeyInfo) -> KeyLabel {
     }
 }
 
+/// Field positions of the spec's columns, in file order. Columns the spec
+/// lists as ignored are dropped here: whatever they hold never leaves.
+fn kept_fields(spec: &SourceSpec, header: &[String]) -> Vec<usize> {
+    (0..header.len())
+        .filter(|&i| {
+            spec.columns
+                .iter()
+                .any(|c| c.header.eq_ignore_ascii_case(header[i].trim()))
+        })
+        .collect()
+}
+
 /// Field positions of the identifier columns, with their types.
 fn identifier_fields(spec: &SourceSpec, header: &[String]) -> Vec<(usize, IdentifierType)> {
     spec.columns
@@ -266,11 +278,11 @@ fn rewrite_csv(
         path: input.to_owned(),
         source: io::Error::other(e.to_string()),
     };
-    let renamed: Vec<String> = header
+    let kept = kept_fields(spec, &header);
+    let renamed: Vec<String> = kept
         .iter()
-        .enumerate()
-        .map(|(i, h)| {
-            let h = h.trim();
+        .map(|&i| {
+            let h = header[i].trim();
             if identifiers.iter().any(|(at, _)| *at == i) {
                 format!("{h}_P1")
             } else {
@@ -289,7 +301,7 @@ fn rewrite_csv(
             continue;
         }
         output.clear();
-        for (i, field) in record.iter().enumerate() {
+        for (i, field) in kept.iter().map(|&i| (i, &record[i])) {
             match identifiers.iter().find(|(at, _)| *at == i) {
                 Some(&(_, kind)) if !field.trim_ascii().is_empty() => {
                     let digest = match kind {
@@ -343,16 +355,25 @@ fn rewrite_parquet(
     let schema = reader.schema();
     let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
     let identifiers = identifier_fields(spec, &names);
+    let kept = kept_fields(spec, &names);
+    // Identifier columns become `<name>_P1`, labelled with the stage-1 key;
+    // ignored columns are left out.
     let out_schema = Arc::new(Schema::new(
-        schema
-            .fields()
-            .iter()
-            .enumerate()
-            .map(|(i, f)| {
+        kept.iter()
+            .map(|&i| {
+                let f = schema.field(i);
                 if identifiers.iter().any(|(at, _)| *at == i) {
                     Field::new(format!("{}_P1", f.name()), DataType::Utf8, f.is_nullable())
+                        .with_metadata(
+                            [
+                                (META_PSEUDONYM_STAGE.to_owned(), "p1".to_owned()),
+                                (META_KEY_ID.to_owned(), p1.key_id().to_owned()),
+                                (META_KEY_VERSION.to_owned(), p1.key_version().to_string()),
+                            ]
+                            .into(),
+                        )
                 } else {
-                    f.as_ref().clone()
+                    f.clone()
                 }
             })
             .collect::<Vec<_>>(),
@@ -401,6 +422,7 @@ fn rewrite_parquet(
             }
             columns[at] = Arc::new(StringArray::from(pseudonyms));
         }
+        let columns: Vec<ArrayRef> = kept.iter().map(|&i| columns[i].clone()).collect();
         let batch = RecordBatch::try_new(out_schema.clone(), columns)
             .map_err(|e| parquet_err(e.to_string()))?;
         rows += batch.num_rows() as u64;
@@ -410,4 +432,105 @@ fn rewrite_parquet(
     }
     writer.close().map_err(|e| parquet_err(e.to_string()))?;
     Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keystore::{KeyPurpose, KeyStatus};
+    use crate::secret::KeyMaterial;
+    use sha2::{Digest, Sha256};
+
+    fn info(id: &str, purpose: KeyPurpose) -> KeyInfo {
+        KeyInfo {
+            id: id.into(),
+            purpose,
+            version: 1,
+            status: KeyStatus::Active,
+            created: "2026-11-23T00:00:00Z".into(),
+            partner: Some("izz".into()),
+            project: None,
+            fingerprint: "0000000000000000".into(),
+        }
+    }
+
+    fn keys() -> PartnerKeys {
+        PartnerKeys {
+            partner: "izz".into(),
+            stage1: (
+                info("stage1-x", KeyPurpose::Stage1),
+                KeyMaterial::from_bytes([1; 32]),
+            ),
+            transport: (
+                info("transport-izz", KeyPurpose::Transport),
+                KeyMaterial::from_bytes([2; 32]),
+            ),
+            demo: true,
+        }
+    }
+
+    const SPEC: &str = "source: izz_verzekerden\npartner: IZZ\nformat: {kind: csv, delimiter: ','}\ncolumns:\n  - {header: bsn, name: bsn, type: bsn, required: true}\n  - {header: jaar, name: year, type: integer, required: true}\nignored_columns: [notitie]\n";
+
+    #[test]
+    fn prepared_content_has_pseudonyms_and_no_ignored_or_rejected_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = SourceSpec::from_yaml(SPEC, Path::new("spec.yaml")).unwrap();
+        let input = dir.path().join("izz_verzekerden_2024.csv");
+        // 150 good rows and one bad one: under the 1% reject limit.
+        let mut text = String::from("jaar,notitie,bsn\n");
+        for _ in 0..150 {
+            text.push_str("2024,belde over 123456782,111222333\n");
+        }
+        text.push_str("2024,x,123456789\n");
+        std::fs::write(&input, text).unwrap();
+        let out = dir.path().join("out");
+        std::fs::create_dir(&out).unwrap();
+        let prepared = prepare_delivery(&input, &spec, &keys(), &out, "2024", true).unwrap();
+        assert_eq!(prepared.manifest.rows, 150);
+        assert_eq!(prepared.manifest.rejected_rows, Some(1));
+        assert_eq!(
+            std::fs::read_dir(&out).unwrap().count(),
+            1,
+            "only the sealed file remains"
+        );
+
+        let mut content = Vec::new();
+        let (_, manifest) = seal::unseal(
+            File::open(&prepared.sealed).unwrap(),
+            &KeyMaterial::from_bytes([2; 32]),
+            &mut content,
+        )
+        .unwrap();
+        let content = String::from_utf8(content).unwrap();
+        let p1 = Pseudonymiser::new(
+            Stage::Stage1,
+            &KeyMaterial::from_bytes([1; 32]),
+            "stage1-x",
+            1,
+        )
+        .p1_hex(IdentifierType::Bsn, "111222333");
+        assert!(
+            content.starts_with(&format!("jaar,bsn_P1\n2024,{p1}\n")),
+            "{content}"
+        );
+        assert_eq!(content.lines().count(), 151);
+        for secret in ["notitie", "belde", "123456782", "111222333", "123456789"] {
+            assert!(
+                !content.contains(secret),
+                "{secret} reached the sealed content"
+            );
+        }
+        let manifest =
+            DeliveryManifest::parse(std::str::from_utf8(&manifest).unwrap(), Path::new("m"))
+                .unwrap();
+        assert_eq!(manifest, prepared.manifest);
+        assert_eq!(
+            manifest.sha256,
+            hex::encode(Sha256::digest(content.as_bytes()))
+        );
+
+        // A second prepare never overwrites the sealed delivery.
+        let again = prepare_delivery(&input, &spec, &keys(), &out, "2024", true).unwrap_err();
+        assert!(matches!(again, PrepareError::Exists { .. }), "{again}");
+    }
 }

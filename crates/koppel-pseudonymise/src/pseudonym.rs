@@ -35,12 +35,10 @@ pub const PSEUDONYM_BYTES: usize = 32;
 pub const RESEARCH_ID_BYTES: usize = 16;
 /// Below this many values a column is hashed on one thread: spreading small
 /// batches over threads costs more than it saves.
-const PARALLEL_FROM: usize = 16 * 1024;
+/// Ingest's 8,192-row batches are hashed on two threads.
+const PARALLEL_FROM: usize = 4 * 1024;
 
-/// Field metadata that labels a pseudonym column.
-pub const META_PSEUDONYM_STAGE: &str = "koppel.pseudonym";
-pub const META_KEY_ID: &str = "koppel.key_id";
-pub const META_KEY_VERSION: &str = "koppel.key_version";
+pub use koppel_ingest::{META_KEY_ID, META_KEY_VERSION, META_PSEUDONYM_STAGE};
 
 /// An HMAC-SHA256 whose key schedule has been computed once.
 #[derive(Clone)]
@@ -179,7 +177,7 @@ impl Pseudonymiser {
             }
         };
         if len >= PARALLEL_FROM {
-            let rows_per_task = PARALLEL_FROM / 4;
+            let rows_per_task = PARALLEL_FROM / 2;
             out.par_chunks_mut(rows_per_task * PSEUDONYM_BYTES)
                 .enumerate()
                 .for_each(|(t, chunk)| fill(t * rows_per_task, chunk));

@@ -13,10 +13,10 @@ use std::io::{self, BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use crate::hashing::HashingWriter;
-use koppel_ingest::{DeliveryManifest, IdentifierMode, IngestError, manifest_path};
+use koppel_ingest::{DeliveryManifest, IdentifierMode, IngestError, SpecSet, manifest_path};
 use thiserror::Error;
 
-use crate::keystore::{KeyPurpose, KeyStore, KeyStoreError};
+use crate::keystore::{KeyPurpose, KeyStatus, KeyStore, KeyStoreError};
 use crate::seal::{self, SealError};
 
 /// File in the staging directory listing every delivery id received.
@@ -98,9 +98,13 @@ pub fn received_ids(staging: &Path) -> Result<Vec<String>, ReceiveError> {
 }
 
 /// Verifies and decrypts one sealed delivery into `staging`.
+///
+/// `specs` ties each source to its partner: a transport key opens only
+/// deliveries its own partner may send.
 pub fn unseal_delivery(
     sealed: &Path,
     store: &KeyStore,
+    specs: &SpecSet,
     staging: &Path,
 ) -> Result<ReceivedDelivery, ReceiveError> {
     let io_err = |path: &Path| {
@@ -127,6 +131,15 @@ pub fn unseal_delivery(
             path: sealed.to_owned(),
             key_id: info.id,
             purpose: info.purpose,
+        });
+    }
+    if info.status == KeyStatus::Retired {
+        return Err(ReceiveError::Refused {
+            path: sealed.to_owned(),
+            what: format!(
+                "sealed with {} v{}, which is retired: new deliveries must use the current transport key",
+                info.id, info.version
+            ),
         });
     }
 
@@ -168,6 +181,28 @@ pub fn unseal_delivery(
         .clone()
         .filter(|f| safe_file_name(f))
         .ok_or_else(|| refuse("the manifest names no plain file name for the content"))?;
+    // The seal proves who sealed (the transport key's partner); the manifest
+    // only claims. The claim must agree with the key and the contract.
+    let key_partner = info.partner.as_deref().unwrap_or_default();
+    if manifest.partner.as_deref() != Some(key_partner) {
+        return Err(refuse(
+            "the manifest names another partner than the one whose key sealed it",
+        ));
+    }
+    let spec = specs
+        .get(&manifest.source)
+        .ok_or_else(|| refuse("the manifest names a source the TTP has no spec for"))?;
+    if !spec.partner.eq_ignore_ascii_case(key_partner) {
+        return Err(refuse(&format!(
+            "partner {key_partner} may not deliver source {} (delivered by {})",
+            manifest.source, spec.partner
+        )));
+    }
+    if !file_name.starts_with(&manifest.source) {
+        return Err(refuse(
+            "the content's file name does not start with its source name",
+        ));
+    }
     if manifest.identifier_mode != IdentifierMode::PrePseudonymised {
         return Err(refuse(
             "a sealed delivery must carry stage-1 pseudonyms, not raw identifiers",

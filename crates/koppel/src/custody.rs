@@ -136,6 +136,9 @@ pub struct UnsealArgs {
     /// Sealed deliveries.
     #[arg(required = true)]
     sealed: Vec<PathBuf>,
+    /// Directory of source specs: which partner delivers which source.
+    #[arg(long, env = "KOPPEL_SPECS", default_value = "pipelines/sources")]
+    specs: PathBuf,
 }
 
 fn parse_purpose(s: &str) -> Result<KeyPurpose, String> {
@@ -373,10 +376,12 @@ fn period_from_name(file: &Path, source: &str) -> Option<String> {
 }
 
 pub fn unseal(args: UnsealArgs) -> Result<ExitCode> {
+    let specs = SpecSet::load_dir(&args.specs)
+        .with_context(|| format!("cannot load the source specs from {}", args.specs.display()))?;
     let store = open_store(&args.store)?;
     let mut failures = 0;
     for sealed in &args.sealed {
-        match unseal_delivery(sealed, &store, &args.staging) {
+        match unseal_delivery(sealed, &store, &specs, &args.staging) {
             Ok(received) => {
                 let m = &received.manifest;
                 if store.is_demo() && !m.synthetic {

@@ -357,6 +357,38 @@ fn validate_one(file: &Path, spec: &SourceSpec, args: &ValidateArgs) -> Result<D
     };
     let started = Instant::now();
     let size = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
+    // A delivery that cannot be read leaves no half-written reject report.
+    let summary = match read_delivery(file, spec, options, size) {
+        Ok(summary) => summary,
+        Err(e) => {
+            if let Some(p) = &report_path {
+                let _ = std::fs::remove_file(p);
+            }
+            return Err(e.into());
+        }
+    };
+    let elapsed = started.elapsed().as_secs_f64();
+    info!(
+        source = %summary.source,
+        rows = summary.rows_read,
+        rejected = summary.rows_rejected,
+        seconds = elapsed,
+        rows_per_second = summary.rows_read as f64 / elapsed.max(1e-9),
+        "validated"
+    );
+    if let Some(p) = report_path {
+        info!(report = %p.display(), "reject report written");
+    }
+    Ok(summary)
+}
+
+/// Reads a whole delivery, with a progress bar for large files.
+fn read_delivery(
+    file: &Path,
+    spec: &SourceSpec,
+    options: ReadOptions,
+    size: u64,
+) -> Result<DeliverySummary, koppel_ingest::IngestError> {
     let mut reader = DeliveryReader::open(file, spec, options)?;
     let bar = if size > 16 << 20 && std::io::stderr().is_terminal() {
         let bar = ProgressBar::new(size);
@@ -377,20 +409,7 @@ fn validate_one(file: &Path, spec: &SourceSpec, args: &ValidateArgs) -> Result<D
         }
     }
     bar.finish_and_clear();
-    let summary = reader.finish()?;
-    let elapsed = started.elapsed().as_secs_f64();
-    info!(
-        source = %summary.source,
-        rows = summary.rows_read,
-        rejected = summary.rows_rejected,
-        seconds = elapsed,
-        rows_per_second = summary.rows_read as f64 / elapsed.max(1e-9),
-        "validated"
-    );
-    if let Some(p) = report_path {
-        info!(report = %p.display(), "reject report written");
-    }
-    Ok(summary)
+    reader.finish()
 }
 
 fn print_summary(s: &DeliverySummary) {
