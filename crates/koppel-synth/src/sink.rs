@@ -18,8 +18,20 @@ const CAPACITY: usize = FLUSH_AT + (64 << 10);
 /// Buffers in flight: one being written, one queued.
 const QUEUED: usize = 2;
 
+/// Where a file is written until it is complete: a dot-file beside it, so
+/// a failed run never leaves a truncated file under a delivery's name.
+pub(crate) fn partial_path(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    path.with_file_name(format!(".{name}.partial"))
+}
+
 pub(crate) struct CsvSink {
     path: PathBuf,
+    partial: PathBuf,
+    finished: bool,
     buf: Vec<u8>,
     rows: u64,
     to_writer: Option<SyncSender<Vec<u8>>>,
@@ -30,7 +42,8 @@ pub(crate) struct CsvSink {
 impl CsvSink {
     /// Creates the file and writes the header row.
     pub(crate) fn create(path: &Path, delimiter: u8, header: &[&str]) -> Result<Self, SynthError> {
-        let mut file = File::create(path).map_err(|e| SynthError::io(path, e))?;
+        let partial = partial_path(path);
+        let mut file = File::create(&partial).map_err(|e| SynthError::io(&partial, e))?;
         let (to_writer, from_producer) = sync_channel::<Vec<u8>>(QUEUED);
         let (return_spare, spare) = sync_channel::<Vec<u8>>(QUEUED + 1);
         let writer = std::thread::Builder::new()
@@ -56,6 +69,8 @@ impl CsvSink {
         buf.push(b'\n');
         Ok(CsvSink {
             path: path.to_path_buf(),
+            partial,
+            finished: false,
             buf,
             rows: 0,
             to_writer: Some(to_writer),
@@ -121,6 +136,8 @@ impl CsvSink {
             self.hand_over()?;
         }
         self.join_writer()?;
+        std::fs::rename(&self.partial, &self.path).map_err(|e| SynthError::io(&self.path, e))?;
+        self.finished = true;
         Ok(self.rows)
     }
 }
@@ -131,6 +148,9 @@ impl Drop for CsvSink {
         self.to_writer = None;
         if let Some(writer) = self.writer.take() {
             let _ = writer.join();
+        }
+        if !self.finished {
+            let _ = std::fs::remove_file(&self.partial);
         }
     }
 }

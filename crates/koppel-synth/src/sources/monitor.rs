@@ -296,7 +296,8 @@ pub(crate) fn write(target: Target<'_>) -> Result<Written, SynthError> {
     };
 
     let schema = schema();
-    let file = File::create(&path).map_err(|e| SynthError::io(&path, e))?;
+    let partial = crate::sink::partial_path(&path);
+    let file = File::create(&partial).map_err(|e| SynthError::io(&partial, e))?;
     let properties = WriterProperties::builder()
         .set_compression(Compression::SNAPPY)
         .build();
@@ -322,5 +323,6 @@ pub(crate) fn write(target: Target<'_>) -> Result<Written, SynthError> {
         writer.write(&record_batch).map_err(parquet_error)?;
     }
     writer.close().map_err(parquet_error)?;
+    std::fs::rename(&partial, &path).map_err(|e| SynthError::io(&path, e))?;
     Ok(target.finish(rows, &plan))
 }
