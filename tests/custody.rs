@@ -423,6 +423,19 @@ fn replay_tamper_and_wrong_keys_fail_cleanly() {
     std::fs::remove_file(staging.join("izz_verzekerden_2024.csv")).unwrap();
     fails(&unseal(&store, &staging, &sealed), "replay");
 
+    // Two unseals of one delivery at the same time: exactly one stages it.
+    let racing = dir.path().join("staging-race");
+    let outcomes: Vec<bool> = std::thread::scope(|scope| {
+        let runs: Vec<_> = (0..4)
+            .map(|_| scope.spawn(|| unseal(&store, &racing, &sealed).status.success()))
+            .collect();
+        runs.into_iter().map(|r| r.join().unwrap()).collect()
+    });
+    assert_eq!(outcomes.iter().filter(|ok| **ok).count(), 1, "{outcomes:?}");
+    let register =
+        std::fs::read_to_string(racing.join(koppel_pseudonymise::REGISTER_FILE)).unwrap();
+    assert_eq!(register.lines().count(), 1);
+
     // Tampering: a flipped bit, a truncation, appended bytes.
     let bytes = std::fs::read(&sealed).unwrap();
     let mut cases: Vec<(&str, Vec<u8>)> = Vec::new();

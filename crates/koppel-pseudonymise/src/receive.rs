@@ -75,15 +75,18 @@ pub struct ReceivedDelivery {
 /// Delivery ids already received into a staging area.
 pub fn received_ids(staging: &Path) -> Result<Vec<String>, ReceiveError> {
     let path = staging.join(REGISTER_FILE);
-    let file = match File::open(&path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(source) => return Err(ReceiveError::Io { path, source }),
-    };
+    match File::open(&path) {
+        Ok(file) => ids_in(&file, &path),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(source) => Err(ReceiveError::Io { path, source }),
+    }
+}
+
+fn ids_in(file: &File, path: &Path) -> Result<Vec<String>, ReceiveError> {
     let mut ids = Vec::new();
     for line in BufReader::new(file).lines() {
         let line = line.map_err(|source| ReceiveError::Io {
-            path: path.clone(),
+            path: path.to_owned(),
             source,
         })?;
         if let Some(id) = line
@@ -213,7 +216,17 @@ pub fn unseal_delivery(
             path: sealed.to_owned(),
         });
     }
-    if received_ids(staging)?.contains(&delivery_id) {
+    // The register is locked from the replay check until the delivery id is
+    // recorded, so two unseals of the same delivery cannot both pass.
+    let register_path = staging.join(REGISTER_FILE);
+    let mut register = OpenOptions::new()
+        .create(true)
+        .read(true)
+        .append(true)
+        .open(&register_path)
+        .map_err(io_err(&register_path))?;
+    register.lock().map_err(io_err(&register_path))?;
+    if ids_in(&register, &register_path)?.contains(&delivery_id) {
         return Err(ReceiveError::Replay {
             path: sealed.to_owned(),
             delivery_id,
@@ -235,14 +248,8 @@ pub fn unseal_delivery(
     let manifest_file = manifest_path(&staged);
     std::fs::write(&manifest_file, manifest.to_yaml()).map_err(io_err(&manifest_file))?;
 
-    let register = staging.join(REGISTER_FILE);
-    let mut line = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&register)
-        .map_err(io_err(&register))?;
     writeln!(
-        line,
+        register,
         "{delivery_id}\t{}\t{}\t{}\t{}\t{file_name}\t{}",
         manifest.source,
         manifest.period,
@@ -251,7 +258,8 @@ pub fn unseal_delivery(
         chrono::DateTime::<chrono::Utc>::from(std::time::SystemTime::now())
             .format("%Y-%m-%dT%H:%M:%SZ"),
     )
-    .map_err(io_err(&register))?;
+    .map_err(io_err(&register_path))?;
+    register.sync_all().map_err(io_err(&register_path))?;
     Ok(ReceivedDelivery {
         staged,
         manifest,
