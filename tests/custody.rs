@@ -338,6 +338,70 @@ fn sector_goes_from_partners_to_the_ttp_without_a_raw_identifier() {
         );
     }
     assert_eq!(register.lines().count(), 7);
+
+    // Stage 2: what linking reads holds P2 only — no raw identifier, no P1.
+    let p2 = dir.path().join("p2");
+    logs += &ok(
+        &koppel(&[
+            "-vv",
+            "pseudonymise",
+            "--store",
+            store.to_str().unwrap(),
+            "--key",
+            "stage2-preventieplan",
+            "--staging",
+            staging.to_str().unwrap(),
+            "--out",
+            p2.to_str().unwrap(),
+        ]),
+        "pseudonymise",
+    );
+    let outputs = deliveries(&p2);
+    assert_eq!(outputs.len(), 7);
+    assert_eq!(all_files(&p2).len(), 7, "no temporary file is left behind");
+    let mut p2_values = 0;
+    for file in &outputs {
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+            std::fs::File::open(file).unwrap(),
+        )
+        .unwrap()
+        .build()
+        .unwrap();
+        for batch in reader {
+            let batch = batch.unwrap();
+            for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
+                if let Some(binary) = column.as_fixed_size_binary_opt() {
+                    assert!(field.name().ends_with("_p2"), "{}", field.name());
+                    assert_eq!(
+                        field.metadata()[koppel_pseudonymise::META_KEY_ID],
+                        "stage2-preventieplan"
+                    );
+                    for i in 0..binary.len() {
+                        assert!(
+                            !pseudonyms.contains(&hex::encode(binary.value(i))),
+                            "P1 in stage-2 output"
+                        );
+                        p2_values += 1;
+                    }
+                }
+                if let Some(strings) = column.as_string_opt::<i32>() {
+                    for v in strings.iter().flatten() {
+                        assert!(
+                            !raw_ids.contains(v) && !pseudonyms.contains(v),
+                            "identifier in stage-2 output"
+                        );
+                    }
+                }
+            }
+        }
+    }
+    assert!(p2_values > 1000, "{p2_values}");
+    for token in text_tokens(&logs) {
+        assert!(
+            !raw_ids.contains(&token) && !pseudonyms.contains(&token),
+            "identifier in logs"
+        );
+    }
 }
 
 fn prepare_one(dir: &Path, partners: &Path) -> PathBuf {

@@ -9,6 +9,7 @@ mod receive;
 pub mod seal;
 mod secret;
 mod stage2;
+mod staged;
 
 pub use keystore::{
     KdfParams, KeyInfo, KeyPurpose, KeyStatus, KeyStore, KeyStoreError, PartnerKeys, Unlock,
@@ -22,3 +23,4 @@ pub use pseudonym::{
 pub use receive::{REGISTER_FILE, ReceiveError, ReceivedDelivery, received_ids, unseal_delivery};
 pub use secret::KeyMaterial;
 pub use stage2::{Stage2Error, Stage2Transform};
+pub use staged::{PseudonymisedDelivery, StagedError, pseudonymise_staged};

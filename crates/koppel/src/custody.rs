@@ -9,7 +9,8 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use koppel_ingest::SpecSet;
 use koppel_pseudonymise::{
-    KdfParams, KeyPurpose, KeyStore, PartnerKeys, Unlock, prepare_delivery, unseal_delivery,
+    KdfParams, KeyPurpose, KeyStore, PartnerKeys, Pseudonymiser, Stage, Stage2Transform, Unlock,
+    prepare_delivery, pseudonymise_staged, unseal_delivery,
 };
 use tracing::{info, warn};
 use zeroize::Zeroizing;
@@ -137,6 +138,24 @@ pub struct UnsealArgs {
     #[arg(required = true)]
     sealed: Vec<PathBuf>,
     /// Directory of source specs: which partner delivers which source.
+    #[arg(long, env = "KOPPEL_SPECS", default_value = "pipelines/sources")]
+    specs: PathBuf,
+}
+
+#[derive(Args)]
+pub struct PseudonymiseArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// The project's stage-2 key (its active version is used).
+    #[arg(long)]
+    key: String,
+    /// The staging area `koppel unseal` filled.
+    #[arg(long)]
+    staging: PathBuf,
+    /// Directory for the stage-2 Parquet files, one per delivery.
+    #[arg(long)]
+    out: PathBuf,
+    /// Directory of source specs.
     #[arg(long, env = "KOPPEL_SPECS", default_value = "pipelines/sources")]
     specs: PathBuf,
 }
@@ -408,6 +427,67 @@ pub fn unseal(args: UnsealArgs) -> Result<ExitCode> {
             Err(e) => {
                 failures += 1;
                 eprintln!("error: {:#}", anyhow::Error::from(e));
+            }
+        }
+    }
+    Ok(if failures == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// Stage 2 over every staged delivery: what linking reads.
+pub fn pseudonymise(args: PseudonymiseArgs) -> Result<ExitCode> {
+    let specs = SpecSet::load_dir(&args.specs)
+        .with_context(|| format!("cannot load the source specs from {}", args.specs.display()))?;
+    let store = open_store(&args.store)?;
+    let (info, key) = store.key(&args.key, None)?;
+    if info.purpose != KeyPurpose::Stage2 {
+        bail!("{} is a {} key, not a stage-2 key", info.id, info.purpose);
+    }
+    let stage2 = Pseudonymiser::new(Stage::Stage2, &key, &info.id, info.version);
+    drop(key);
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("cannot create {}", args.out.display()))?;
+    let mut staged: Vec<PathBuf> = std::fs::read_dir(&args.staging)
+        .with_context(|| format!("cannot read {}", args.staging.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| koppel_ingest::manifest_path(p).exists())
+        .collect();
+    staged.sort();
+    if staged.is_empty() {
+        bail!(
+            "{} holds no staged delivery (a file with a .manifest.yaml beside it)",
+            args.staging.display()
+        );
+    }
+    let mut failures = 0;
+    for file in &staged {
+        let result = specs
+            .for_file(file)
+            .with_context(|| format!("{}: no source spec matches the file name", file.display()))
+            .and_then(|spec| {
+                let transform = Stage2Transform::new(&spec.source, stage2.clone())?;
+                let stem = file.file_stem().context("staged file without a name")?;
+                let output = args.out.join(format!("{}.parquet", stem.to_string_lossy()));
+                Ok(pseudonymise_staged(file, spec, &transform, &output)?)
+            });
+        match result {
+            Ok(done) => {
+                info!(source = %done.summary.source, rows = done.summary.rows_accepted, output = %done.output.display(), "stage 2 written");
+                println!(
+                    "{}  {} rows → {} (stage 2, {} v{})",
+                    file.display(),
+                    done.summary.rows_accepted,
+                    done.output.display(),
+                    info.id,
+                    info.version
+                );
+            }
+            Err(e) => {
+                failures += 1;
+                eprintln!("error: {e:#}");
             }
         }
     }

@@ -64,6 +64,9 @@ enum Command {
     Partner(custody::PartnerCommand),
     /// Verify and decrypt sealed deliveries into the TTP's staging area.
     Unseal(custody::UnsealArgs),
+    /// Stage 2 at the TTP: staged deliveries (stage-1 pseudonyms) become
+    /// Parquet files with the project's stage-2 pseudonyms only.
+    Pseudonymise(custody::PseudonymiseArgs),
 }
 
 #[derive(Args)]
@@ -154,6 +157,7 @@ fn main() -> ExitCode {
         Command::Keys(command) => custody::keys(command),
         Command::Partner(command) => custody::partner(command),
         Command::Unseal(args) => custody::unseal(args),
+        Command::Pseudonymise(args) => custody::pseudonymise(args),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,187 @@
+//! Stage 2 over a staged delivery: the TTP's hand-over from the staging
+//! area (stage-1 pseudonyms, as partners sealed them) to the linking stage
+//! (stage-2 pseudonyms only).
+//!
+//! Input: a staged delivery with its manifest, its source spec, and the
+//! project's `Stage2Transform`. Output: one Parquet file of canonical
+//! columns in which every identifier is a labelled P2 column. The file
+//! appears only when the delivery passed validation; no P1 and no raw
+//! identifier is in it.
+
+use std::path::{Path, PathBuf};
+
+use arrow::array::RecordBatch;
+use koppel_ingest::{
+    DeliveryReader, DeliverySummary, IngestError, ReadOptions, SourceSpec, Verdict,
+};
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+use thiserror::Error;
+
+use crate::stage2::{Stage2Error, Stage2Transform};
+
+#[derive(Debug, Error)]
+pub enum StagedError {
+    #[error(transparent)]
+    Ingest(#[from] IngestError),
+    #[error("{}: the staged delivery failed validation: {reason}", path.display())]
+    Rejected { path: PathBuf, reason: String },
+    #[error("{}: stage 2 failed", path.display())]
+    Stage2 {
+        path: PathBuf,
+        #[source]
+        source: Stage2Error,
+    },
+    #[error("{}: cannot write Parquet: {message}", path.display())]
+    Write { path: PathBuf, message: String },
+}
+
+/// What `pseudonymise_staged` wrote.
+#[derive(Debug, Clone)]
+pub struct PseudonymisedDelivery {
+    pub output: PathBuf,
+    pub summary: DeliverySummary,
+}
+
+/// Reads a staged delivery (its manifest must be beside it and is
+/// verified), applies stage 2 batch by batch, and writes `output`.
+pub fn pseudonymise_staged(
+    staged: &Path,
+    spec: &SourceSpec,
+    transform: &Stage2Transform,
+    output: &Path,
+) -> Result<PseudonymisedDelivery, StagedError> {
+    let write_err = |message: String| StagedError::Write {
+        path: output.to_owned(),
+        message,
+    };
+    let options = ReadOptions {
+        require_manifest: true,
+        ..ReadOptions::default()
+    };
+    let mut reader = DeliveryReader::open(staged, spec, options)?;
+    let dir = output.parent().unwrap_or(Path::new("."));
+    let mut partial = tempfile::Builder::new()
+        .prefix(".koppel-stage2-")
+        .tempfile_in(dir)
+        .map_err(|e| write_err(e.to_string()))?;
+    let properties = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::default()))
+        .build();
+    let stage2_err = |source| StagedError::Stage2 {
+        path: staged.to_owned(),
+        source,
+    };
+    // The output schema is what stage 2 makes of the canonical schema.
+    let schema = transform
+        .apply(&RecordBatch::new_empty(reader.schema()))
+        .map_err(stage2_err)?
+        .schema();
+    let mut writer = ArrowWriter::try_new(partial.as_file_mut(), schema, Some(properties))
+        .map_err(|e| write_err(e.to_string()))?;
+    while let Some(batch) = reader.next_batch()? {
+        let batch = transform.apply(&batch).map_err(stage2_err)?;
+        writer.write(&batch).map_err(|e| write_err(e.to_string()))?;
+    }
+    // Only an accepted delivery is handed on; the partial file is removed
+    // when it is dropped on any other path.
+    let summary = reader.finish()?;
+    if let Verdict::Failed { reason } = &summary.verdict {
+        return Err(StagedError::Rejected {
+            path: staged.to_owned(),
+            reason: reason.clone(),
+        });
+    }
+    writer.close().map_err(|e| write_err(e.to_string()))?;
+    partial
+        .as_file()
+        .sync_all()
+        .map_err(|e| write_err(e.to_string()))?;
+    partial
+        .persist(output)
+        .map_err(|e| write_err(e.error.to_string()))?;
+    Ok(PseudonymisedDelivery {
+        output: output.to_owned(),
+        summary,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pseudonym::{Pseudonymiser, Stage};
+    use crate::secret::KeyMaterial;
+    use koppel_ingest::{DeliveryManifest, IdentifierMode, manifest_path};
+
+    const SPEC: &str = "source: izz_verzekerden\npartner: IZZ\nformat: {kind: csv, delimiter: ','}\ncolumns:\n  - {header: bsn, name: bsn, type: bsn, required: true}\n  - {header: jaar, name: year, type: integer, required: true}\n";
+
+    fn transform() -> Stage2Transform {
+        Stage2Transform::new(
+            "izz_verzekerden",
+            Pseudonymiser::new(
+                Stage::Stage2,
+                &KeyMaterial::from_bytes([3; 32]),
+                "stage2-x",
+                1,
+            ),
+        )
+        .unwrap()
+    }
+
+    fn stage(dir: &Path, body: &str, rows: u64) -> PathBuf {
+        let file = dir.join("izz_verzekerden_2024.csv");
+        std::fs::write(&file, format!("bsn_P1,jaar\n{body}")).unwrap();
+        DeliveryManifest::describe(
+            &file,
+            "izz_verzekerden",
+            "2024",
+            rows,
+            IdentifierMode::PrePseudonymised,
+        )
+        .unwrap()
+        .write(&manifest_path(&file))
+        .unwrap();
+        file
+    }
+
+    #[test]
+    fn accepted_delivery_becomes_p2_parquet_and_a_failed_one_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = SourceSpec::from_yaml(SPEC, Path::new("s.yaml")).unwrap();
+        let p1 = "f80ce1cdf1a48876ab00530de42b5ef61e90658b86720874e31a39dc5a516692";
+        let staged = stage(dir.path(), &format!("{p1},2024\n{p1},2023\n"), 2);
+        let output = dir.path().join("out.parquet");
+        let done = pseudonymise_staged(&staged, &spec, &transform(), &output).unwrap();
+        assert_eq!(done.summary.rows_accepted, 2);
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+            std::fs::File::open(&output).unwrap(),
+        )
+        .unwrap();
+        let names: Vec<String> = reader
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
+        assert_eq!(names, ["bsn_p2", "year"]);
+
+        // Half the rows broken: the delivery fails and no output appears.
+        let staged = stage(dir.path(), &format!("{p1},2024\nnot-a-pseudonym,2024\n"), 2);
+        let failed = dir.path().join("failed.parquet");
+        let err = pseudonymise_staged(&staged, &spec, &transform(), &failed).unwrap_err();
+        assert!(matches!(err, StagedError::Rejected { .. }), "{err}");
+        assert!(!failed.exists());
+        let leftovers = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with(".koppel")
+            })
+            .count();
+        assert_eq!(leftovers, 0);
+    }
+}
