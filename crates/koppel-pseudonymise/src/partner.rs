@@ -25,7 +25,6 @@ use csv::ByteRecord;
 use koppel_ingest::{
     CsvRecords, DeliveryManifest, DeliveryReader, DeliverySummary, FormatSpec, IdentifierMode,
     IdentifierType, IngestError, KeyLabel, ReadOptions, Reject, RejectSink, SourceSpec,
-    canonical_bsn, canonical_kvk,
 };
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -304,20 +303,12 @@ fn rewrite_csv(
         for (i, field) in kept.iter().map(|&i| (i, &record[i])) {
             match identifiers.iter().find(|(at, _)| *at == i) {
                 Some(&(_, kind)) if !field.trim_ascii().is_empty() => {
-                    let digest = match kind {
-                        IdentifierType::Bsn => {
-                            let mut canon = [0u8; 9];
-                            canonical_bsn(field, &mut canon).then(|| p1.pseudonym(kind, &canon))
-                        }
-                        IdentifierType::Kvk => {
-                            let mut canon = [0u8; 8];
-                            canonical_kvk(field, &mut canon).then(|| p1.pseudonym(kind, &canon))
-                        }
-                    }
-                    .ok_or(PrepareError::Inconsistent {
-                        path: input.to_owned(),
-                        line,
-                    })?;
+                    let digest =
+                        p1.pseudonym_of_raw(kind, field)
+                            .ok_or(PrepareError::Inconsistent {
+                                path: input.to_owned(),
+                                line,
+                            })?;
                     hex::encode_to_slice(digest, &mut hex).expect("64 hex characters for 32 bytes");
                     output.push_field(&hex);
                 }
@@ -398,23 +389,13 @@ fn rewrite_parquet(
             let text =
                 cast(&columns[at], &DataType::Utf8).map_err(|e| parquet_err(e.to_string()))?;
             let text = text.as_string::<i32>();
-            let mut canon = [0u8; 9];
             let mut pseudonyms = Vec::with_capacity(text.len());
             for i in 0..text.len() {
                 if text.is_null(i) {
                     pseudonyms.push(None);
                     continue;
                 }
-                let field = text.value(i).as_bytes();
-                let digest = match kind {
-                    IdentifierType::Bsn => {
-                        canonical_bsn(field, &mut canon).then(|| p1.pseudonym(kind, &canon))
-                    }
-                    IdentifierType::Kvk => {
-                        let mut k = [0u8; 8];
-                        canonical_kvk(field, &mut k).then(|| p1.pseudonym(kind, &k))
-                    }
-                };
+                let digest = p1.pseudonym_of_raw(kind, text.value(i).as_bytes());
                 let digest = digest.ok_or_else(|| {
                     parquet_err("a validated identifier did not canonicalise".into())
                 })?;

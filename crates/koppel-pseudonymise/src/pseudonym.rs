@@ -23,7 +23,7 @@ use arrow::array::{Array, FixedSizeBinaryArray, StringArray};
 use arrow::buffer::{Buffer, NullBuffer};
 use arrow::datatypes::{DataType, Field};
 use hmac::{Hmac, KeyInit, Mac};
-use koppel_ingest::{IdentifierType, META_IDENTIFIER};
+use koppel_ingest::{IdentifierType, META_IDENTIFIER, canonical_bsn, canonical_kvk};
 use rayon::prelude::*;
 use sha2::Sha256;
 
@@ -132,6 +132,23 @@ impl Pseudonymiser {
     #[inline]
     pub fn pseudonym(&self, kind: IdentifierType, input: &[u8]) -> [u8; 32] {
         self.hash.digest(&[kind.as_str().as_bytes(), &[0], input])
+    }
+
+    /// Stage 1 of an identifier as a partner writes it: canonicalised by the
+    /// contract's rules (ingest's checks), then hashed. `None` when it is not
+    /// a valid identifier of that type.
+    #[inline]
+    pub fn pseudonym_of_raw(&self, kind: IdentifierType, raw: &[u8]) -> Option<[u8; 32]> {
+        match kind {
+            IdentifierType::Bsn => {
+                let mut canon = [0u8; 9];
+                canonical_bsn(raw, &mut canon).then(|| self.pseudonym(kind, &canon))
+            }
+            IdentifierType::Kvk => {
+                let mut canon = [0u8; 8];
+                canonical_kvk(raw, &mut canon).then(|| self.pseudonym(kind, &canon))
+            }
+        }
     }
 
     /// Stage 1 as the contract writes it: 64 lowercase hex characters.
@@ -325,6 +342,14 @@ mod tests {
         for (kind, canonical, p1) in vectors {
             assert_eq!(p.p1_hex(kind, canonical), p1);
         }
+        // Raw forms canonicalise to the same pseudonyms; invalid ones give none.
+        let raw = p
+            .pseudonym_of_raw(IdentifierType::Bsn, b"1234.56.782")
+            .unwrap();
+        assert_eq!(hex::encode(raw), vectors[1].2);
+        let raw = p.pseudonym_of_raw(IdentifierType::Kvk, b"1").unwrap();
+        assert_eq!(hex::encode(raw), vectors[3].2);
+        assert_eq!(p.pseudonym_of_raw(IdentifierType::Bsn, b"123456789"), None);
         // The column path gives the same bytes, for small and parallel sizes.
         for n in [4, PARALLEL_FROM + 3] {
             let values: Vec<&str> = (0..n).map(|i| vectors[i % 2].1).collect();

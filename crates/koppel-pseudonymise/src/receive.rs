@@ -72,16 +72,7 @@ pub struct ReceivedDelivery {
     pub transport_key: (String, u32),
 }
 
-/// Delivery ids already received into a staging area.
-pub fn received_ids(staging: &Path) -> Result<Vec<String>, ReceiveError> {
-    let path = staging.join(REGISTER_FILE);
-    match File::open(&path) {
-        Ok(file) => ids_in(&file, &path),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Vec::new()),
-        Err(source) => Err(ReceiveError::Io { path, source }),
-    }
-}
-
+/// Delivery ids in a staging area's register.
 fn ids_in(file: &File, path: &Path) -> Result<Vec<String>, ReceiveError> {
     let mut ids = Vec::new();
     for line in BufReader::new(file).lines() {

@@ -7,16 +7,12 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
-use koppel_ingest::SpecSet;
 use koppel_pseudonymise::{
     KdfParams, KeyPurpose, KeyStore, PartnerKeys, Pseudonymiser, Stage, Stage2Transform, Unlock,
     prepare_delivery, pseudonymise_staged, unseal_delivery,
 };
 use tracing::{info, warn};
 use zeroize::Zeroizing;
-
-/// Marker file `koppel synth` leaves beside synthetic deliveries.
-pub const SYNTHETIC_MARKER: &str = koppel_synth::SYNTHETIC_MARKER;
 
 #[derive(Args)]
 pub struct StoreArgs {
@@ -326,8 +322,7 @@ pub fn keys(command: KeysCommand) -> Result<ExitCode> {
 
 pub fn partner(command: PartnerCommand) -> Result<ExitCode> {
     let PartnerCommand::Prepare(args) = command;
-    let specs = SpecSet::load_dir(&args.specs)
-        .with_context(|| format!("cannot load the source specs from {}", args.specs.display()))?;
+    let specs = crate::load_specs(&args.specs)?;
     let spec = match &args.source {
         Some(name) => specs
             .get(name)
@@ -359,7 +354,7 @@ pub fn partner(command: PartnerCommand) -> Result<ExitCode> {
     let synthetic = args
         .input
         .parent()
-        .is_some_and(|dir| dir.join(SYNTHETIC_MARKER).exists());
+        .is_some_and(|dir| dir.join(koppel_synth::SYNTHETIC_MARKER).exists());
     if keys.demo && !synthetic {
         demo_warning(&format!("preparing {}", args.input.display()));
     }
@@ -395,8 +390,7 @@ fn period_from_name(file: &Path, source: &str) -> Option<String> {
 }
 
 pub fn unseal(args: UnsealArgs) -> Result<ExitCode> {
-    let specs = SpecSet::load_dir(&args.specs)
-        .with_context(|| format!("cannot load the source specs from {}", args.specs.display()))?;
+    let specs = crate::load_specs(&args.specs)?;
     let store = open_store(&args.store)?;
     let mut failures = 0;
     for sealed in &args.sealed {
@@ -439,8 +433,7 @@ pub fn unseal(args: UnsealArgs) -> Result<ExitCode> {
 
 /// Stage 2 over every staged delivery: what linking reads.
 pub fn pseudonymise(args: PseudonymiseArgs) -> Result<ExitCode> {
-    let specs = SpecSet::load_dir(&args.specs)
-        .with_context(|| format!("cannot load the source specs from {}", args.specs.display()))?;
+    let specs = crate::load_specs(&args.specs)?;
     let store = open_store(&args.store)?;
     let (info, key) = store.key(&args.key, None)?;
     if info.purpose != KeyPurpose::Stage2 {

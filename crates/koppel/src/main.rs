@@ -265,6 +265,16 @@ fn synth(args: SynthArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The project's source specs, for every command that reads deliveries.
+fn load_specs(dir: &Path) -> Result<SpecSet> {
+    SpecSet::load_dir(dir).with_context(|| {
+        format!(
+            "cannot load the source specs from {} (run from the project directory, or pass --specs)",
+            dir.display()
+        )
+    })
+}
+
 fn validate(args: ValidateArgs) -> Result<ExitCode> {
     if args.rejects.is_some() && args.files.len() > 1 {
         bail!("--rejects takes a single delivery; use --reject-dir for several");
@@ -274,12 +284,7 @@ fn validate(args: ValidateArgs) -> Result<ExitCode> {
         _ => None,
     };
     let spec_set = if single_spec.is_none() {
-        Some(SpecSet::load_dir(&args.specs).with_context(|| {
-            format!(
-                "cannot load the source specs from {} (run from the project directory, or pass --specs or --spec)",
-                args.specs.display()
-            )
-        })?)
+        Some(load_specs(&args.specs)?)
     } else {
         None
     };
