@@ -1,0 +1,210 @@
+//! Finding the stage-2 sources in a staging folder and checking that they
+//! can be linked at all: every identifier must be a stage-2 pseudonym, and
+//! all of them must come from one stage-2 key, or equal persons would not
+//! meet.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use arrow::datatypes::SchemaRef;
+use koppel_ingest::{META_IDENTIFIER, META_KEY_ID, META_KEY_VERSION, META_PSEUDONYM_STAGE};
+use parquet::arrow::arrow_reader::ArrowReaderMetadata;
+
+use crate::LinkError;
+
+/// One partner source the models are built from, with the name its table
+/// has in the linking SQL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Source {
+    Payroll,
+    Absence,
+    Insured,
+    CareUse,
+    Survey,
+    JobCharacteristics,
+    AnnualReports,
+}
+
+impl Source {
+    pub const ALL: [Source; 7] = [
+        Source::Payroll,
+        Source::Absence,
+        Source::Insured,
+        Source::CareUse,
+        Source::Survey,
+        Source::JobCharacteristics,
+        Source::AnnualReports,
+    ];
+
+    /// The source name of the delivery contract (and of the source spec).
+    pub fn contract_name(self) -> &'static str {
+        match self {
+            Source::Payroll => "pfzw_dienstverbanden",
+            Source::Absence => "vernet_verzuimmeldingen",
+            Source::Insured => "izz_verzekerden",
+            Source::CareUse => "izz_zorggebruik",
+            Source::Survey => "izz_monitor",
+            Source::JobCharacteristics => "fwg_functiekenmerken",
+            Source::AnnualReports => "intrakoop_jaarverslagen",
+        }
+    }
+
+    /// The table name in the linking SQL.
+    pub fn table(self) -> &'static str {
+        match self {
+            Source::Payroll => "payroll",
+            Source::Absence => "absence",
+            Source::Insured => "insured",
+            Source::CareUse => "care_use",
+            Source::Survey => "survey",
+            Source::JobCharacteristics => "fwg",
+            Source::AnnualReports => "annual_reports",
+        }
+    }
+
+    pub fn from_contract_name(name: &str) -> Option<Source> {
+        Source::ALL.into_iter().find(|s| s.contract_name() == name)
+    }
+}
+
+/// The stage-2 key every pseudonym column of the inputs was made with.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct LinkKey {
+    pub key_id: String,
+    pub key_version: String,
+}
+
+/// The staged, stage-2 pseudonymised deliveries found in a folder: per
+/// source the files by period.
+#[derive(Debug, Clone)]
+pub struct StagedSources {
+    pub files: BTreeMap<Source, BTreeMap<String, PathBuf>>,
+    pub key: LinkKey,
+}
+
+impl StagedSources {
+    /// Reads `<source>_<period>.parquet` files (as `koppel pseudonymise`
+    /// writes them) from `dir`. Every source must be present, and every
+    /// identifier column in them must be a stage-2 pseudonym of one key.
+    pub fn discover(dir: &Path) -> Result<StagedSources, LinkError> {
+        let io = |e: std::io::Error| LinkError::Io {
+            path: dir.to_owned(),
+            message: e.to_string(),
+        };
+        let mut files: BTreeMap<Source, BTreeMap<String, PathBuf>> = BTreeMap::new();
+        for entry in std::fs::read_dir(dir).map_err(io)? {
+            let path = entry.map_err(io)?.path();
+            if path.extension().and_then(|e| e.to_str()) != Some("parquet") {
+                continue;
+            }
+            let Some(stem) = path.file_stem().and_then(|s| s.to_str()) else {
+                continue;
+            };
+            if stem.starts_with('.') {
+                continue;
+            }
+            let Some((name, period)) = stem.rsplit_once('_') else {
+                return Err(LinkError::UnknownInput { path });
+            };
+            let Some(source) = Source::from_contract_name(name) else {
+                return Err(LinkError::UnknownInput { path });
+            };
+            files
+                .entry(source)
+                .or_default()
+                .insert(period.to_owned(), path);
+        }
+        let missing: Vec<&str> = Source::ALL
+            .into_iter()
+            .filter(|s| !files.contains_key(s))
+            .map(Source::contract_name)
+            .collect();
+        if !missing.is_empty() {
+            return Err(LinkError::MissingSources {
+                dir: dir.to_owned(),
+                sources: missing.join(", "),
+            });
+        }
+        let mut key: Option<(LinkKey, PathBuf)> = None;
+        for path in files.values().flat_map(|f| f.values()) {
+            for found in stage2_keys(path)? {
+                match &key {
+                    None => key = Some((found, path.clone())),
+                    Some((expected, first)) if *expected != found => {
+                        return Err(LinkError::KeyMismatch {
+                            path: path.clone(),
+                            found: format!("{} v{}", found.key_id, found.key_version),
+                            expected: format!("{} v{}", expected.key_id, expected.key_version),
+                            first: first.clone(),
+                        });
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
+        let key = key
+            .map(|(k, _)| k)
+            .ok_or_else(|| LinkError::MissingSources {
+                dir: dir.to_owned(),
+                sources: "any stage-2 pseudonym column".into(),
+            })?;
+        Ok(StagedSources { files, key })
+    }
+
+    pub fn paths(&self, source: Source) -> Vec<&Path> {
+        self.files[&source].values().map(PathBuf::as_path).collect()
+    }
+
+    /// The latest delivery of a reference source that is replaced whole
+    /// rather than added to (the FWG table).
+    pub fn latest(&self, source: Source) -> &Path {
+        self.files[&source]
+            .values()
+            .next_back()
+            .expect("discover() guarantees every source has a file")
+    }
+}
+
+fn schema_of(path: &Path) -> Result<SchemaRef, LinkError> {
+    let file = File::open(path).map_err(|e| LinkError::Io {
+        path: path.to_owned(),
+        message: e.to_string(),
+    })?;
+    let metadata =
+        ArrowReaderMetadata::load(&file, Default::default()).map_err(|e| LinkError::Io {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })?;
+    Ok(metadata.schema().clone())
+}
+
+/// The key labels of every identifier column; an identifier column that is
+/// not a stage-2 pseudonym is refused, so raw numbers and stage-1
+/// pseudonyms can never enter the models.
+fn stage2_keys(path: &Path) -> Result<Vec<LinkKey>, LinkError> {
+    let schema = schema_of(path)?;
+    let mut keys = Vec::new();
+    for field in schema.fields() {
+        let metadata = field.metadata();
+        let is_identifier = metadata.contains_key(META_IDENTIFIER)
+            || field.name().ends_with("_p1")
+            || field.name() == "bsn"
+            || field.name() == "employer_kvk";
+        if !is_identifier {
+            continue;
+        }
+        let stage = metadata.get(META_PSEUDONYM_STAGE).map(String::as_str);
+        if stage != Some("p2") || !field.name().ends_with("_p2") {
+            return Err(LinkError::NotStage2 {
+                path: path.to_owned(),
+                column: field.name().clone(),
+            });
+        }
+        keys.push(LinkKey {
+            key_id: metadata.get(META_KEY_ID).cloned().unwrap_or_default(),
+            key_version: metadata.get(META_KEY_VERSION).cloned().unwrap_or_default(),
+        });
+    }
+    Ok(keys)
+}

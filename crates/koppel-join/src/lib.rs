@@ -1,0 +1,461 @@
+//! Linking: the TTP's stage that joins the pseudonymised partner sources
+//! into the two research models, on Apache DataFusion.
+//!
+//! Input: a folder of stage-2 Parquet files as `koppel pseudonymise`
+//! writes them (`<source>_<period>.parquet`, every identifier a labelled
+//! stage-2 pseudonym of one key). Output, in a new folder written
+//! atomically:
+//! - `person_model.parquet`: one row per survey respondent × year,
+//!   enriched with payroll, job characteristics, absence, care use and next
+//!   year's outcomes;
+//! - `organisation_model.parquet`: one row per organisation × year, from
+//!   everyone on its payroll, with the number of persons each statistic
+//!   rests on;
+//! - `linkage-report.json`: how well the sources link ([`LinkageReport`]).
+//!
+//! The plans run under a memory limit and spill to disk beyond it; large
+//! intermediates are written to Parquet in a work folder rather than held,
+//! so memory stays flat as the sector grows. Definitions are in `sql.rs`
+//! and docs/linking.md. The models still hold stage-2 pseudonyms: they are
+//! TTP-internal and reach researchers only through koppel-export.
+
+mod error;
+mod inputs;
+mod report;
+mod sql;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::datatypes::{Field, Int32Type, Int64Type, Schema, SchemaRef};
+use chrono::NaiveDate;
+use datafusion::dataframe::DataFrameWriteOptions;
+use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
+use futures::StreamExt;
+use koppel_ingest::{META_IDENTIFIER, META_KEY_ID, META_KEY_VERSION, META_PSEUDONYM_STAGE};
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+use tracing::info;
+
+pub use error::LinkError;
+pub use inputs::{LinkKey, Source, StagedSources};
+pub use report::{CoverageCell, LinkageReport, OverlapCell, SourceLinkage};
+pub use sql::{CARE_TYPES, LONG_TERM_DAYS, SURVEY_SCALES};
+
+pub const PERSON_MODEL_FILE: &str = "person_model.parquet";
+pub const ORGANISATION_MODEL_FILE: &str = "organisation_model.parquet";
+pub const LINKAGE_REPORT_FILE: &str = "linkage-report.json";
+
+/// How the linking stage runs.
+#[derive(Debug, Clone)]
+pub struct LinkConfig {
+    /// The extracts' reference date: open absence episodes run to it.
+    /// `None`: 31 December of the latest payroll year.
+    pub reference_date: Option<NaiveDate>,
+    /// Memory DataFusion may use for joins, aggregations and sorts before
+    /// it spills to disk.
+    pub memory_limit: usize,
+    /// Where spill files and intermediates go; `None`: a work folder
+    /// beside the output, removed afterwards.
+    pub work_dir: Option<PathBuf>,
+    /// Parallelism; `None`: the number of cores.
+    pub target_partitions: Option<usize>,
+}
+
+impl Default for LinkConfig {
+    fn default() -> Self {
+        LinkConfig {
+            reference_date: None,
+            memory_limit: 1536 << 20,
+            work_dir: None,
+            target_partitions: None,
+        }
+    }
+}
+
+/// What a linking run wrote.
+#[derive(Debug, Clone)]
+pub struct LinkOutcome {
+    pub out_dir: PathBuf,
+    pub person_model: PathBuf,
+    pub organisation_model: PathBuf,
+    pub report_path: PathBuf,
+    pub report: LinkageReport,
+}
+
+/// Links the staged sources in `staged` into a new folder `out_dir` (which
+/// must not exist or be empty). Nothing appears at `out_dir` unless the
+/// whole run succeeded.
+pub fn link(staged: &Path, out_dir: &Path, config: &LinkConfig) -> Result<LinkOutcome, LinkError> {
+    let threads = config
+        .target_partitions
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .enable_all()
+        .build()
+        .map_err(|e| LinkError::Io {
+            path: out_dir.to_owned(),
+            message: e.to_string(),
+        })?;
+    runtime.block_on(link_async(staged, out_dir, config, threads))
+}
+
+async fn link_async(
+    staged: &Path,
+    out_dir: &Path,
+    config: &LinkConfig,
+    threads: usize,
+) -> Result<LinkOutcome, LinkError> {
+    let started = Instant::now();
+    let sources = StagedSources::discover(staged)?;
+    let target = Target::prepare(out_dir)?;
+    let work = match &config.work_dir {
+        Some(dir) => tempfile::Builder::new()
+            .prefix(".koppel-link-work-")
+            .tempdir_in(dir),
+        None => tempfile::Builder::new()
+            .prefix("work-")
+            .tempdir_in(target.partial.path()),
+    }
+    .map_err(|e| LinkError::Io {
+        path: out_dir.to_owned(),
+        message: e.to_string(),
+    })?;
+
+    let runtime = RuntimeEnvBuilder::new()
+        .with_memory_limit(config.memory_limit, 1.0)
+        .with_disk_manager_builder(DiskManagerBuilder::default().with_mode(
+            DiskManagerMode::Directories(vec![work.path().join("spill")]),
+        ))
+        .build_arc()?;
+    std::fs::create_dir_all(work.path().join("spill")).map_err(|e| LinkError::Io {
+        path: work.path().to_owned(),
+        message: e.to_string(),
+    })?;
+    let session = SessionConfig::new()
+        .with_target_partitions(threads)
+        .set_str("datafusion.execution.parquet.compression", "snappy")
+        .set_str("datafusion.sql_parser.enable_ident_normalization", "true");
+    let ctx = SessionContext::new_with_config_rt(session, runtime);
+
+    for source in Source::ALL {
+        let paths: Vec<String> = if source == Source::JobCharacteristics {
+            vec![path_str(sources.latest(source))?]
+        } else {
+            sources
+                .paths(source)
+                .into_iter()
+                .map(path_str)
+                .collect::<Result<_, _>>()?
+        };
+        let frame = ctx
+            .read_parquet(paths, ParquetReadOptions::default())
+            .await?;
+        ctx.register_table(source.table(), frame.into_view())?;
+    }
+
+    let payroll_years = int_column(
+        &ctx,
+        "SELECT DISTINCT CAST(date_part('year', period) AS INT) AS y FROM payroll ORDER BY y",
+    )
+    .await?;
+    let survey_years = int_column(
+        &ctx,
+        "SELECT DISTINCT CAST(year AS INT) AS y FROM survey WHERE year IS NOT NULL ORDER BY y",
+    )
+    .await?;
+    let Some(&last_year) = payroll_years.last() else {
+        return Err(LinkError::EmptyBackbone);
+    };
+    let reference_date = config
+        .reference_date
+        .unwrap_or_else(|| NaiveDate::from_ymd_opt(last_year, 12, 31).expect("valid date"));
+    let mut model_years: Vec<i32> = payroll_years.iter().chain(&survey_years).copied().collect();
+    model_years.sort_unstable();
+    model_years.dedup();
+    let years: Vec<(i32, i32, i32)> = model_years
+        .iter()
+        .map(|&y| (y, day_number(y, 1, 1), day_number(y + 1, 1, 1)))
+        .collect();
+    let reference_day = (reference_date - epoch()).num_days() as i32;
+
+    execute(&ctx, &sql::years_table(&years)).await?;
+    execute(&ctx, sql::PAYROLL_ROWS).await?;
+    materialise(&ctx, "pe", &sql::person_employer_year(), work.path()).await?;
+    info!(
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "payroll backbone built"
+    );
+    materialise(&ctx, "py", &sql::person_year(), work.path()).await?;
+    execute(&ctx, &sql::episodes(reference_day)).await?;
+    materialise(&ctx, "episode_years", sql::EPISODE_YEARS, work.path()).await?;
+    execute(&ctx, sql::PERSON_ABSENCE).await?;
+    execute(&ctx, sql::EMPLOYMENT_ABSENCE).await?;
+    execute(&ctx, sql::INSURED_YEARS).await?;
+    execute(&ctx, &sql::care_years()).await?;
+    execute(&ctx, &sql::survey_years()).await?;
+    execute(&ctx, sql::FWG_CODES).await?;
+    execute(&ctx, sql::ANNUAL_REPORT_YEARS).await?;
+    info!(
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "intermediates built"
+    );
+
+    let key_metadata = |_: &str| -> HashMap<String, String> {
+        [
+            (META_PSEUDONYM_STAGE.to_owned(), "p2".to_owned()),
+            (META_KEY_ID.to_owned(), sources.key.key_id.clone()),
+            (META_KEY_VERSION.to_owned(), sources.key.key_version.clone()),
+        ]
+        .into()
+    };
+    let person_model = target.partial.path().join(PERSON_MODEL_FILE);
+    let person_rows = write_model(
+        &ctx,
+        &sql::person_model(&payroll_years),
+        &person_model,
+        &[("person_p2", "bsn"), ("org_p2", "kvk")],
+        &key_metadata,
+        "person",
+    )
+    .await?;
+    info!(
+        rows = person_rows,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "person model written"
+    );
+    let organisation_model = target.partial.path().join(ORGANISATION_MODEL_FILE);
+    let organisation_rows = write_model(
+        &ctx,
+        sql::ORGANISATION_MODEL,
+        &organisation_model,
+        &[("org_p2", "kvk")],
+        &key_metadata,
+        "organisation",
+    )
+    .await?;
+    info!(
+        rows = organisation_rows,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "organisation model written"
+    );
+
+    let report = report::build(
+        &ctx,
+        &sources,
+        report::Frame {
+            reference_date,
+            payroll_years: payroll_years.clone(),
+            model_years,
+            person_model_rows: person_rows,
+            organisation_model_rows: organisation_rows,
+        },
+    )
+    .await?;
+    let report_path = target.partial.path().join(LINKAGE_REPORT_FILE);
+    let json = serde_json::to_vec_pretty(&report).expect("report serialises");
+    std::fs::write(&report_path, json).map_err(|e| LinkError::Io {
+        path: report_path.clone(),
+        message: e.to_string(),
+    })?;
+    drop(ctx);
+    work.close().map_err(|e| LinkError::Io {
+        path: out_dir.to_owned(),
+        message: e.to_string(),
+    })?;
+    target.commit()?;
+    info!(
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "linking done"
+    );
+    Ok(LinkOutcome {
+        out_dir: out_dir.to_owned(),
+        person_model: out_dir.join(PERSON_MODEL_FILE),
+        organisation_model: out_dir.join(ORGANISATION_MODEL_FILE),
+        report_path: out_dir.join(LINKAGE_REPORT_FILE),
+        report,
+    })
+}
+
+/// The output folder, built under a temporary name beside its final place
+/// and renamed into place only when complete.
+struct Target {
+    out_dir: PathBuf,
+    partial: tempfile::TempDir,
+}
+
+impl Target {
+    fn prepare(out_dir: &Path) -> Result<Target, LinkError> {
+        let io = |e: std::io::Error| LinkError::Io {
+            path: out_dir.to_owned(),
+            message: e.to_string(),
+        };
+        if out_dir.exists() && std::fs::read_dir(out_dir).map_err(io)?.next().is_some() {
+            return Err(LinkError::OutputExists {
+                path: out_dir.to_owned(),
+            });
+        }
+        let parent = match out_dir.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+            _ => PathBuf::from("."),
+        };
+        std::fs::create_dir_all(&parent).map_err(io)?;
+        let partial = tempfile::Builder::new()
+            .prefix(".koppel-link-")
+            .tempdir_in(&parent)
+            .map_err(io)?;
+        Ok(Target {
+            out_dir: out_dir.to_owned(),
+            partial,
+        })
+    }
+
+    fn commit(self) -> Result<(), LinkError> {
+        let io = |e: std::io::Error| LinkError::Io {
+            path: self.out_dir.clone(),
+            message: e.to_string(),
+        };
+        for entry in std::fs::read_dir(self.partial.path()).map_err(io)? {
+            std::fs::File::open(entry.map_err(io)?.path())
+                .and_then(|f| f.sync_all())
+                .map_err(io)?;
+        }
+        if self.out_dir.exists() {
+            std::fs::remove_dir(&self.out_dir).map_err(io)?;
+        }
+        let partial = self.partial.keep();
+        std::fs::rename(&partial, &self.out_dir).map_err(io)?;
+        Ok(())
+    }
+}
+
+fn epoch() -> NaiveDate {
+    NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date")
+}
+
+fn day_number(year: i32, month: u32, day: u32) -> i32 {
+    let date = NaiveDate::from_ymd_opt(year, month, day).expect("valid date");
+    (date - epoch()).num_days() as i32
+}
+
+fn path_str(path: &Path) -> Result<String, LinkError> {
+    path.to_str()
+        .map(str::to_owned)
+        .ok_or_else(|| LinkError::Io {
+            path: path.to_owned(),
+            message: "path is not UTF-8".into(),
+        })
+}
+
+async fn execute(ctx: &SessionContext, sql: &str) -> Result<(), LinkError> {
+    ctx.sql(sql).await?.collect().await?;
+    Ok(())
+}
+
+/// Runs `sql` into Parquet files in the work folder and registers them as
+/// table `name`: intermediates live on disk, not in memory.
+async fn materialise(
+    ctx: &SessionContext,
+    name: &str,
+    sql: &str,
+    work: &Path,
+) -> Result<(), LinkError> {
+    let dir = work.join(name);
+    let dir = format!("{}/", path_str(&dir)?);
+    ctx.sql(sql)
+        .await?
+        .write_parquet(&dir, DataFrameWriteOptions::new(), None)
+        .await?;
+    ctx.register_parquet(name, &dir, ParquetReadOptions::default())
+        .await?;
+    Ok(())
+}
+
+async fn int_column(ctx: &SessionContext, sql: &str) -> Result<Vec<i32>, LinkError> {
+    let batches = ctx.sql(sql).await?.collect().await?;
+    let mut values = Vec::new();
+    for batch in batches {
+        let column = batch.column(0).as_primitive::<Int32Type>();
+        values.extend(column.iter().flatten());
+    }
+    Ok(values)
+}
+
+/// Streams a model query into one Parquet file. The pseudonym columns are
+/// labelled with their key, like every stage-2 column before them.
+async fn write_model(
+    ctx: &SessionContext,
+    sql: &str,
+    path: &Path,
+    pseudonyms: &[(&str, &str)],
+    key_metadata: &dyn Fn(&str) -> HashMap<String, String>,
+    model: &str,
+) -> Result<u64, LinkError> {
+    let frame = ctx.sql(sql).await?;
+    let arrow_schema: Schema = frame.schema().as_arrow().clone();
+    let fields: Vec<Field> = arrow_schema
+        .fields()
+        .iter()
+        .map(|f| {
+            let field = f.as_ref().clone().with_metadata(HashMap::new());
+            match pseudonyms.iter().find(|(name, _)| name == f.name()) {
+                Some((name, kind)) => {
+                    let mut metadata = key_metadata(name);
+                    metadata.insert(META_IDENTIFIER.to_owned(), (*kind).to_owned());
+                    field.with_metadata(metadata)
+                }
+                None => field,
+            }
+        })
+        .collect();
+    let schema: SchemaRef = Arc::new(Schema::new_with_metadata(
+        fields,
+        [("koppel.model".to_owned(), model.to_owned())].into(),
+    ));
+    let io = |message: String| LinkError::Io {
+        path: path.to_owned(),
+        message,
+    };
+    let file = std::fs::File::create(path).map_err(|e| io(e.to_string()))?;
+    let properties = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::default()))
+        .set_max_row_group_row_count(Some(256 * 1024))
+        .build();
+    let mut writer = ArrowWriter::try_new(file, schema.clone(), Some(properties))
+        .map_err(|e| io(e.to_string()))?;
+    let mut stream = frame.execute_stream().await?;
+    let mut rows = 0u64;
+    while let Some(batch) = stream.next().await {
+        let batch = batch?;
+        let batch = RecordBatch::try_new(schema.clone(), batch.columns().to_vec())
+            .map_err(|e| io(e.to_string()))?;
+        rows += batch.num_rows() as u64;
+        writer.write(&batch).map_err(|e| io(e.to_string()))?;
+    }
+    writer.close().map_err(|e| io(e.to_string()))?;
+    Ok(rows)
+}
+
+/// Reads a one-row query of BIGINT columns.
+pub(crate) async fn one_row(ctx: &SessionContext, sql: &str) -> Result<Vec<u64>, LinkError> {
+    let batches = ctx.sql(sql).await?.collect().await?;
+    let batch = batches
+        .iter()
+        .find(|b| b.num_rows() > 0)
+        .ok_or_else(|| LinkError::Plan(format!("no result row for: {sql}")))?;
+    Ok(batch
+        .columns()
+        .iter()
+        .map(|c| {
+            let c = c.as_primitive::<Int64Type>();
+            if c.is_null(0) { 0 } else { c.value(0) as u64 }
+        })
+        .collect())
+}

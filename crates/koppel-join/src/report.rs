@@ -1,0 +1,387 @@
+//! The linkage report: how well each source links to the payroll
+//! backbone, what duplicates were found and how they were resolved, how
+//! each source covers the sector by sector and age band, and how the
+//! sources overlap. Counts only; never a pseudonym.
+
+use arrow::array::{Array, AsArray};
+use arrow::datatypes::{Int32Type, Int64Type};
+use chrono::NaiveDate;
+use datafusion::prelude::SessionContext;
+use serde::Serialize;
+
+use crate::inputs::{LinkKey, Source, StagedSources};
+use crate::{LinkError, one_row};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LinkageReport {
+    /// The stage-2 key of every pseudonym linked on (labels only).
+    pub key: LinkKey,
+    pub reference_date: String,
+    pub payroll_years: Vec<i32>,
+    pub model_years: Vec<i32>,
+    pub person_model_rows: u64,
+    pub organisation_model_rows: u64,
+    pub sources: Vec<SourceLinkage>,
+    /// Per model year, sector and age band of the payroll population: how
+    /// many persons each person-level source holds.
+    pub coverage: Vec<CoverageCell>,
+    /// Per model year: how many persons appear in each combination of
+    /// person-level sources.
+    pub overlap: Vec<OverlapCell>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SourceLinkage {
+    pub source: String,
+    pub periods: Vec<String>,
+    pub rows_in: u64,
+    /// Distinct persons (organisations for annual reports, function codes
+    /// for FWG).
+    pub distinct_pseudonyms: u64,
+    /// What `linked` and `not_linked` count.
+    pub unit: String,
+    pub linked: u64,
+    pub not_linked: u64,
+    pub duplicates: u64,
+    pub duplicate_resolution: String,
+    /// Source-specific counts, by name.
+    pub details: Vec<(String, u64)>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct CoverageCell {
+    pub year: i32,
+    pub sector: String,
+    pub age_band: String,
+    pub payroll_persons: u64,
+    pub absence_persons: u64,
+    pub izz_insured_persons: u64,
+    pub care_use_persons: u64,
+    pub survey_persons: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct OverlapCell {
+    pub year: i32,
+    /// Sources the persons appear in, in a fixed order.
+    pub sources: Vec<String>,
+    pub persons: u64,
+}
+
+pub(crate) struct Frame {
+    pub reference_date: NaiveDate,
+    pub payroll_years: Vec<i32>,
+    pub model_years: Vec<i32>,
+    pub person_model_rows: u64,
+    pub organisation_model_rows: u64,
+}
+
+/// The bits of the overlap mask, in report order.
+const OVERLAP_SOURCES: [&str; 5] = [
+    "pfzw_dienstverbanden",
+    "vernet_verzuimmeldingen",
+    "izz_verzekerden",
+    "izz_zorggebruik",
+    "izz_monitor",
+];
+
+pub(crate) async fn build(
+    ctx: &SessionContext,
+    sources: &StagedSources,
+    frame: Frame,
+) -> Result<LinkageReport, LinkError> {
+    let periods = |s: Source| sources.files[&s].keys().cloned().collect::<Vec<_>>();
+    let mut report = Vec::new();
+
+    let [rows, persons, orgs, person_years, duplicates] = counts(
+        ctx,
+        "SELECT CAST(sum(payroll_rows) AS BIGINT), COUNT(DISTINCT person), COUNT(DISTINCT org),
+            (SELECT COUNT(*) FROM py) AS person_years, CAST(sum(duplicate_rows) AS BIGINT) FROM pe",
+    )
+    .await?;
+    report.push(SourceLinkage {
+        source: Source::Payroll.contract_name().into(),
+        periods: periods(Source::Payroll),
+        rows_in: rows,
+        distinct_pseudonyms: persons,
+        unit: "persons (the payroll is the backbone)".into(),
+        linked: persons,
+        not_linked: 0,
+        duplicates,
+        duplicate_resolution: "a month delivered more than once for one person and employer counts once; its hours, wages and allowances are averaged over the duplicate rows".into(),
+        details: vec![
+            ("organisations".into(), orgs),
+            ("person_years".into(), person_years),
+        ],
+    });
+
+    let [rows, persons, linked, after_reference] = counts(
+        ctx,
+        &format!(
+            "SELECT COUNT(*), COUNT(DISTINCT bsn_p2),
+                (SELECT COUNT(DISTINCT person) FROM episodes WHERE person IN (SELECT person FROM py)) AS linked,
+                CAST(sum(CASE WHEN arrow_cast(sick_from, 'Int32') > {} THEN 1 ELSE 0 END) AS BIGINT)
+            FROM absence",
+            (frame.reference_date - crate::epoch()).num_days()
+        ),
+    )
+    .await?;
+    let [episodes, episodes_at_employer] = counts(
+        ctx,
+        "SELECT (SELECT COUNT(*) FROM episodes) AS episodes,
+            (SELECT COUNT(*) FROM (SELECT DISTINCT x.person, x.org, x.year FROM episode_years x
+                JOIN pe ON pe.person = x.person AND pe.org = x.org AND pe.year = x.year)) AS at_employer",
+    )
+    .await?;
+    report.push(SourceLinkage {
+        source: Source::Absence.contract_name().into(),
+        periods: periods(Source::Absence),
+        rows_in: rows,
+        distinct_pseudonyms: persons,
+        unit: "persons found on the payroll in any model year".into(),
+        linked,
+        not_linked: persons.saturating_sub(linked),
+        duplicates: (rows - after_reference).saturating_sub(episodes),
+        duplicate_resolution: "reports of one person and employer with the same first sick day are one episode, with the longest duration and highest percentage reported".into(),
+        details: vec![
+            ("episodes".into(), episodes),
+            ("reported_after_reference_date".into(), after_reference),
+            ("episode_years_at_a_payroll_employer".into(), episodes_at_employer),
+        ],
+    });
+
+    let [rows, persons, keys, linked, claim_only] = counts(
+        ctx,
+        "SELECT COUNT(*), COUNT(DISTINCT bsn_p2),
+            (SELECT COUNT(*) FROM (SELECT DISTINCT bsn_p2, year FROM insured)) AS person_years,
+            (SELECT COUNT(*) FROM (SELECT DISTINCT bsn_p2 AS person, CAST(year AS INT) AS year FROM insured) i
+                WHERE EXISTS (SELECT 1 FROM py WHERE py.person = i.person AND py.year = i.year)) AS linked,
+            (SELECT COUNT(*) FROM insured_years) - (SELECT COUNT(*) FROM (SELECT DISTINCT bsn_p2, year FROM insured)) AS claims_only
+        FROM insured",
+    )
+    .await?;
+    report.push(person_year_source(
+        Source::Insured,
+        periods(Source::Insured),
+        [rows, persons, keys, linked],
+        "a person listed twice for a year is insured once",
+        vec![("insured_by_claims_only".into(), claim_only)],
+    ));
+
+    let [rows, persons, keys, linked, distinct_rows] = counts(
+        ctx,
+        "SELECT COUNT(*), COUNT(DISTINCT bsn_p2),
+            (SELECT COUNT(*) FROM care_years) AS person_years,
+            (SELECT COUNT(*) FROM care_years c
+                WHERE EXISTS (SELECT 1 FROM py WHERE py.person = c.person AND py.year = c.year)) AS linked,
+            (SELECT COUNT(*) FROM (SELECT DISTINCT bsn_p2, year, care_type FROM care_use)) AS distinct_rows
+        FROM care_use",
+    )
+    .await?;
+    let mut care = person_year_source(
+        Source::CareUse,
+        periods(Source::CareUse),
+        [rows, persons, keys, linked],
+        "a care type delivered twice for one person and year keeps its largest claim count and cost",
+        vec![],
+    );
+    care.duplicates = rows.saturating_sub(distinct_rows);
+    report.push(care);
+
+    let [rows, persons, keys, linked] = counts(
+        ctx,
+        "SELECT COUNT(*), COUNT(DISTINCT bsn_p2),
+            (SELECT COUNT(*) FROM survey_years) AS person_years,
+            (SELECT COUNT(*) FROM survey_years s
+                WHERE EXISTS (SELECT 1 FROM py WHERE py.person = s.person AND py.year = s.year)) AS linked
+        FROM survey",
+    )
+    .await?;
+    report.push(person_year_source(
+        Source::Survey,
+        periods(Source::Survey),
+        [rows, persons, keys, linked],
+        "of two answer sets of one respondent in one year the first in scale order is kept",
+        vec![],
+    ));
+
+    let [rows, codes, used, missing, without_code] = counts(
+        ctx,
+        "SELECT COUNT(*), COUNT(DISTINCT fwg_function_code),
+            (SELECT COUNT(*) FROM fwg_codes f WHERE f.fwg_function_code IN
+                (SELECT fwg_function_code FROM pe WHERE fwg_function_code IS NOT NULL)) AS used,
+            (SELECT COUNT(DISTINCT fwg_function_code) FROM pe WHERE fwg_function_code IS NOT NULL
+                AND fwg_function_code NOT IN (SELECT fwg_function_code FROM fwg_codes)) AS missing,
+            (SELECT COUNT(*) FROM py WHERE fwg_function_code IS NULL) AS without_code
+        FROM fwg",
+    )
+    .await?;
+    report.push(SourceLinkage {
+        source: Source::JobCharacteristics.contract_name().into(),
+        periods: sources.files[&Source::JobCharacteristics]
+            .keys()
+            .next_back()
+            .cloned()
+            .into_iter()
+            .collect(),
+        rows_in: rows,
+        distinct_pseudonyms: codes,
+        unit: "function codes; linked: used on the payroll, not linked: used on the payroll but missing from the table".into(),
+        linked: used,
+        not_linked: missing,
+        duplicates: rows.saturating_sub(codes),
+        duplicate_resolution: "only the latest FWG delivery is used; within it codes are unique (checked at ingest)".into(),
+        details: vec![("payroll_person_years_without_function_code".into(), without_code)],
+    });
+
+    let [rows, orgs, keys, linked, payroll_org_years] = counts(
+        ctx,
+        "SELECT COUNT(*), COUNT(DISTINCT employer_kvk_p2),
+            (SELECT COUNT(*) FROM annual_report_years) AS org_years,
+            (SELECT COUNT(*) FROM annual_report_years r
+                WHERE EXISTS (SELECT 1 FROM pe WHERE pe.org = r.org AND pe.year = r.year)) AS linked,
+            (SELECT COUNT(*) FROM (SELECT DISTINCT org, year FROM pe)) AS payroll_org_years
+        FROM annual_reports",
+    )
+    .await?;
+    report.push(SourceLinkage {
+        source: Source::AnnualReports.contract_name().into(),
+        periods: periods(Source::AnnualReports),
+        rows_in: rows,
+        distinct_pseudonyms: orgs,
+        unit: "organisation-years with payroll that year".into(),
+        linked,
+        not_linked: keys.saturating_sub(linked),
+        duplicates: rows.saturating_sub(keys),
+        duplicate_resolution:
+            "of two reports of one organisation and year the one with the highest revenue is kept"
+                .into(),
+        details: vec![(
+            "payroll_organisation_years_without_report".into(),
+            payroll_org_years.saturating_sub(linked),
+        )],
+    });
+
+    Ok(LinkageReport {
+        key: sources.key.clone(),
+        reference_date: frame.reference_date.to_string(),
+        payroll_years: frame.payroll_years,
+        model_years: frame.model_years,
+        person_model_rows: frame.person_model_rows,
+        organisation_model_rows: frame.organisation_model_rows,
+        sources: report,
+        coverage: coverage(ctx).await?,
+        overlap: overlap(ctx).await?,
+    })
+}
+
+fn person_year_source(
+    source: Source,
+    periods: Vec<String>,
+    [rows, persons, keys, linked]: [u64; 4],
+    resolution: &str,
+    details: Vec<(String, u64)>,
+) -> SourceLinkage {
+    SourceLinkage {
+        source: source.contract_name().into(),
+        periods,
+        rows_in: rows,
+        distinct_pseudonyms: persons,
+        unit: "person-years found on the payroll of the same year".into(),
+        linked,
+        not_linked: keys.saturating_sub(linked),
+        duplicates: rows.saturating_sub(keys),
+        duplicate_resolution: resolution.into(),
+        details,
+    }
+}
+
+async fn counts<const N: usize>(ctx: &SessionContext, sql: &str) -> Result<[u64; N], LinkError> {
+    let values = one_row(ctx, sql).await?;
+    values
+        .try_into()
+        .map_err(|_| LinkError::Plan(format!("expected {N} counts from: {sql}")))
+}
+
+/// The age bands of the coverage table.
+pub const AGE_BANDS: &str = "CASE WHEN p.age < 25 THEN '<25' WHEN p.age < 35 THEN '25-34'
+    WHEN p.age < 45 THEN '35-44' WHEN p.age < 55 THEN '45-54' ELSE '55+' END";
+
+async fn coverage(ctx: &SessionContext) -> Result<Vec<CoverageCell>, LinkError> {
+    let sql = format!(
+        "SELECT p.year, p.sector, {AGE_BANDS} AS age_band, COUNT(*) AS persons,
+            CAST(sum(CASE WHEN a.person IS NOT NULL THEN 1 ELSE 0 END) AS BIGINT),
+            CAST(sum(CASE WHEN i.person IS NOT NULL THEN 1 ELSE 0 END) AS BIGINT),
+            CAST(sum(CASE WHEN c.person IS NOT NULL THEN 1 ELSE 0 END) AS BIGINT),
+            CAST(sum(CASE WHEN s.person IS NOT NULL THEN 1 ELSE 0 END) AS BIGINT)
+        FROM py p
+        LEFT JOIN (SELECT DISTINCT person, year FROM episode_years) a ON a.person = p.person AND a.year = p.year
+        LEFT JOIN insured_years i ON i.person = p.person AND i.year = p.year
+        LEFT JOIN care_years c ON c.person = p.person AND c.year = p.year
+        LEFT JOIN survey_years s ON s.person = p.person AND s.year = p.year
+        GROUP BY p.year, p.sector, {AGE_BANDS}
+        ORDER BY 1, 2, 3"
+    );
+    let mut cells = Vec::new();
+    for batch in ctx.sql(&sql).await?.collect().await? {
+        let year = batch.column(0).as_primitive::<Int32Type>();
+        let sector = arrow::compute::cast(batch.column(1), &arrow::datatypes::DataType::Utf8)?;
+        let sector = sector.as_string::<i32>();
+        let band = arrow::compute::cast(batch.column(2), &arrow::datatypes::DataType::Utf8)?;
+        let band = band.as_string::<i32>();
+        let n = |i: usize, row: usize| {
+            let c = batch.column(i).as_primitive::<Int64Type>();
+            if c.is_null(row) {
+                0
+            } else {
+                c.value(row) as u64
+            }
+        };
+        for row in 0..batch.num_rows() {
+            cells.push(CoverageCell {
+                year: year.value(row),
+                sector: sector.value(row).to_owned(),
+                age_band: band.value(row).to_owned(),
+                payroll_persons: n(3, row),
+                absence_persons: n(4, row),
+                izz_insured_persons: n(5, row),
+                care_use_persons: n(6, row),
+                survey_persons: n(7, row),
+            });
+        }
+    }
+    Ok(cells)
+}
+
+async fn overlap(ctx: &SessionContext) -> Result<Vec<OverlapCell>, LinkError> {
+    let sql = "SELECT year, mask, COUNT(*) FROM (
+            SELECT person, year, bit_or(bit) AS mask FROM (
+                SELECT person, year, CAST(1 AS BIGINT) AS bit FROM py
+                UNION ALL SELECT DISTINCT person, year, CAST(2 AS BIGINT) FROM episode_years
+                UNION ALL SELECT person, year, CAST(4 AS BIGINT) FROM insured_years
+                UNION ALL SELECT person, year, CAST(8 AS BIGINT) FROM care_years
+                UNION ALL SELECT person, year, CAST(16 AS BIGINT) FROM survey_years
+            ) u WHERE u.year IN (SELECT y.year FROM years y)
+            GROUP BY person, year
+        ) GROUP BY year, mask ORDER BY year, mask";
+    let mut cells = Vec::new();
+    for batch in ctx.sql(sql).await?.collect().await? {
+        let year = batch.column(0).as_primitive::<Int32Type>();
+        let mask = batch.column(1).as_primitive::<Int64Type>();
+        let persons = batch.column(2).as_primitive::<Int64Type>();
+        for row in 0..batch.num_rows() {
+            let mask = mask.value(row);
+            cells.push(OverlapCell {
+                year: year.value(row),
+                sources: OVERLAP_SOURCES
+                    .iter()
+                    .enumerate()
+                    .filter(|(bit, _)| mask & (1 << bit) != 0)
+                    .map(|(_, s)| (*s).to_owned())
+                    .collect(),
+                persons: persons.value(row) as u64,
+            });
+        }
+    }
+    Ok(cells)
+}

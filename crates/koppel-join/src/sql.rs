@@ -1,0 +1,376 @@
+//! The linking plans, as SQL over the registered sources.
+//!
+//! Every definition of the models lives here, so that one file says what a
+//! variable means; docs/linking.md restates them for researchers.
+//!
+//! Determinism: DataFusion aggregates partitions in parallel, and floating
+//! point sums depend on their order. Every sum that a later stage adds up
+//! again is therefore taken over exact decimals or integers, and only the
+//! final ratios are floating point.
+
+use std::fmt::Write;
+
+/// The five care types of the IZZ claims, with their column prefix.
+pub const CARE_TYPES: [(&str, &str); 5] = [
+    ("GGZ", "ggz"),
+    ("FYSIO", "physio"),
+    ("HUISARTS", "gp"),
+    ("MSZ", "hospital"),
+    ("FARMACIE", "pharmacy"),
+];
+
+/// The survey scales, carried into the person model unchanged.
+pub const SURVEY_SCALES: [&str; 9] = [
+    "workload",
+    "emotional_exhaustion",
+    "engagement",
+    "empowering_leadership",
+    "learning_climate",
+    "organisational_climate",
+    "self_reported_absence",
+    "work_related_absence",
+    "intention_to_leave",
+];
+
+/// Long-term absence: an episode of more than six weeks.
+pub const LONG_TERM_DAYS: i32 = 42;
+
+/// Popcount of a month bitmask (bits 1–12), as a plain expression so that
+/// it vectorises without a UDF.
+fn months_in(mask: &str) -> String {
+    let terms: Vec<String> = (1..=12).map(|m| format!("(({mask} >> {m}) & 1)")).collect();
+    format!("CAST(({}) AS BIGINT)", terms.join(" + "))
+}
+
+/// `years(year, y_start, y_end)`: each model year with its first day and
+/// the first day of the next year, as days since 1970-01-01.
+pub fn years_table(years: &[(i32, i32, i32)]) -> String {
+    let rows: Vec<String> = years
+        .iter()
+        .map(|(y, s, e)| format!("({y}, {s}, {e})"))
+        .collect();
+    format!(
+        "CREATE VIEW years AS SELECT CAST(column1 AS INT) AS year, CAST(column2 AS INT) AS y_start, CAST(column3 AS INT) AS y_end FROM (VALUES {})",
+        rows.join(", ")
+    )
+}
+
+/// Payroll rows with the per-row quantities the aggregations need.
+/// Available days: the calendar days of the payroll month inside the
+/// employment (start and end dates clip the first and last month).
+pub const PAYROLL_ROWS: &str = "CREATE VIEW payroll_rows AS SELECT
+    bsn_p2 AS person,
+    employer_kvk_p2 AS org,
+    CAST(date_part('year', period) AS INT) AS year,
+    arrow_cast(period, 'Int32') AS month_day,
+    CAST(1 AS BIGINT) << CAST(date_part('month', period) AS BIGINT) AS month_bit,
+    birth_date,
+    CAST(sex AS VARCHAR) AS sex,
+    postcode4,
+    CAST(contract_type AS VARCHAR) AS contract_type,
+    CAST(sector AS VARCHAR) AS sector,
+    fwg_function_code,
+    CAST(hours_per_week AS DECIMAL(12, 4)) AS hours,
+    CAST(gross_monthly_wage AS DECIMAL(14, 2)) AS wage,
+    CAST(irregularity_allowance AS DECIMAL(14, 2)) AS allowance,
+    GREATEST(0,
+        LEAST(arrow_cast(period + INTERVAL '1 month', 'Int32'),
+              COALESCE(arrow_cast(employment_end, 'Int32') + 1, 2147483647))
+      - GREATEST(arrow_cast(period, 'Int32'), arrow_cast(employment_start, 'Int32'))) AS available_days,
+    arrow_cast(employment_start, 'Int32') AS start_day,
+    arrow_cast(employment_end, 'Int32') AS end_day
+FROM payroll";
+
+/// One row per person × employer × year (the payroll backbone). A month
+/// delivered twice for one person and employer counts once: the month mask
+/// counts months, and the sums are scaled by months ÷ rows, which averages
+/// the duplicates.
+pub fn person_employer_year() -> String {
+    let months = months_in("month_mask");
+    format!(
+        "SELECT person, org, year, payroll_rows, {months} AS months,
+            {months_dup} AS duplicate_rows,
+            month_mask, last_month_day, birth_date, sex, postcode4, contract_type, sector,
+            fwg_function_code, start_day, end_day,
+            CAST(CAST(hours_sum AS DOUBLE) * {months} / payroll_rows AS DECIMAL(16, 4)) AS hour_months,
+            CAST(CAST(wage_sum AS DOUBLE) * {months} / payroll_rows AS DECIMAL(18, 2)) AS wage,
+            CAST(CAST(allowance_sum AS DOUBLE) * {months} / payroll_rows AS DECIMAL(18, 2)) AS allowance,
+            CAST(ROUND(CAST(available_days_sum AS DOUBLE) * {months} / payroll_rows) AS BIGINT) AS available_days
+        FROM (
+            SELECT person, org, year,
+                COUNT(*) AS payroll_rows,
+                bit_or(month_bit) AS month_mask,
+                max(month_day) AS last_month_day,
+                max(birth_date) AS birth_date,
+                last_value(sex ORDER BY month_day) AS sex,
+                last_value(postcode4 ORDER BY month_day) AS postcode4,
+                last_value(contract_type ORDER BY month_day) AS contract_type,
+                last_value(sector ORDER BY month_day) AS sector,
+                last_value(fwg_function_code ORDER BY month_day) AS fwg_function_code,
+                max(start_day) AS start_day,
+                last_value(end_day ORDER BY month_day) AS end_day,
+                sum(hours) AS hours_sum,
+                sum(wage) AS wage_sum,
+                sum(allowance) AS allowance_sum,
+                sum(available_days) AS available_days_sum
+            FROM payroll_rows
+            GROUP BY person, org, year
+        )",
+        months_dup = format!("payroll_rows - {months}"),
+    )
+}
+
+/// One row per person × year on the payroll, from the backbone. The main
+/// employer is the one with the most months that year (then the latest
+/// month, then the lowest pseudonym, so ties resolve the same every run);
+/// sector, contract and function are those at the main employer.
+pub fn person_year() -> String {
+    let main = "ORDER BY months DESC, last_month_day DESC, org ASC";
+    let latest = "ORDER BY last_month_day, org";
+    let months = months_in("month_mask");
+    format!(
+        "SELECT person, year, org, sector, contract_type, fwg_function_code, postcode4, sex, birth_date,
+            employers, {months} AS months, hour_months, wage, allowance,
+            year - CAST(date_part('year', birth_date) AS INT)
+              - CASE WHEN date_part('month', birth_date) = 1 AND date_part('day', birth_date) = 1 THEN 0 ELSE 1 END AS age
+        FROM (
+            SELECT person, year,
+                first_value(org {main}) AS org,
+                first_value(sector {main}) AS sector,
+                first_value(contract_type {main}) AS contract_type,
+                first_value(fwg_function_code {main}) AS fwg_function_code,
+                last_value(postcode4 {latest}) AS postcode4,
+                last_value(sex {latest}) AS sex,
+                max(birth_date) AS birth_date,
+                COUNT(*) AS employers,
+                bit_or(month_mask) AS month_mask,
+                sum(hour_months) AS hour_months,
+                sum(wage) AS wage,
+                sum(allowance) AS allowance
+            FROM pe
+            GROUP BY person, year
+        )"
+    )
+}
+
+/// Absence episodes, deduplicated on person × employer × first sick day
+/// (a report delivered twice keeps its longest duration and highest
+/// percentage). The end is exclusive: the recovery day is a working day;
+/// an episode lasts at least its first day; an open one runs to the
+/// reference date inclusive. Reports after the reference date are not
+/// part of the extract and are left out.
+pub fn episodes(reference_day: i32) -> String {
+    let end = reference_day + 1;
+    format!(
+        "CREATE VIEW episodes AS SELECT person, org, sick_day,
+            max(end_excl) AS end_excl, max(absence_pct) AS absence_pct, COUNT(*) AS reports
+        FROM (
+            SELECT bsn_p2 AS person, employer_kvk_p2 AS org,
+                arrow_cast(sick_from, 'Int32') AS sick_day,
+                LEAST({end}, GREATEST(COALESCE(arrow_cast(recovered_on, 'Int32'), {end}),
+                                      arrow_cast(sick_from, 'Int32') + 1)) AS end_excl,
+                absence_pct
+            FROM absence
+            WHERE arrow_cast(sick_from, 'Int32') <= {reference_day}
+        )
+        GROUP BY person, org, sick_day"
+    )
+}
+
+/// Episode × year for each year an episode overlaps: whether it started in
+/// the year, its percentage-weighted days inside the year (days × pct, an
+/// exact integer; divide by 100 for days) and its whole duration.
+pub const EPISODE_YEARS: &str = "SELECT e.person, e.org, y.year,
+        CASE WHEN e.sick_day >= y.y_start THEN 1 ELSE 0 END AS started,
+        CAST(LEAST(e.end_excl, y.y_end) - GREATEST(e.sick_day, y.y_start) AS BIGINT) * e.absence_pct AS pct_days,
+        e.end_excl - e.sick_day AS duration
+    FROM episodes e JOIN years y ON e.sick_day < y.y_end AND e.end_excl > y.y_start";
+
+pub const PERSON_ABSENCE: &str = "CREATE VIEW person_absence AS SELECT person, year,
+        CAST(sum(started) AS BIGINT) AS episodes,
+        sum(pct_days) AS pct_days,
+        max(duration) AS longest
+    FROM episode_years GROUP BY person, year";
+
+pub const EMPLOYMENT_ABSENCE: &str = "CREATE VIEW employment_absence AS SELECT person, org, year,
+        CAST(sum(started) AS BIGINT) AS episodes,
+        sum(pct_days) AS pct_days
+    FROM episode_years GROUP BY person, org, year";
+
+/// Insured persons per year; claims prove insurance too, so a person with
+/// claims but missing from the insured list is counted as insured (the
+/// linkage report counts how often that happens).
+pub const INSURED_YEARS: &str = "CREATE VIEW insured_years AS
+    SELECT DISTINCT person, year FROM (
+        SELECT bsn_p2 AS person, CAST(year AS INT) AS year FROM insured
+        UNION ALL
+        SELECT bsn_p2 AS person, CAST(year AS INT) AS year FROM care_use
+    )";
+
+/// Claims per person × year, one column group per care type. A care type
+/// delivered twice for one person and year keeps its largest claim count
+/// and cost.
+pub fn care_years() -> String {
+    let mut columns = String::new();
+    for (code, prefix) in CARE_TYPES {
+        write!(
+            columns,
+            ", CAST(sum(CASE WHEN care_type = '{code}' THEN claims ELSE 0 END) AS BIGINT) AS {prefix}_claims,
+               sum(CASE WHEN care_type = '{code}' THEN cost ELSE CAST(0 AS DECIMAL(14, 2)) END) AS {prefix}_cost"
+        )
+        .unwrap();
+    }
+    format!(
+        "CREATE VIEW care_years AS SELECT person, year{columns}
+        FROM (
+            SELECT bsn_p2 AS person, CAST(year AS INT) AS year, CAST(care_type AS VARCHAR) AS care_type,
+                max(claims) AS claims, max(CAST(cost_eur AS DECIMAL(14, 2))) AS cost
+            FROM care_use GROUP BY bsn_p2, CAST(year AS INT), CAST(care_type AS VARCHAR)
+        )
+        GROUP BY person, year"
+    )
+}
+
+/// The survey, one answer set per respondent × year; of duplicates the
+/// first in scale order is kept.
+pub fn survey_years() -> String {
+    let scales = SURVEY_SCALES.join(", ");
+    format!(
+        "CREATE VIEW survey_years AS SELECT person, year, {scales} FROM (
+            SELECT bsn_p2 AS person, CAST(year AS INT) AS year, {scales},
+                ROW_NUMBER() OVER (PARTITION BY bsn_p2, year ORDER BY {scales}) AS answer_set
+            FROM survey
+        ) WHERE answer_set = 1"
+    )
+}
+
+/// The FWG table, one row per function code.
+pub const FWG_CODES: &str = "CREATE VIEW fwg_codes AS SELECT fwg_function_code,
+        first_value(fwg_level ORDER BY function_title) AS fwg_level,
+        first_value(physical_load ORDER BY function_title) AS physical_load,
+        first_value(mental_load ORDER BY function_title) AS mental_load,
+        first_value(injury_risk ORDER BY function_title) AS injury_risk,
+        first_value(adverse_conditions ORDER BY function_title) AS adverse_conditions,
+        first_value(irregular_hours ORDER BY function_title) AS irregular_hours
+    FROM fwg GROUP BY fwg_function_code";
+
+/// Annual reports, one per organisation × year; of duplicates the one with
+/// the highest revenue is kept.
+pub const ANNUAL_REPORT_YEARS: &str = "CREATE VIEW annual_report_years AS SELECT org, year,
+        revenue_keur, personnel_cost_keur, overhead_pct, fte, result_keur
+    FROM (
+        SELECT employer_kvk_p2 AS org, CAST(year AS INT) AS year,
+            revenue_keur, personnel_cost_keur, overhead_pct, fte, result_keur,
+            ROW_NUMBER() OVER (PARTITION BY employer_kvk_p2, year
+                ORDER BY revenue_keur DESC, personnel_cost_keur DESC, fte DESC, result_keur DESC) AS report
+        FROM annual_reports
+    ) WHERE report = 1";
+
+/// The person model: one row per survey respondent × year.
+pub fn person_model(payroll_years: &[i32]) -> String {
+    let delivered = payroll_years
+        .iter()
+        .map(|y| (y - 1).to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut care = String::new();
+    for (_, p) in CARE_TYPES {
+        write!(
+            care,
+            ",
+            CASE WHEN i.person IS NOT NULL THEN COALESCE(c.{p}_claims, 0) > 0 END AS {p}_any,
+            CASE WHEN i.person IS NOT NULL THEN COALESCE(c.{p}_claims, 0) END AS {p}_claims,
+            CASE WHEN i.person IS NOT NULL THEN CAST(COALESCE(c.{p}_cost, 0) AS DOUBLE) END AS {p}_cost_eur"
+        )
+        .unwrap();
+    }
+    let scales: String = SURVEY_SCALES.iter().map(|s| format!(",\n s.{s}")).collect();
+    format!(
+        "SELECT s.person AS person_p2, s.year,
+            p.person IS NOT NULL AS on_payroll,
+            p.org AS org_p2, p.sector, p.age, p.sex, p.postcode4, p.contract_type,
+            CAST(p.hour_months AS DOUBLE) / p.months AS hours_per_week,
+            p.months AS months_employed,
+            CASE WHEN p.wage > 0 THEN CAST(p.allowance AS DOUBLE) / CAST(p.wage AS DOUBLE) END AS irregularity_share,
+            p.fwg_function_code, f.fwg_level, f.physical_load, f.mental_load, f.injury_risk,
+            f.adverse_conditions, f.irregular_hours,
+            CASE WHEN p.person IS NOT NULL THEN COALESCE(a.episodes, 0) END AS absence_episodes,
+            CASE WHEN p.person IS NOT NULL THEN COALESCE(CAST(a.pct_days AS DOUBLE), 0) / 100 END AS absence_days,
+            CASE WHEN p.person IS NOT NULL THEN COALESCE(a.longest, 0) END AS longest_episode_days,
+            CASE WHEN p.person IS NOT NULL THEN COALESCE(a.longest, 0) > {LONG_TERM_DAYS} END AS long_term_absence,
+            i.person IS NOT NULL AS izz_insured{care},
+            CASE WHEN p.person IS NULL OR s.year NOT IN ({delivered}) THEN NULL
+                 ELSE ne.person IS NULL END AS left_employer,
+            CASE WHEN p.person IS NULL OR s.year NOT IN ({delivered}) THEN NULL
+                 ELSE np.person IS NULL END AS left_sector{scales}
+        FROM survey_years s
+        LEFT JOIN py p ON p.person = s.person AND p.year = s.year
+        LEFT JOIN fwg_codes f ON f.fwg_function_code = p.fwg_function_code
+        LEFT JOIN person_absence a ON a.person = s.person AND a.year = s.year
+        LEFT JOIN insured_years i ON i.person = s.person AND i.year = s.year
+        LEFT JOIN care_years c ON c.person = s.person AND c.year = s.year
+        LEFT JOIN (SELECT person, org, year FROM pe) ne
+            ON ne.person = s.person AND ne.org = p.org AND ne.year = s.year + 1
+        LEFT JOIN (SELECT person, year FROM py) np ON np.person = s.person AND np.year = s.year + 1
+        ORDER BY person_p2, year"
+    )
+}
+
+/// The organisation model: one row per organisation × year, from everyone
+/// on its payroll that year, with the number of persons each statistic
+/// rests on.
+pub const ORGANISATION_MODEL: &str = "WITH staff AS (
+        SELECT e.org, e.year, e.person, e.contract_type, e.hour_months, e.available_days,
+            p.age,
+            CASE WHEN e.wage > 0 THEN CAST(CAST(e.allowance AS DOUBLE) / CAST(e.wage AS DOUBLE) AS DECIMAL(10, 6)) END AS irregularity_share,
+            CASE WHEN e.start_day >= y.y_start THEN 1 ELSE 0 END AS joined,
+            CASE WHEN e.end_day < y.y_end THEN 1 ELSE 0 END AS left_employer,
+            COALESCE(a.pct_days, 0) AS pct_days,
+            COALESCE(a.episodes, 0) AS episodes,
+            CASE WHEN i.person IS NOT NULL THEN 1 ELSE 0 END AS insured,
+            CASE WHEN i.person IS NOT NULL AND c.ggz_claims > 0 THEN 1 ELSE 0 END AS uses_ggz,
+            CASE WHEN i.person IS NOT NULL AND c.physio_claims > 0 THEN 1 ELSE 0 END AS uses_physio,
+            f.physical_load, f.mental_load, f.injury_risk,
+            CASE WHEN f.adverse_conditions > 0 THEN 1 ELSE 0 END AS adverse
+        FROM pe e
+        JOIN years y ON y.year = e.year
+        JOIN py p ON p.person = e.person AND p.year = e.year
+        LEFT JOIN employment_absence a ON a.person = e.person AND a.org = e.org AND a.year = e.year
+        LEFT JOIN insured_years i ON i.person = e.person AND i.year = e.year
+        LEFT JOIN care_years c ON c.person = e.person AND c.year = e.year
+        LEFT JOIN fwg_codes f ON f.fwg_function_code = e.fwg_function_code
+    ), per_org AS (
+        SELECT org, year,
+            COUNT(*) AS persons,
+            CAST(sum(hour_months) AS DOUBLE) / 12 / 36 AS fte,
+            avg(age) AS mean_age,
+            CAST(sum(CASE WHEN contract_type = 'TIJDELIJK' THEN 1 ELSE 0 END) AS DOUBLE) / COUNT(*) AS temporary_share,
+            CAST(sum(CASE WHEN contract_type = 'OPROEP' THEN 1 ELSE 0 END) AS DOUBLE) / COUNT(*) AS on_call_share,
+            CAST(avg(irregularity_share) AS DOUBLE) AS mean_irregularity_share,
+            COUNT(irregularity_share) AS n_irregularity_share,
+            CAST(sum(joined) AS DOUBLE) / COUNT(*) AS inflow_rate,
+            CAST(sum(left_employer) AS DOUBLE) / COUNT(*) AS outflow_rate,
+            CAST(sum(pct_days) AS DOUBLE) / NULLIF(sum(available_days), 0) AS absence_pct,
+            CAST(sum(episodes) AS DOUBLE) / COUNT(*) AS episode_frequency,
+            CAST(sum(insured) AS DOUBLE) / COUNT(*) AS izz_coverage,
+            CAST(sum(insured) AS BIGINT) AS n_izz_insured,
+            CAST(sum(uses_ggz) AS DOUBLE) / NULLIF(sum(insured), 0) AS ggz_share_insured,
+            CAST(sum(uses_physio) AS DOUBLE) / NULLIF(sum(insured), 0) AS physio_share_insured,
+            avg(physical_load) AS mean_physical_load,
+            avg(mental_load) AS mean_mental_load,
+            avg(injury_risk) AS mean_injury_risk,
+            CAST(sum(CASE WHEN physical_load IS NOT NULL THEN adverse ELSE 0 END) AS DOUBLE)
+                / NULLIF(COUNT(physical_load), 0) AS adverse_conditions_share,
+            COUNT(physical_load) AS n_fwg
+        FROM staff GROUP BY org, year
+    )
+    SELECT o.org AS org_p2, o.year, o.persons AS headcount, o.fte, o.mean_age,
+        o.temporary_share, o.on_call_share, o.mean_irregularity_share, o.n_irregularity_share,
+        o.inflow_rate, o.outflow_rate, o.absence_pct, o.episode_frequency,
+        o.izz_coverage, o.n_izz_insured, o.ggz_share_insured, o.physio_share_insured,
+        o.mean_physical_load, o.mean_mental_load, o.mean_injury_risk, o.adverse_conditions_share, o.n_fwg,
+        r.org IS NOT NULL AS annual_report,
+        r.revenue_keur, r.personnel_cost_keur, r.overhead_pct, r.fte AS annual_report_fte, r.result_keur
+    FROM per_org o
+    LEFT JOIN annual_report_years r ON r.org = o.org AND r.year = o.year
+    ORDER BY org_p2, year";

@@ -1,0 +1,109 @@
+//! Test support: turns a folder of raw contract deliveries (as the synth
+//! crate or a test writes them) into the stage-2 Parquet files the linking
+//! stage reads, through the real ingest and stage-2 code. The TTP computes
+//! stage 1 itself here (`allow_raw`), which a pipeline may permit.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+use koppel_ingest::{DeliveryManifest, IdentifierMode, SpecSet, manifest_path};
+use koppel_pseudonymise::{
+    KeyMaterial, Pseudonymiser, Stage, Stage2Transform, pseudonymise_staged,
+};
+
+pub fn specs() -> SpecSet {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../pipelines/sources");
+    SpecSet::load_dir(&dir).unwrap()
+}
+
+pub fn stage1() -> Pseudonymiser {
+    Pseudonymiser::new(
+        Stage::Stage1,
+        &KeyMaterial::from_bytes([0x51; 32]),
+        "stage1-test",
+        1,
+    )
+}
+
+pub fn stage2() -> Pseudonymiser {
+    Pseudonymiser::new(
+        Stage::Stage2,
+        &KeyMaterial::from_bytes([0x52; 32]),
+        "stage2-test",
+        1,
+    )
+}
+
+fn rows_of(file: &Path) -> u64 {
+    if file.extension().unwrap() == "parquet" {
+        let reader =
+            parquet::file::reader::SerializedFileReader::new(std::fs::File::open(file).unwrap())
+                .unwrap();
+        use parquet::file::reader::FileReader;
+        reader.metadata().file_metadata().num_rows() as u64
+    } else {
+        std::fs::read_to_string(file).unwrap().lines().count() as u64 - 1
+    }
+}
+
+/// Stages every delivery in `raw` into `out` as stage-2 Parquet.
+pub fn stage_raw(raw: &Path, out: &Path) -> Vec<PathBuf> {
+    let specs = specs();
+    std::fs::create_dir_all(out).unwrap();
+    let mut written = Vec::new();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(raw)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_string_lossy();
+            !name.starts_with('.')
+                && (name.ends_with(".csv") || name.ends_with(".parquet"))
+                && !name.ends_with(".manifest.yaml")
+        })
+        .collect();
+    files.sort();
+    for file in files {
+        let spec = specs.for_file(&file).unwrap();
+        let stem = file.file_stem().unwrap().to_string_lossy().into_owned();
+        let period = stem.rsplit_once('_').unwrap().1.to_owned();
+        DeliveryManifest::describe(
+            &file,
+            &spec.source,
+            &period,
+            rows_of(&file),
+            IdentifierMode::Raw,
+        )
+        .unwrap()
+        .write(&manifest_path(&file))
+        .unwrap();
+        let transform = Stage2Transform::new(&spec.source, stage2())
+            .unwrap()
+            .allow_raw(stage1())
+            .unwrap();
+        let output = out.join(format!("{stem}.parquet"));
+        pseudonymise_staged(&file, spec, &transform, &output).unwrap();
+        written.push(output);
+    }
+    written
+}
+
+/// The stage-2 pseudonym of a raw citizen number, as the linked models
+/// hold it.
+pub fn person_p2(bsn: &str) -> Vec<u8> {
+    let p1 = stage1()
+        .pseudonym_of_raw(koppel_ingest::IdentifierType::Bsn, bsn.as_bytes())
+        .unwrap();
+    stage2()
+        .pseudonym(koppel_ingest::IdentifierType::Bsn, &p1)
+        .to_vec()
+}
+
+pub fn org_p2(kvk: &str) -> Vec<u8> {
+    let p1 = stage1()
+        .pseudonym_of_raw(koppel_ingest::IdentifierType::Kvk, kvk.as_bytes())
+        .unwrap();
+    stage2()
+        .pseudonym(koppel_ingest::IdentifierType::Kvk, &p1)
+        .to_vec()
+}
