@@ -5,6 +5,7 @@
 //! `koppel-pseudonymise`, `koppel-synth`).
 
 mod custody;
+mod link;
 
 use std::io::IsTerminal;
 use std::ops::RangeInclusive;
@@ -67,6 +68,9 @@ enum Command {
     /// Stage 2 at the TTP: staged deliveries (stage-1 pseudonyms) become
     /// Parquet files with the project's stage-2 pseudonyms only.
     Pseudonymise(custody::PseudonymiseArgs),
+    /// Link the stage-2 sources into the person and organisation research
+    /// models, with a linkage report.
+    Link(link::LinkArgs),
 }
 
 #[derive(Args)]
@@ -158,6 +162,7 @@ fn main() -> ExitCode {
         Command::Partner(command) => custody::partner(command),
         Command::Unseal(args) => custody::unseal(args),
         Command::Pseudonymise(args) => custody::pseudonymise(args),
+        Command::Link(args) => link::run(args),
     };
     match result {
         Ok(code) => code,
