@@ -396,6 +396,61 @@ fn sector_goes_from_partners_to_the_ttp_without_a_raw_identifier() {
         }
     }
     assert!(p2_values > 1000, "{p2_values}");
+
+    // Linking: the models carry stage-2 pseudonyms only; the report and
+    // the logs no identifier or pseudonym at all.
+    let linked = dir.path().join("linked");
+    logs += &ok(
+        &koppel(&[
+            "-vv",
+            "link",
+            "--staged",
+            p2.to_str().unwrap(),
+            "--out",
+            linked.to_str().unwrap(),
+        ]),
+        "link",
+    );
+    let mut linked_p2 = HashSet::new();
+    for file in ["person_model.parquet", "organisation_model.parquet"] {
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+            std::fs::File::open(linked.join(file)).unwrap(),
+        )
+        .unwrap()
+        .build()
+        .unwrap();
+        for batch in reader {
+            let batch = batch.unwrap();
+            for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
+                if let Some(binary) = column.as_fixed_size_binary_opt() {
+                    assert!(field.name().ends_with("_p2"), "{}", field.name());
+                    for i in 0..binary.len() {
+                        if binary.is_valid(i) {
+                            let value = hex::encode(binary.value(i));
+                            assert!(!pseudonyms.contains(&value), "P1 in {file}");
+                            linked_p2.insert(value);
+                        }
+                    }
+                }
+                if let Some(strings) = column.as_string_opt::<i32>() {
+                    for v in strings.iter().flatten() {
+                        assert!(!raw_ids.contains(v), "raw identifier in {file}");
+                    }
+                }
+            }
+        }
+    }
+    assert!(linked_p2.len() > 20, "{}", linked_p2.len());
+    let report = std::fs::read_to_string(linked.join("linkage-report.json")).unwrap();
+    for token in text_tokens(&(report + &logs)) {
+        assert!(
+            !raw_ids.contains(&token)
+                && !pseudonyms.contains(&token)
+                && !linked_p2.contains(&token),
+            "identifier or pseudonym in the linkage report or logs"
+        );
+    }
+
     for token in text_tokens(&logs) {
         assert!(
             !raw_ids.contains(&token) && !pseudonyms.contains(&token),
