@@ -89,7 +89,7 @@ pub fn person_employer_year() -> String {
     let months = months_in("month_mask");
     format!(
         "SELECT person, org, year, payroll_rows, {months} AS months,
-            {months_dup} AS duplicate_rows,
+            payroll_rows - {months} AS duplicate_rows,
             month_mask, last_month_day, birth_date, sex, postcode4, contract_type, sector,
             fwg_function_code, start_day, end_day,
             CAST(CAST(hours_sum AS DOUBLE) * {months} / payroll_rows AS DECIMAL(16, 4)) AS hour_months,
@@ -116,7 +116,6 @@ pub fn person_employer_year() -> String {
             FROM payroll_rows
             GROUP BY person, org, year
         )",
-        months_dup = format!("payroll_rows - {months}"),
     )
 }
 
