@@ -194,13 +194,13 @@ async fn link_async(
         "payroll backbone built"
     );
     materialise(&ctx, "py", &sql::person_year(), work.path()).await?;
-    execute(&ctx, &sql::episodes(reference_day)).await?;
+    materialise(&ctx, "episodes", &sql::episodes(reference_day), work.path()).await?;
     materialise(&ctx, "episode_years", sql::EPISODE_YEARS, work.path()).await?;
     execute(&ctx, sql::PERSON_ABSENCE).await?;
     execute(&ctx, sql::EMPLOYMENT_ABSENCE).await?;
-    execute(&ctx, sql::INSURED_YEARS).await?;
-    execute(&ctx, &sql::care_years()).await?;
-    execute(&ctx, &sql::survey_years()).await?;
+    materialise(&ctx, "insured_years", sql::INSURED_YEARS, work.path()).await?;
+    materialise(&ctx, "care_years", &sql::care_years(), work.path()).await?;
+    materialise(&ctx, "survey_years", &sql::survey_years(), work.path()).await?;
     execute(&ctx, sql::FWG_CODES).await?;
     execute(&ctx, sql::ANNUAL_REPORT_YEARS).await?;
     info!(
@@ -247,6 +247,7 @@ async fn link_async(
         "organisation model written"
     );
 
+    materialise(&ctx, "presence", sql::PRESENCE, work.path()).await?;
     let report = report::build(
         &ctx,
         &sources,
@@ -367,6 +368,7 @@ async fn materialise(
     sql: &str,
     work: &Path,
 ) -> Result<(), LinkError> {
+    let started = Instant::now();
     let dir = work.join(name);
     let dir = format!("{}/", path_str(&dir)?);
     ctx.sql(sql)
@@ -375,6 +377,11 @@ async fn materialise(
         .await?;
     ctx.register_parquet(name, &dir, ParquetReadOptions::default())
         .await?;
+    info!(
+        step = name,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "intermediate materialised"
+    );
     Ok(())
 }
 

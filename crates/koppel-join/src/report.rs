@@ -93,10 +93,62 @@ pub(crate) async fn build(
     let periods = |s: Source| sources.files[&s].keys().cloned().collect::<Vec<_>>();
     let mut report = Vec::new();
 
-    let [rows, persons, orgs, person_years, duplicates] = counts(
+    // Person-years per source and linked to the same year's payroll, over
+    // the model years; distinct persons per source.
+    let bit = |b: u32, extra: &str| {
+        format!("CAST(sum(CASE WHEN mask & {b} <> 0 {extra} THEN 1 ELSE 0 END) AS BIGINT)")
+    };
+    let mut columns = Vec::new();
+    for b in [1, 2, 4, 8, 16] {
+        columns.push(format!("{} AS in_{b}", bit(b, "")));
+        columns.push(format!("{} AS linked_{b}", bit(b, "AND mask & 1 <> 0")));
+    }
+    columns.push(format!("{} AS claims_only", bit(8, "AND mask & 4 = 0")));
+    let [
+        py_rows,
+        _,
+        absence_years,
+        absence_linked,
+        listed,
+        listed_linked,
+        claim_years,
+        claims_linked,
+        survey_years,
+        survey_linked,
+        claim_only,
+    ] = counts(
         ctx,
-        "SELECT CAST(sum(payroll_rows) AS BIGINT), COUNT(DISTINCT person), COUNT(DISTINCT org),
-            (SELECT COUNT(*) FROM py) AS person_years, CAST(sum(duplicate_rows) AS BIGINT) FROM pe",
+        &format!(
+            "SELECT {} FROM presence WHERE year IN (SELECT y.year FROM years y)",
+            columns.join(", ")
+        ),
+    )
+    .await?;
+    let person_bits: Vec<String> = [1, 2, 4, 8, 16]
+        .iter()
+        .map(|b| format!("CAST(sum(CASE WHEN m & {b} <> 0 THEN 1 ELSE 0 END) AS BIGINT) AS p_{b}"))
+        .collect();
+    let [
+        persons,
+        absence_persons,
+        listed_persons,
+        claim_persons,
+        survey_persons,
+    ] = counts(
+        ctx,
+        &format!(
+            "SELECT {} FROM (SELECT person, bit_or(mask) AS m FROM presence GROUP BY person)",
+            person_bits.join(", ")
+        ),
+    )
+    .await?;
+
+    let [rows, duplicates, orgs] = counts(
+        ctx,
+        "SELECT CAST(sum(payroll_rows) AS BIGINT) AS payroll_rows,
+            CAST(sum(duplicate_rows) AS BIGINT) AS duplicate_rows,
+            (SELECT COUNT(*) FROM (SELECT DISTINCT org FROM pe)) AS orgs
+        FROM pe",
     )
     .await?;
     report.push(SourceLinkage {
@@ -104,103 +156,78 @@ pub(crate) async fn build(
         periods: periods(Source::Payroll),
         rows_in: rows,
         distinct_pseudonyms: persons,
-        unit: "persons (the payroll is the backbone)".into(),
-        linked: persons,
+        unit: "person-years (the payroll is the backbone)".into(),
+        linked: py_rows,
         not_linked: 0,
         duplicates,
         duplicate_resolution: "a month delivered more than once for one person and employer counts once; its hours, wages and allowances are averaged over the duplicate rows".into(),
-        details: vec![
-            ("organisations".into(), orgs),
-            ("person_years".into(), person_years),
-        ],
+        details: vec![("organisations".into(), orgs)],
     });
 
-    let [rows, persons, linked, after_reference] = counts(
+    let [rows, after_reference, episodes, episodes_at_employer] = counts(
         ctx,
         &format!(
-            "SELECT COUNT(*), COUNT(DISTINCT bsn_p2),
-                (SELECT COUNT(DISTINCT person) FROM episodes WHERE person IN (SELECT person FROM py)) AS linked,
-                CAST(sum(CASE WHEN arrow_cast(sick_from, 'Int32') > {} THEN 1 ELSE 0 END) AS BIGINT)
+            "SELECT COUNT(*) AS reports,
+                CAST(sum(CASE WHEN arrow_cast(sick_from, 'Int32') > {} THEN 1 ELSE 0 END) AS BIGINT) AS late,
+                (SELECT COUNT(*) FROM episodes) AS episodes,
+                (SELECT COUNT(*) FROM employment_absence a
+                    WHERE EXISTS (SELECT 1 FROM pe WHERE pe.person = a.person AND pe.org = a.org AND pe.year = a.year)) AS at_employer
             FROM absence",
             (frame.reference_date - crate::epoch()).num_days()
         ),
-    )
-    .await?;
-    let [episodes, episodes_at_employer] = counts(
-        ctx,
-        "SELECT (SELECT COUNT(*) FROM episodes) AS episodes,
-            (SELECT COUNT(*) FROM (SELECT DISTINCT x.person, x.org, x.year FROM episode_years x
-                JOIN pe ON pe.person = x.person AND pe.org = x.org AND pe.year = x.year)) AS at_employer",
     )
     .await?;
     report.push(SourceLinkage {
         source: Source::Absence.contract_name().into(),
         periods: periods(Source::Absence),
         rows_in: rows,
-        distinct_pseudonyms: persons,
-        unit: "persons found on the payroll in any model year".into(),
-        linked,
-        not_linked: persons.saturating_sub(linked),
+        distinct_pseudonyms: absence_persons,
+        unit: "person-years with absence, found on the same year's payroll".into(),
+        linked: absence_linked,
+        not_linked: absence_years - absence_linked,
         duplicates: (rows - after_reference).saturating_sub(episodes),
         duplicate_resolution: "reports of one person and employer with the same first sick day are one episode, with the longest duration and highest percentage reported".into(),
         details: vec![
             ("episodes".into(), episodes),
             ("reported_after_reference_date".into(), after_reference),
-            ("episode_years_at_a_payroll_employer".into(), episodes_at_employer),
+            ("person_employer_years_with_absence_at_a_payroll_employer".into(), episodes_at_employer),
         ],
     });
 
-    let [rows, persons, keys, linked, claim_only] = counts(
+    let [rows, keys] = counts(
         ctx,
-        "SELECT COUNT(*), COUNT(DISTINCT bsn_p2),
-            (SELECT COUNT(*) FROM (SELECT DISTINCT bsn_p2, year FROM insured)) AS person_years,
-            (SELECT COUNT(*) FROM (SELECT DISTINCT bsn_p2 AS person, CAST(year AS INT) AS year FROM insured) i
-                WHERE EXISTS (SELECT 1 FROM py WHERE py.person = i.person AND py.year = i.year)) AS linked,
-            (SELECT COUNT(*) FROM insured_years) - (SELECT COUNT(*) FROM (SELECT DISTINCT bsn_p2, year FROM insured)) AS claims_only
-        FROM insured",
+        "SELECT COUNT(*) AS n, (SELECT COUNT(*) FROM (SELECT DISTINCT bsn_p2, year FROM insured)) AS k FROM insured",
     )
     .await?;
     report.push(person_year_source(
         Source::Insured,
         periods(Source::Insured),
-        [rows, persons, keys, linked],
+        [rows, listed_persons, listed, listed_linked],
+        keys,
         "a person listed twice for a year is insured once",
-        vec![("insured_by_claims_only".into(), claim_only)],
+        vec![("person_years_insured_by_claims_only".into(), claim_only)],
     ));
 
-    let [rows, persons, keys, linked, distinct_rows] = counts(
+    let [rows, keys] = counts(
         ctx,
-        "SELECT COUNT(*), COUNT(DISTINCT bsn_p2),
-            (SELECT COUNT(*) FROM care_years) AS person_years,
-            (SELECT COUNT(*) FROM care_years c
-                WHERE EXISTS (SELECT 1 FROM py WHERE py.person = c.person AND py.year = c.year)) AS linked,
-            (SELECT COUNT(*) FROM (SELECT DISTINCT bsn_p2, year, care_type FROM care_use)) AS distinct_rows
-        FROM care_use",
-    )
-    .await?;
-    let mut care = person_year_source(
-        Source::CareUse,
-        periods(Source::CareUse),
-        [rows, persons, keys, linked],
-        "a care type delivered twice for one person and year keeps its largest claim count and cost",
-        vec![],
-    );
-    care.duplicates = rows.saturating_sub(distinct_rows);
-    report.push(care);
-
-    let [rows, persons, keys, linked] = counts(
-        ctx,
-        "SELECT COUNT(*), COUNT(DISTINCT bsn_p2),
-            (SELECT COUNT(*) FROM survey_years) AS person_years,
-            (SELECT COUNT(*) FROM survey_years s
-                WHERE EXISTS (SELECT 1 FROM py WHERE py.person = s.person AND py.year = s.year)) AS linked
-        FROM survey",
+        "SELECT COUNT(*) AS n, (SELECT CAST(sum(care_types) AS BIGINT) FROM care_years) AS k FROM care_use",
     )
     .await?;
     report.push(person_year_source(
+        Source::CareUse,
+        periods(Source::CareUse),
+        [rows, claim_persons, claim_years, claims_linked],
+        keys,
+        "a care type delivered twice for one person and year keeps its largest claim count and cost",
+        vec![],
+    ));
+
+    let [rows] = counts(ctx, "SELECT COUNT(*) AS n FROM survey").await?;
+    report.push(person_year_source(
         Source::Survey,
         periods(Source::Survey),
-        [rows, persons, keys, linked],
+        [rows, survey_persons, survey_years, survey_linked],
+        survey_years,
         "of two answer sets of one respondent in one year the first in scale order is kept",
         vec![],
     ));
@@ -279,6 +306,7 @@ fn person_year_source(
     source: Source,
     periods: Vec<String>,
     [rows, persons, keys, linked]: [u64; 4],
+    distinct_rows: u64,
     resolution: &str,
     details: Vec<(String, u64)>,
 ) -> SourceLinkage {
@@ -290,7 +318,7 @@ fn person_year_source(
         unit: "person-years found on the payroll of the same year".into(),
         linked,
         not_linked: keys.saturating_sub(linked),
-        duplicates: rows.saturating_sub(keys),
+        duplicates: rows.saturating_sub(distinct_rows),
         duplicate_resolution: resolution.into(),
         details,
     }
@@ -310,15 +338,12 @@ pub const AGE_BANDS: &str = "CASE WHEN p.age < 25 THEN '<25' WHEN p.age < 35 THE
 async fn coverage(ctx: &SessionContext) -> Result<Vec<CoverageCell>, LinkError> {
     let sql = format!(
         "SELECT p.year, p.sector, {AGE_BANDS} AS age_band, COUNT(*) AS persons,
-            CAST(sum(CASE WHEN a.person IS NOT NULL THEN 1 ELSE 0 END) AS BIGINT),
-            CAST(sum(CASE WHEN i.person IS NOT NULL THEN 1 ELSE 0 END) AS BIGINT),
-            CAST(sum(CASE WHEN c.person IS NOT NULL THEN 1 ELSE 0 END) AS BIGINT),
-            CAST(sum(CASE WHEN s.person IS NOT NULL THEN 1 ELSE 0 END) AS BIGINT)
-        FROM py p
-        LEFT JOIN (SELECT DISTINCT person, year FROM episode_years) a ON a.person = p.person AND a.year = p.year
-        LEFT JOIN insured_years i ON i.person = p.person AND i.year = p.year
-        LEFT JOIN care_years c ON c.person = p.person AND c.year = p.year
-        LEFT JOIN survey_years s ON s.person = p.person AND s.year = p.year
+            CAST(sum(CASE WHEN p.mask & 2 <> 0 THEN 1 ELSE 0 END) AS BIGINT) AS absence,
+            CAST(sum(CASE WHEN p.mask & 12 <> 0 THEN 1 ELSE 0 END) AS BIGINT) AS insured,
+            CAST(sum(CASE WHEN p.mask & 8 <> 0 THEN 1 ELSE 0 END) AS BIGINT) AS claims,
+            CAST(sum(CASE WHEN p.mask & 16 <> 0 THEN 1 ELSE 0 END) AS BIGINT) AS survey
+        FROM presence p
+        WHERE p.mask & 1 <> 0
         GROUP BY p.year, p.sector, {AGE_BANDS}
         ORDER BY 1, 2, 3"
     );
@@ -354,16 +379,9 @@ async fn coverage(ctx: &SessionContext) -> Result<Vec<CoverageCell>, LinkError> 
 }
 
 async fn overlap(ctx: &SessionContext) -> Result<Vec<OverlapCell>, LinkError> {
-    let sql = "SELECT year, mask, COUNT(*) FROM (
-            SELECT person, year, bit_or(bit) AS mask FROM (
-                SELECT person, year, CAST(1 AS BIGINT) AS bit FROM py
-                UNION ALL SELECT DISTINCT person, year, CAST(2 AS BIGINT) FROM episode_years
-                UNION ALL SELECT person, year, CAST(4 AS BIGINT) FROM insured_years
-                UNION ALL SELECT person, year, CAST(8 AS BIGINT) FROM care_years
-                UNION ALL SELECT person, year, CAST(16 AS BIGINT) FROM survey_years
-            ) u WHERE u.year IN (SELECT y.year FROM years y)
-            GROUP BY person, year
-        ) GROUP BY year, mask ORDER BY year, mask";
+    let sql = "SELECT year, mask, COUNT(*) AS persons FROM presence
+        WHERE year IN (SELECT y.year FROM years y)
+        GROUP BY year, mask ORDER BY year, mask";
     let mut cells = Vec::new();
     for batch in ctx.sql(sql).await?.collect().await? {
         let year = batch.column(0).as_primitive::<Int32Type>();

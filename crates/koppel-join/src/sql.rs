@@ -66,8 +66,9 @@ pub const PAYROLL_ROWS: &str = "CREATE VIEW payroll_rows AS SELECT
     CAST(1 AS BIGINT) << CAST(date_part('month', period) AS BIGINT) AS month_bit,
     birth_date,
     CAST(sex AS VARCHAR) AS sex,
-    postcode4,
-    CAST(contract_type AS VARCHAR) AS contract_type,
+    CAST(arrow_cast(period, 'Int32') AS BIGINT) * 100000 + COALESCE(postcode4, 99999) AS latest_postcode,
+    CAST(arrow_cast(period, 'Int32') AS BIGINT) * 10
+        + CASE CAST(contract_type AS VARCHAR) WHEN 'VAST' THEN 0 WHEN 'TIJDELIJK' THEN 1 ELSE 2 END AS latest_contract,
     CAST(sector AS VARCHAR) AS sector,
     fwg_function_code,
     CAST(hours_per_week AS DECIMAL(12, 4)) AS hours,
@@ -78,7 +79,8 @@ pub const PAYROLL_ROWS: &str = "CREATE VIEW payroll_rows AS SELECT
               COALESCE(arrow_cast(employment_end, 'Int32') + 1, 2147483647))
       - GREATEST(arrow_cast(period, 'Int32'), arrow_cast(employment_start, 'Int32'))) AS available_days,
     arrow_cast(employment_start, 'Int32') AS start_day,
-    arrow_cast(employment_end, 'Int32') AS end_day
+    CAST(arrow_cast(period, 'Int32') AS BIGINT) * 1000000
+        + COALESCE(arrow_cast(employment_end, 'Int32'), 999999) AS latest_end
 FROM payroll";
 
 /// One row per person × employer × year (the payroll backbone). A month
@@ -90,8 +92,11 @@ pub fn person_employer_year() -> String {
     format!(
         "SELECT person, org, year, payroll_rows, {months} AS months,
             payroll_rows - {months} AS duplicate_rows,
-            month_mask, last_month_day, birth_date, sex, postcode4, contract_type, sector,
-            fwg_function_code, start_day, end_day,
+            month_mask, last_month_day, birth_date, sex,
+            CASE WHEN latest_postcode % 100000 = 99999 THEN NULL ELSE latest_postcode % 100000 END AS postcode4,
+            CASE latest_contract % 10 WHEN 0 THEN 'VAST' WHEN 1 THEN 'TIJDELIJK' ELSE 'OPROEP' END AS contract_type,
+            sector, fwg_function_code, start_day,
+            CASE WHEN latest_end % 1000000 = 999999 THEN NULL ELSE CAST(latest_end % 1000000 AS INT) END AS end_day,
             CAST(CAST(hours_sum AS DOUBLE) * {months} / payroll_rows AS DECIMAL(16, 4)) AS hour_months,
             CAST(CAST(wage_sum AS DOUBLE) * {months} / payroll_rows AS DECIMAL(18, 2)) AS wage,
             CAST(CAST(allowance_sum AS DOUBLE) * {months} / payroll_rows AS DECIMAL(18, 2)) AS allowance,
@@ -102,13 +107,13 @@ pub fn person_employer_year() -> String {
                 bit_or(month_bit) AS month_mask,
                 max(month_day) AS last_month_day,
                 max(birth_date) AS birth_date,
-                last_value(sex ORDER BY month_day) AS sex,
-                last_value(postcode4 ORDER BY month_day) AS postcode4,
-                last_value(contract_type ORDER BY month_day) AS contract_type,
-                last_value(sector ORDER BY month_day) AS sector,
+                max(sex) AS sex,
+                max(latest_postcode) AS latest_postcode,
+                max(latest_contract) AS latest_contract,
+                max(sector) AS sector,
                 last_value(fwg_function_code ORDER BY month_day) AS fwg_function_code,
                 max(start_day) AS start_day,
-                last_value(end_day ORDER BY month_day) AS end_day,
+                max(latest_end) AS latest_end,
                 sum(hours) AS hours_sum,
                 sum(wage) AS wage_sum,
                 sum(allowance) AS allowance_sum,
@@ -122,33 +127,32 @@ pub fn person_employer_year() -> String {
 /// One row per person × year on the payroll, from the backbone. The main
 /// employer is the one with the most months that year (then the latest
 /// month, then the lowest pseudonym, so ties resolve the same every run);
-/// sector, contract and function are those at the main employer.
+/// sector, contract, function, sex and postcode are those at the main
+/// employer. The ranking is a streaming window over a sort (which spills),
+/// the per-person sums a hash aggregation; whole-partition window
+/// aggregates would buffer every partition in memory.
 pub fn person_year() -> String {
-    let main = "ORDER BY months DESC, last_month_day DESC, org ASC";
-    let latest = "ORDER BY last_month_day, org";
-    let months = months_in("month_mask");
+    let months = months_in("t.month_mask");
     format!(
-        "SELECT person, year, org, sector, contract_type, fwg_function_code, postcode4, sex, birth_date,
-            employers, {months} AS months, hour_months, wage, allowance,
-            year - CAST(date_part('year', birth_date) AS INT)
-              - CASE WHEN date_part('month', birth_date) = 1 AND date_part('day', birth_date) = 1 THEN 0 ELSE 1 END AS age
+        "SELECT m.person, m.year, m.org, m.sector, m.contract_type, m.fwg_function_code, m.postcode4,
+            m.sex, m.birth_date, t.employers, {months} AS months, t.hour_months, t.wage, t.allowance,
+            m.year - CAST(date_part('year', m.birth_date) AS INT)
+              - CASE WHEN date_part('month', m.birth_date) = 1 AND date_part('day', m.birth_date) = 1 THEN 0 ELSE 1 END AS age
         FROM (
-            SELECT person, year,
-                first_value(org {main}) AS org,
-                first_value(sector {main}) AS sector,
-                first_value(contract_type {main}) AS contract_type,
-                first_value(fwg_function_code {main}) AS fwg_function_code,
-                last_value(postcode4 {latest}) AS postcode4,
-                last_value(sex {latest}) AS sex,
-                max(birth_date) AS birth_date,
-                COUNT(*) AS employers,
-                bit_or(month_mask) AS month_mask,
-                sum(hour_months) AS hour_months,
-                sum(wage) AS wage,
-                sum(allowance) AS allowance
-            FROM pe
-            GROUP BY person, year
-        )"
+            SELECT person, year, org, sector, contract_type, fwg_function_code, postcode4, sex, birth_date
+            FROM (
+                SELECT person, year, org, sector, contract_type, fwg_function_code, postcode4, sex, birth_date,
+                    ROW_NUMBER() OVER (PARTITION BY person, year
+                        ORDER BY months DESC, last_month_day DESC, org ASC) AS employer_rank
+                FROM pe
+            )
+            WHERE employer_rank = 1
+        ) m
+        JOIN (
+            SELECT person, year, COUNT(*) AS employers, bit_or(month_mask) AS month_mask,
+                sum(hour_months) AS hour_months, sum(wage) AS wage, sum(allowance) AS allowance
+            FROM pe GROUP BY person, year
+        ) t ON t.person = m.person AND t.year = m.year"
     )
 }
 
@@ -161,7 +165,7 @@ pub fn person_year() -> String {
 pub fn episodes(reference_day: i32) -> String {
     let end = reference_day + 1;
     format!(
-        "CREATE VIEW episodes AS SELECT person, org, sick_day,
+        "SELECT person, org, sick_day,
             max(end_excl) AS end_excl, max(absence_pct) AS absence_pct, COUNT(*) AS reports
         FROM (
             SELECT bsn_p2 AS person, employer_kvk_p2 AS org,
@@ -199,8 +203,7 @@ pub const EMPLOYMENT_ABSENCE: &str = "CREATE VIEW employment_absence AS SELECT p
 /// Insured persons per year; claims prove insurance too, so a person with
 /// claims but missing from the insured list is counted as insured (the
 /// linkage report counts how often that happens).
-pub const INSURED_YEARS: &str = "CREATE VIEW insured_years AS
-    SELECT DISTINCT person, year FROM (
+pub const INSURED_YEARS: &str = "SELECT DISTINCT person, year FROM (
         SELECT bsn_p2 AS person, CAST(year AS INT) AS year FROM insured
         UNION ALL
         SELECT bsn_p2 AS person, CAST(year AS INT) AS year FROM care_use
@@ -220,7 +223,7 @@ pub fn care_years() -> String {
         .unwrap();
     }
     format!(
-        "CREATE VIEW care_years AS SELECT person, year{columns}
+        "SELECT person, year, CAST(COUNT(*) AS BIGINT) AS care_types{columns}
         FROM (
             SELECT bsn_p2 AS person, CAST(year AS INT) AS year, CAST(care_type AS VARCHAR) AS care_type,
                 max(claims) AS claims, max(CAST(cost_eur AS DECIMAL(14, 2))) AS cost
@@ -235,7 +238,7 @@ pub fn care_years() -> String {
 pub fn survey_years() -> String {
     let scales = SURVEY_SCALES.join(", ");
     format!(
-        "CREATE VIEW survey_years AS SELECT person, year, {scales} FROM (
+        "SELECT person, year, {scales} FROM (
             SELECT bsn_p2 AS person, CAST(year AS INT) AS year, {scales},
                 ROW_NUMBER() OVER (PARTITION BY bsn_p2, year ORDER BY {scales}) AS answer_set
             FROM survey
@@ -373,3 +376,22 @@ pub const ORGANISATION_MODEL: &str = "WITH staff AS (
     FROM per_org o
     LEFT JOIN annual_report_years r ON r.org = o.org AND r.year = o.year
     ORDER BY org_p2, year";
+
+/// Which person-level sources hold each person in each year (bit 1
+/// payroll, 2 absence, 4 IZZ's insured list, 8 claims, 16 survey), with
+/// the payroll's sector and age: the linkage report's counts, coverage and
+/// overlap all come from this one table.
+pub const PRESENCE: &str = "SELECT person, year, CAST(bit_or(bit) AS BIGINT) AS mask,
+        max(sector) AS sector, max(age) AS age
+    FROM (
+        SELECT person, year, CAST(1 AS BIGINT) AS bit, sector, age FROM py
+        UNION ALL SELECT DISTINCT person, year, CAST(2 AS BIGINT) AS bit,
+            CAST(NULL AS VARCHAR) AS sector, CAST(NULL AS INT) AS age FROM episode_years
+        UNION ALL SELECT DISTINCT bsn_p2 AS person, CAST(year AS INT) AS year, CAST(4 AS BIGINT) AS bit,
+            CAST(NULL AS VARCHAR) AS sector, CAST(NULL AS INT) AS age FROM insured
+        UNION ALL SELECT person, year, CAST(8 AS BIGINT) AS bit,
+            CAST(NULL AS VARCHAR) AS sector, CAST(NULL AS INT) AS age FROM care_years
+        UNION ALL SELECT person, year, CAST(16 AS BIGINT) AS bit,
+            CAST(NULL AS VARCHAR) AS sector, CAST(NULL AS INT) AS age FROM survey_years
+    )
+    GROUP BY person, year";

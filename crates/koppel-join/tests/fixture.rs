@@ -600,7 +600,8 @@ fn hand_made_sector_links_to_the_rows_worked_out_by_hand() {
     assert_eq!(reports["linked"], 2);
     let absence = source("vernet_verzuimmeldingen");
     assert_eq!(absence["rows_in"], 3);
-    assert_eq!(absence["linked"], 2);
+    assert_eq!(absence["linked"], 3, "A in both years and B in 2023");
+    assert_eq!(absence["not_linked"], 1, "B's open episode in 2024");
     assert_eq!(report["reference_date"], "2024-12-31");
     assert_eq!(report["person_model_rows"], 4);
     // Overlap in 2024: A on the payroll with an episode and a survey; C in
