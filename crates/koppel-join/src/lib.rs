@@ -234,7 +234,7 @@ async fn link_async(
     let organisation_model = target.partial.path().join(ORGANISATION_MODEL_FILE);
     let organisation_rows = write_model(
         &ctx,
-        sql::ORGANISATION_MODEL,
+        &sql::organisation_model(),
         &organisation_model,
         &[("org_p2", "kvk")],
         &key_metadata,

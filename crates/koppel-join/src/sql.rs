@@ -35,6 +35,14 @@ pub const SURVEY_SCALES: [&str; 9] = [
 /// Long-term absence: an episode of more than six weeks.
 pub const LONG_TERM_DAYS: i32 = 42;
 
+/// Completed years on 1 January of `year` for a birth date.
+fn age_on_1_january(birth: &str, year: &str) -> String {
+    format!(
+        "({year} - CAST(date_part('year', {birth}) AS INT)
+          - CASE WHEN date_part('month', {birth}) = 1 AND date_part('day', {birth}) = 1 THEN 0 ELSE 1 END)"
+    )
+}
+
 /// Popcount of a month bitmask (bits 1–12), as a plain expression so that
 /// it vectorises without a UDF.
 fn months_in(mask: &str) -> String {
@@ -133,11 +141,11 @@ pub fn person_employer_year() -> String {
 /// aggregates would buffer every partition in memory.
 pub fn person_year() -> String {
     let months = months_in("t.month_mask");
+    let age = age_on_1_january("m.birth_date", "m.year");
     format!(
         "SELECT m.person, m.year, m.org, m.sector, m.contract_type, m.fwg_function_code, m.postcode4,
             m.sex, m.birth_date, t.employers, {months} AS months, t.hour_months, t.wage, t.allowance,
-            m.year - CAST(date_part('year', m.birth_date) AS INT)
-              - CASE WHEN date_part('month', m.birth_date) = 1 AND date_part('day', m.birth_date) = 1 THEN 0 ELSE 1 END AS age
+            {age} AS age
         FROM (
             SELECT person, year, org, sector, contract_type, fwg_function_code, postcode4, sex, birth_date
             FROM (
@@ -321,9 +329,12 @@ pub fn person_model(payroll_years: &[i32]) -> String {
 /// The organisation model: one row per organisation × year, from everyone
 /// on its payroll that year, with the number of persons each statistic
 /// rests on.
-pub const ORGANISATION_MODEL: &str = "WITH staff AS (
+pub fn organisation_model() -> String {
+    let age = age_on_1_january("e.birth_date", "e.year");
+    format!(
+        "WITH staff AS (
         SELECT e.org, e.year, e.person, e.contract_type, e.hour_months, e.available_days,
-            p.age,
+            {age} AS age,
             CASE WHEN e.wage > 0 THEN CAST(CAST(e.allowance AS DOUBLE) / CAST(e.wage AS DOUBLE) AS DECIMAL(10, 6)) END AS irregularity_share,
             CASE WHEN e.start_day >= y.y_start THEN 1 ELSE 0 END AS joined,
             CASE WHEN e.end_day < y.y_end THEN 1 ELSE 0 END AS left_employer,
@@ -336,7 +347,6 @@ pub const ORGANISATION_MODEL: &str = "WITH staff AS (
             CASE WHEN f.adverse_conditions > 0 THEN 1 ELSE 0 END AS adverse
         FROM pe e
         JOIN years y ON y.year = e.year
-        JOIN py p ON p.person = e.person AND p.year = e.year
         LEFT JOIN employment_absence a ON a.person = e.person AND a.org = e.org AND a.year = e.year
         LEFT JOIN insured_years i ON i.person = e.person AND i.year = e.year
         LEFT JOIN care_years c ON c.person = e.person AND c.year = e.year
@@ -375,7 +385,9 @@ pub const ORGANISATION_MODEL: &str = "WITH staff AS (
         r.revenue_keur, r.personnel_cost_keur, r.overhead_pct, r.fte AS annual_report_fte, r.result_keur
     FROM per_org o
     LEFT JOIN annual_report_years r ON r.org = o.org AND r.year = o.year
-    ORDER BY org_p2, year";
+    ORDER BY org_p2, year"
+    )
+}
 
 /// Which person-level sources hold each person in each year (bit 1
 /// payroll, 2 absence, 4 IZZ's insured list, 8 claims, 16 survey), with
