@@ -31,6 +31,8 @@ pub enum LinkError {
         expected: String,
         first: PathBuf,
     },
+    #[error("{}: no column {column}, which linking needs", path.display())]
+    MissingColumn { path: PathBuf, column: String },
     #[error("the payroll holds no rows: there is no backbone to link to")]
     EmptyBackbone,
     #[error("{} already exists and is not empty; linking never overwrites a result", path.display())]

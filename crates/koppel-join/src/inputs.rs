@@ -63,6 +63,69 @@ impl Source {
         }
     }
 
+    /// The canonical columns the linking plans read from this source.
+    pub fn required_columns(self) -> &'static [&'static str] {
+        match self {
+            Source::Payroll => &[
+                "bsn_p2",
+                "employer_kvk_p2",
+                "period",
+                "birth_date",
+                "sex",
+                "postcode4",
+                "contract_type",
+                "hours_per_week",
+                "gross_monthly_wage",
+                "irregularity_allowance",
+                "fwg_function_code",
+                "sector",
+                "employment_start",
+                "employment_end",
+            ],
+            Source::Absence => &[
+                "bsn_p2",
+                "employer_kvk_p2",
+                "sick_from",
+                "recovered_on",
+                "absence_pct",
+            ],
+            Source::Insured => &["bsn_p2", "year"],
+            Source::CareUse => &["bsn_p2", "year", "care_type", "claims", "cost_eur"],
+            Source::Survey => &[
+                "bsn_p2",
+                "year",
+                "workload",
+                "emotional_exhaustion",
+                "engagement",
+                "empowering_leadership",
+                "learning_climate",
+                "organisational_climate",
+                "self_reported_absence",
+                "work_related_absence",
+                "intention_to_leave",
+            ],
+            Source::JobCharacteristics => &[
+                "fwg_function_code",
+                "function_title",
+                "fwg_level",
+                "physical_load",
+                "mental_load",
+                "injury_risk",
+                "adverse_conditions",
+                "irregular_hours",
+            ],
+            Source::AnnualReports => &[
+                "employer_kvk_p2",
+                "year",
+                "revenue_keur",
+                "personnel_cost_keur",
+                "overhead_pct",
+                "fte",
+                "result_keur",
+            ],
+        }
+    }
+
     pub fn from_contract_name(name: &str) -> Option<Source> {
         Source::ALL.into_iter().find(|s| s.contract_name() == name)
     }
@@ -127,8 +190,23 @@ impl StagedSources {
             });
         }
         let mut key: Option<(LinkKey, PathBuf)> = None;
-        for path in files.values().flat_map(|f| f.values()) {
-            for found in stage2_keys(path)? {
+        for (source, path) in files
+            .iter()
+            .flat_map(|(s, f)| f.values().map(move |p| (*s, p)))
+        {
+            let schema = schema_of(path)?;
+            let keys = stage2_keys(path, &schema)?;
+            if let Some(column) = source
+                .required_columns()
+                .iter()
+                .find(|c| schema.field_with_name(c).is_err())
+            {
+                return Err(LinkError::MissingColumn {
+                    path: path.clone(),
+                    column: (*column).to_owned(),
+                });
+            }
+            for found in keys {
                 match &key {
                     None => key = Some((found, path.clone())),
                     Some((expected, first)) if *expected != found => {
@@ -182,8 +260,7 @@ fn schema_of(path: &Path) -> Result<SchemaRef, LinkError> {
 /// The key labels of every identifier column; an identifier column that is
 /// not a stage-2 pseudonym is refused, so raw numbers and stage-1
 /// pseudonyms can never enter the models.
-fn stage2_keys(path: &Path) -> Result<Vec<LinkKey>, LinkError> {
-    let schema = schema_of(path)?;
+fn stage2_keys(path: &Path, schema: &SchemaRef) -> Result<Vec<LinkKey>, LinkError> {
     let mut keys = Vec::new();
     for field in schema.fields() {
         let metadata = field.metadata();

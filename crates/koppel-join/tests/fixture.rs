@@ -639,3 +639,136 @@ fn hand_made_sector_links_to_the_rows_worked_out_by_hand() {
         ]
     );
 }
+
+/// Writes a stand-in annual-reports file without the revenue column, so
+/// that planning fails midway, after the backbone was built.
+fn break_annual_reports(staged: &Path) {
+    let schema = Arc::new(Schema::new(vec![Field::new("year", DataType::Int32, true)]));
+    let batch =
+        RecordBatch::try_new(schema.clone(), vec![Arc::new(Int32Array::from(vec![2023]))]).unwrap();
+    for year in [2023, 2024] {
+        let file =
+            std::fs::File::create(staged.join(format!("intrakoop_jaarverslagen_{year}.parquet")))
+                .unwrap();
+        let mut writer = ArrowWriter::try_new(file, schema.clone(), None).unwrap();
+        writer.write(&batch).unwrap();
+        writer.close().unwrap();
+    }
+}
+
+#[test]
+fn refusals_and_failures_leave_no_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let raw = dir.path().join("raw");
+    std::fs::create_dir(&raw).unwrap();
+    deliveries(&raw);
+    let staged = dir.path().join("staged");
+    support::stage_raw(&raw, &staged);
+    let results = dir.path().join("results");
+    std::fs::create_dir(&results).unwrap();
+    let leftovers = || std::fs::read_dir(&results).unwrap().count();
+
+    // A missing source is named.
+    let partial = dir.path().join("partial");
+    std::fs::create_dir(&partial).unwrap();
+    for entry in std::fs::read_dir(&staged).unwrap() {
+        let path = entry.unwrap().path();
+        if !path.to_string_lossy().contains("izz_monitor") {
+            std::fs::copy(&path, partial.join(path.file_name().unwrap())).unwrap();
+        }
+    }
+    let err = link(&partial, &results.join("a"), &LinkConfig::default()).unwrap_err();
+    assert!(err.to_string().contains("izz_monitor"), "{err}");
+    assert_eq!(leftovers(), 0);
+
+    // A source under another stage-2 key cannot be linked.
+    let other_key = dir.path().join("other-key");
+    let transform = koppel_pseudonymise::Stage2Transform::new(
+        "izz_monitor",
+        koppel_pseudonymise::Pseudonymiser::new(
+            koppel_pseudonymise::Stage::Stage2,
+            &koppel_pseudonymise::KeyMaterial::from_bytes([9; 32]),
+            "stage2-test",
+            2,
+        ),
+    )
+    .unwrap()
+    .allow_raw(support::stage1())
+    .unwrap();
+    std::fs::create_dir(&other_key).unwrap();
+    for entry in std::fs::read_dir(&partial).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, other_key.join(path.file_name().unwrap())).unwrap();
+    }
+    let specs = support::specs();
+    let survey = raw.join("izz_monitor_2023.parquet");
+    koppel_pseudonymise::pseudonymise_staged(
+        &survey,
+        specs.for_file(&survey).unwrap(),
+        &transform,
+        &other_key.join("izz_monitor_2023.parquet"),
+    )
+    .unwrap();
+    let err = link(&other_key, &results.join("b"), &LinkConfig::default()).unwrap_err();
+    assert!(err.to_string().contains("stage2-test v2"), "{err}");
+    assert_eq!(leftovers(), 0);
+
+    // A raw or stage-1 identifier column is refused.
+    let stage1 = dir.path().join("stage1");
+    std::fs::create_dir(&stage1).unwrap();
+    for entry in std::fs::read_dir(&staged).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, stage1.join(path.file_name().unwrap())).unwrap();
+    }
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("bsn", DataType::Utf8, false),
+        Field::new("year", DataType::Int32, true),
+    ]));
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(StringArray::from(vec![A])),
+            Arc::new(Int32Array::from(vec![2023])),
+        ],
+    )
+    .unwrap();
+    let file = std::fs::File::create(stage1.join("izz_verzekerden_2023.parquet")).unwrap();
+    let mut writer = ArrowWriter::try_new(file, schema, None).unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
+    let err = link(&stage1, &results.join("c"), &LinkConfig::default()).unwrap_err();
+    let message = err.to_string();
+    assert!(message.contains("not a stage-2 pseudonym"), "{message}");
+    assert!(
+        !message.contains(A),
+        "the error names the column, not a value"
+    );
+    assert_eq!(leftovers(), 0);
+
+    // A source without a column the plans need is named with the column.
+    let broken = dir.path().join("broken");
+    std::fs::create_dir(&broken).unwrap();
+    for entry in std::fs::read_dir(&staged).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, broken.join(path.file_name().unwrap())).unwrap();
+    }
+    break_annual_reports(&broken);
+    let err = link(&broken, &results.join("d"), &LinkConfig::default()).unwrap_err();
+    let message = err.to_string();
+    assert!(
+        message.contains("intrakoop_jaarverslagen_2023.parquet")
+            && message.contains("employer_kvk_p2"),
+        "{message}"
+    );
+    assert_eq!(leftovers(), 0);
+
+    // A failure after the output's temporary folder was made (here: an
+    // unusable work folder) leaves neither a result nor that folder.
+    let config = LinkConfig {
+        work_dir: Some(dir.path().join("no-such-folder")),
+        ..LinkConfig::default()
+    };
+    let err = link(&staged, &results.join("e"), &config).unwrap_err();
+    assert!(err.to_string().contains("results"), "{err}");
+    assert_eq!(leftovers(), 0, "no output and no temporary folder");
+}
