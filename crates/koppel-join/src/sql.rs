@@ -333,7 +333,7 @@ pub fn organisation_model() -> String {
     let age = age_on_1_january("e.birth_date", "e.year");
     format!(
         "WITH staff AS (
-        SELECT e.org, e.year, e.person, e.contract_type, e.hour_months, e.available_days,
+        SELECT e.org, e.year, e.person, e.sector, e.contract_type, e.hour_months, e.available_days,
             {age} AS age,
             CASE WHEN e.wage > 0 THEN CAST(CAST(e.allowance AS DOUBLE) / CAST(e.wage AS DOUBLE) AS DECIMAL(10, 6)) END AS irregularity_share,
             CASE WHEN e.start_day >= y.y_start THEN 1 ELSE 0 END AS joined,
@@ -354,6 +354,7 @@ pub fn organisation_model() -> String {
     ), per_org AS (
         SELECT org, year,
             COUNT(*) AS persons,
+            max(sector) AS sector,
             CAST(sum(hour_months) AS DOUBLE) / 12 / 36 AS fte,
             avg(age) AS mean_age,
             CAST(sum(CASE WHEN contract_type = 'TIJDELIJK' THEN 1 ELSE 0 END) AS DOUBLE) / COUNT(*) AS temporary_share,
@@ -363,6 +364,8 @@ pub fn organisation_model() -> String {
             CAST(sum(joined) AS DOUBLE) / COUNT(*) AS inflow_rate,
             CAST(sum(left_employer) AS DOUBLE) / COUNT(*) AS outflow_rate,
             CAST(sum(pct_days) AS DOUBLE) / NULLIF(sum(available_days), 0) AS absence_pct,
+            CAST(sum(pct_days) AS DOUBLE) / 100 AS absence_days,
+            CAST(sum(available_days) AS BIGINT) AS available_days,
             CAST(sum(episodes) AS DOUBLE) / COUNT(*) AS episode_frequency,
             CAST(sum(insured) AS DOUBLE) / COUNT(*) AS izz_coverage,
             CAST(sum(insured) AS BIGINT) AS n_izz_insured,
@@ -376,9 +379,9 @@ pub fn organisation_model() -> String {
             COUNT(physical_load) AS n_fwg
         FROM staff GROUP BY org, year
     )
-    SELECT o.org AS org_p2, o.year, o.persons AS headcount, o.fte, o.mean_age,
+    SELECT o.org AS org_p2, o.year, o.sector, o.persons AS headcount, o.fte, o.mean_age,
         o.temporary_share, o.on_call_share, o.mean_irregularity_share, o.n_irregularity_share,
-        o.inflow_rate, o.outflow_rate, o.absence_pct, o.episode_frequency,
+        o.inflow_rate, o.outflow_rate, o.absence_pct, o.absence_days, o.available_days, o.episode_frequency,
         o.izz_coverage, o.n_izz_insured, o.ggz_share_insured, o.physio_share_insured,
         o.mean_physical_load, o.mean_mental_load, o.mean_injury_risk, o.adverse_conditions_share, o.n_fwg,
         r.org IS NOT NULL AS annual_report,

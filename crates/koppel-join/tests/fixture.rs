@@ -488,6 +488,7 @@ fn hand_made_sector_links_to_the_rows_worked_out_by_hand() {
         "X 2023",
         find(&orgs, "org_p2", &x, 2023),
         &[
+            ("sector", text("VVT")),
             ("headcount", Int(3)),
             // (36 × 12 + 12 × 4 + 36 × 12) hour-months / 12 / 36.
             ("fte", Float(912.0 / 432.0)),
@@ -505,6 +506,8 @@ fn hand_made_sector_links_to_the_rows_worked_out_by_hand() {
             // rows of 396 days count as 12 months (396 × 12/13 = 365.5,
             // rounded 366), B 122 (September–December), D 365.
             ("absence_pct", Float(6300.0 / 853.0)),
+            ("absence_days", Float(63.0)),
+            ("available_days", Int(853)),
             ("episode_frequency", Float(1.0)),
             ("izz_coverage", Float(2.0 / 3.0)),
             ("n_izz_insured", Int(2)),
