@@ -205,7 +205,7 @@ fn unlock(args: &StoreArgs, confirm: bool) -> Result<Unlock> {
     })
 }
 
-fn open_store(args: &StoreArgs) -> Result<KeyStore> {
+pub(crate) fn open_store(args: &StoreArgs) -> Result<KeyStore> {
     let store = KeyStore::open(&args.store, &unlock(args, false)?)?;
     if store.is_demo() {
         warn!(store = %args.store.display(), "this is a DEMO key store with a public passphrase");

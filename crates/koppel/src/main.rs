@@ -11,6 +11,7 @@ mod custody;
 // fragments, which keeps the linking stage's peak RSS down.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+mod export;
 mod link;
 
 use std::io::IsTerminal;
@@ -77,6 +78,9 @@ enum Command {
     /// Link the stage-2 sources into the person and organisation research
     /// models, with a linkage report.
     Link(link::LinkArgs),
+    /// Disclosure control and the research release: k-anonymous person
+    /// file, organisation file, protected tables, codebook and manifest.
+    Export(export::ExportArgs),
 }
 
 #[derive(Args)]
@@ -169,6 +173,7 @@ fn main() -> ExitCode {
         Command::Unseal(args) => custody::unseal(args),
         Command::Pseudonymise(args) => custody::pseudonymise(args),
         Command::Link(args) => link::run(args),
+        Command::Export(args) => export::run(args),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,394 @@
+//! The identifier-leak guard: the last check before a release is renamed
+//! into place.
+//!
+//! It knows every identifier and pseudonym the run has seen (canonical
+//! citizen and employer numbers, stage-1 and stage-2 pseudonyms) as 64-bit
+//! fingerprints under a per-process random key — 8 bytes a value, sorted
+//! for binary search, never written anywhere — and scans every value of
+//! every output file for them, and for any 9-digit number that passes the
+//! citizen number's 11-test. A hit fails the release naming file and column,
+//! never the value.
+//!
+//! Floating-point columns are not scanned: no identifier of the contract is
+//! a float, and sums and means published as floats would otherwise trip the
+//! 11-test by chance one time in eleven when they happen to be whole 9-digit
+//! numbers.
+
+use std::hash::BuildHasher;
+use std::path::Path;
+
+use arrow::array::{Array, AsArray};
+use arrow::datatypes::{
+    DataType, Int8Type, Int16Type, Int32Type, Int64Type, UInt8Type, UInt16Type, UInt32Type,
+    UInt64Type,
+};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+use crate::error::ExportError;
+
+/// Fingerprints of the identifiers and pseudonyms a run has seen.
+pub struct LeakGuard {
+    hasher: std::collections::hash_map::RandomState,
+    fingerprints: Vec<u64>,
+    sorted: bool,
+    compact_at: usize,
+}
+
+const COMPACT_MIN: usize = 1 << 20;
+
+impl Default for LeakGuard {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// What the guard found, without the value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Finding {
+    KnownIdentifier,
+    ElevenTestNumber,
+}
+
+impl Finding {
+    fn describe(self) -> &'static str {
+        match self {
+            Finding::KnownIdentifier => {
+                "holds a value equal to an identifier or pseudonym seen in the inputs"
+            }
+            Finding::ElevenTestNumber => "holds a 9-digit number that passes the 11-test of a citizen number",
+        }
+    }
+}
+
+impl LeakGuard {
+    pub fn new() -> Self {
+        LeakGuard {
+            hasher: std::collections::hash_map::RandomState::new(),
+            fingerprints: Vec::new(),
+            sorted: true,
+            compact_at: COMPACT_MIN,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.fingerprints.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.fingerprints.is_empty()
+    }
+
+    /// Text is fingerprinted lower-cased; a pseudonym by its bytes, so
+    /// its 64-character hexadecimal text (any case) maps to the same
+    /// fingerprint without encoding every inserted value.
+    fn fingerprint(&self, lower_ascii: &[u8]) -> u64 {
+        if lower_ascii.len() == 64
+            && let Ok(bytes) = hex::decode(lower_ascii)
+        {
+            return self.pseudonym_fingerprint(&bytes);
+        }
+        self.hasher.hash_one((0u8, lower_ascii))
+    }
+
+    fn pseudonym_fingerprint(&self, bytes: &[u8]) -> u64 {
+        self.hasher.hash_one((1u8, bytes))
+    }
+
+    fn push(&mut self, fp: u64) {
+        self.fingerprints.push(fp);
+        self.sorted = false;
+        // Columns repeat the same pseudonyms (a payroll has a row per
+        // month): compact as we go so memory follows distinct values.
+        if self.fingerprints.len() >= self.compact_at {
+            self.seal();
+            self.compact_at = (self.fingerprints.len() * 2).max(COMPACT_MIN);
+        }
+    }
+
+    /// Adds one identifier in its written form: canonical digits, or a
+    /// pseudonym's hexadecimal text (case does not matter).
+    pub fn insert(&mut self, value: &str) {
+        let lower = value.trim().to_ascii_lowercase();
+        let fp = self.fingerprint(lower.as_bytes());
+        self.push(fp);
+    }
+
+    /// Adds a binary pseudonym (as the models store them); outputs are
+    /// checked for both its bytes and its hexadecimal text.
+    pub fn insert_pseudonym(&mut self, bytes: &[u8]) {
+        let fp = self.pseudonym_fingerprint(bytes);
+        self.push(fp);
+    }
+
+    /// Adds every value of an identifier or pseudonym column: binary
+    /// columns as pseudonyms, text as written, integers as digits.
+    pub fn insert_column(&mut self, array: &dyn Array) {
+        for_each_value(array, |value| match value {
+            Value::Bytes(b) => self.insert_pseudonym(b),
+            Value::Text(t) => self.insert(t),
+            Value::Int(i) => self.insert(&i.to_string()),
+        });
+    }
+
+    /// Adds every column of a batch that the ingest layer labelled as an
+    /// identifier or pseudonym (`koppel.identifier` field metadata): raw
+    /// deliveries, stage-1 staging and stage-2 Parquet alike.
+    pub fn insert_identifier_columns(&mut self, batch: &arrow::array::RecordBatch) -> usize {
+        let mut columns = 0;
+        for (field, array) in batch.schema().fields().iter().zip(batch.columns()) {
+            if field.metadata().contains_key(koppel_ingest::META_IDENTIFIER) {
+                self.insert_column(array.as_ref());
+                columns += 1;
+            }
+        }
+        columns
+    }
+
+    fn seal(&mut self) {
+        if !self.sorted {
+            self.fingerprints.sort_unstable();
+            self.fingerprints.dedup();
+            self.sorted = true;
+        }
+    }
+
+    fn known(&self, lower_ascii: &[u8]) -> bool {
+        debug_assert!(self.sorted);
+        self.fingerprints
+            .binary_search(&self.fingerprint(lower_ascii))
+            .is_ok()
+    }
+
+    fn check_text(&self, text: &str) -> Option<Finding> {
+        let lower = text.trim().to_ascii_lowercase();
+        if self.known(lower.as_bytes()) {
+            return Some(Finding::KnownIdentifier);
+        }
+        // Identifiers inside a longer text (a label, a file name, a line of
+        // a report) count too.
+        for token in lower.split(|c: char| !c.is_ascii_alphanumeric()) {
+            if token.len() >= 8 && token.len() < lower.len() && self.known(token.as_bytes()) {
+                return Some(Finding::KnownIdentifier);
+            }
+            if passes_eleven_test(token) {
+                return Some(Finding::ElevenTestNumber);
+            }
+        }
+        None
+    }
+
+    fn check_value(&self, value: Value<'_>) -> Option<Finding> {
+        match value {
+            Value::Text(t) => self.check_text(t),
+            Value::Int(i) => self.check_text(&i.to_string()),
+            Value::Bytes(b) => {
+                if self.fingerprints.binary_search(&self.pseudonym_fingerprint(b)).is_ok() {
+                    Some(Finding::KnownIdentifier)
+                } else {
+                    std::str::from_utf8(b).ok().and_then(|t| self.check_text(t))
+                }
+            }
+        }
+    }
+
+    /// Checks every value of one column.
+    pub fn check_array(&mut self, file: &str, column: &str, array: &dyn Array) -> Result<(), ExportError> {
+        self.seal();
+        let mut found = None;
+        for_each_value(array, |v| {
+            if found.is_none() {
+                found = self.check_value(v);
+            }
+        });
+        match found {
+            None => Ok(()),
+            Some(f) => Err(ExportError::Leak {
+                file: file.into(),
+                column: column.into(),
+                what: f.describe().into(),
+            }),
+        }
+    }
+
+    /// Reads a Parquet file back and checks every column and the key-value
+    /// metadata.
+    pub fn scan_parquet(&mut self, path: &Path, name: &str) -> Result<(), ExportError> {
+        self.seal();
+        let file = std::fs::File::open(path).map_err(ExportError::io(path))?;
+        let builder = ParquetRecordBatchReaderBuilder::try_new(file)
+            .map_err(ExportError::parquet(format!("leak guard reading {name}")))?;
+        if let Some(kv) = builder.metadata().file_metadata().key_value_metadata() {
+            for entry in kv {
+                let text = format!("{} {}", entry.key, entry.value.as_deref().unwrap_or(""));
+                self.check_lines(name, "key-value metadata", &text)?;
+            }
+        }
+        let schema = builder.schema().clone();
+        let reader = builder
+            .build()
+            .map_err(ExportError::parquet(format!("leak guard reading {name}")))?;
+        for batch in reader {
+            let batch = batch.map_err(ExportError::arrow(format!("leak guard reading {name}")))?;
+            for (field, array) in schema.fields().iter().zip(batch.columns()) {
+                self.check_array(name, field.name(), array.as_ref())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks a CSV file cell by cell, naming the column by its header.
+    pub fn scan_csv(&mut self, path: &Path, name: &str) -> Result<(), ExportError> {
+        self.seal();
+        let text = std::fs::read_to_string(path).map_err(ExportError::io(path))?;
+        let mut lines = text.lines();
+        let header: Vec<&str> = lines.next().unwrap_or("").split(',').collect();
+        for (i, cell) in header.iter().enumerate() {
+            if let Some(f) = self.check_text(cell) {
+                return Err(leak(name, &format!("header field {}", i + 1), f));
+            }
+        }
+        for line in lines {
+            for (i, cell) in line.split(',').enumerate() {
+                if let Some(f) = self.check_text(cell.trim_matches('"')) {
+                    let column = header.get(i).copied().unwrap_or("?");
+                    return Err(leak(name, column, f));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks a text file (report, codebook) line by line.
+    pub fn scan_text(&mut self, path: &Path, name: &str) -> Result<(), ExportError> {
+        self.seal();
+        let text = std::fs::read_to_string(path).map_err(ExportError::io(path))?;
+        self.check_lines(name, "text", &text)
+    }
+
+    fn check_lines(&self, name: &str, what: &str, text: &str) -> Result<(), ExportError> {
+        for (i, line) in text.lines().enumerate() {
+            if let Some(f) = self.check_text(line) {
+                return Err(leak(name, &format!("{what}, line {}", i + 1), f));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn leak(file: &str, column: &str, f: Finding) -> ExportError {
+    ExportError::Leak {
+        file: file.into(),
+        column: column.into(),
+        what: f.describe().into(),
+    }
+}
+
+/// Nine digits that pass the citizen number's 11-test.
+pub fn passes_eleven_test(token: &str) -> bool {
+    let b = token.as_bytes();
+    if b.len() != 9 || !b.iter().all(u8::is_ascii_digit) {
+        return false;
+    }
+    let mut out = [0u8; 9];
+    koppel_ingest::canonical_bsn(b, &mut out)
+}
+
+enum Value<'a> {
+    Bytes(&'a [u8]),
+    Text(&'a str),
+    Int(i128),
+}
+
+fn for_each_value(array: &dyn Array, mut f: impl FnMut(Value<'_>)) {
+    macro_rules! ints {
+        ($t:ty) => {{
+            let a = array.as_primitive::<$t>();
+            for i in 0..a.len() {
+                if a.is_valid(i) {
+                    f(Value::Int(a.value(i) as i128));
+                }
+            }
+        }};
+    }
+    match array.data_type() {
+        DataType::Int8 => ints!(Int8Type),
+        DataType::Int16 => ints!(Int16Type),
+        DataType::Int32 => ints!(Int32Type),
+        DataType::Int64 => ints!(Int64Type),
+        DataType::UInt8 => ints!(UInt8Type),
+        DataType::UInt16 => ints!(UInt16Type),
+        DataType::UInt32 => ints!(UInt32Type),
+        DataType::UInt64 => ints!(UInt64Type),
+        DataType::Decimal128(_, 0) => {
+            let a = array.as_primitive::<arrow::datatypes::Decimal128Type>();
+            for i in 0..a.len() {
+                if a.is_valid(i) {
+                    f(Value::Int(a.value(i)));
+                }
+            }
+        }
+        DataType::Utf8 => array.as_string::<i32>().iter().flatten().for_each(|t| f(Value::Text(t))),
+        DataType::LargeUtf8 => array.as_string::<i64>().iter().flatten().for_each(|t| f(Value::Text(t))),
+        DataType::Utf8View => array.as_string_view().iter().flatten().for_each(|t| f(Value::Text(t))),
+        DataType::Binary => array.as_binary::<i32>().iter().flatten().for_each(|b| f(Value::Bytes(b))),
+        DataType::LargeBinary => array.as_binary::<i64>().iter().flatten().for_each(|b| f(Value::Bytes(b))),
+        DataType::BinaryView => array.as_binary_view().iter().flatten().for_each(|b| f(Value::Bytes(b))),
+        DataType::FixedSizeBinary(_) => {
+            array.as_fixed_size_binary().iter().flatten().for_each(|b| f(Value::Bytes(b)))
+        }
+        DataType::Dictionary(_, _) => {
+            if let Ok(cast) = arrow::compute::cast(array, &DataType::Utf8) {
+                for_each_value(cast.as_ref(), f);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{FixedSizeBinaryArray, Float64Array, Int64Array, StringArray};
+
+    #[test]
+    fn the_eleven_test_is_the_citizen_numbers() {
+        assert!(passes_eleven_test("111222333"));
+        assert!(passes_eleven_test("123456782"));
+        assert!(!passes_eleven_test("123456789"));
+        assert!(!passes_eleven_test("12345678"));
+        assert!(!passes_eleven_test("000000000"));
+    }
+
+    #[test]
+    fn known_pseudonyms_are_caught_as_bytes_and_as_text_in_any_case() {
+        let p2 = [0xabu8; 32];
+        let mut guard = LeakGuard::new();
+        guard.insert_pseudonym(&p2);
+        let bytes = FixedSizeBinaryArray::try_from_iter([[1u8; 32], p2].into_iter()).unwrap();
+        let err = guard.check_array("person.parquet", "respondent", &bytes).unwrap_err();
+        assert!(err.to_string().contains("person.parquet, column respondent"), "{err}");
+        assert!(!err.to_string().contains("abab"), "the value never reaches the message");
+        let text = StringArray::from(vec![Some("x"), Some(&*hex::encode_upper(p2))]);
+        assert!(guard.check_array("f", "c", &text).is_err());
+        let inside = StringArray::from(vec![format!("id: {}", hex::encode(p2))]);
+        assert!(guard.check_array("f", "c", &inside).is_err());
+        let clean = StringArray::from(vec!["P-ABCDEFGH", "25-29"]);
+        guard.check_array("f", "c", &clean).unwrap();
+    }
+
+    #[test]
+    fn citizen_numbers_are_caught_as_integers_and_text_but_not_in_floats() {
+        let mut guard = LeakGuard::new();
+        guard.insert("12345678");
+        let ints = Int64Array::from(vec![5, 123456782]);
+        assert!(matches!(
+            guard.check_array("t.parquet", "n", &ints),
+            Err(ExportError::Leak { .. })
+        ));
+        let kvk = StringArray::from(vec!["12345678"]);
+        assert!(guard.check_array("t", "org", &kvk).is_err());
+        let floats = Float64Array::from(vec![123456782.0]);
+        guard.check_array("t", "sum", &floats).unwrap();
+        guard.check_array("t", "n", &Int64Array::from(vec![123456789, 99])).unwrap();
+    }
+}

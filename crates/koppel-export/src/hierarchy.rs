@@ -1,0 +1,316 @@
+//! Generalisation hierarchies applied to Arrow columns.
+//!
+//! A column is first reduced to its distinct values; each distinct value is
+//! generalised once per level, and rows only carry integer codes. That is
+//! what the lattice search wants (codes per level per row) and keeps label
+//! strings out of the per-row work.
+
+use std::collections::BTreeMap;
+
+use arrow::array::{Array, ArrayRef, AsArray, StringArray};
+use arrow::datatypes::{DataType, Int32Type, Int64Type};
+
+use crate::config::Hierarchy;
+use crate::error::ExportError;
+use crate::kanon::{EncodedQuasiIdentifier, NULL_CODE};
+
+/// A value of a column before generalisation.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Atom {
+    Int(i64),
+    Text(String),
+}
+
+impl Atom {
+    fn label(&self) -> String {
+        match self {
+            Atom::Int(v) => v.to_string(),
+            Atom::Text(s) => s.clone(),
+        }
+    }
+}
+
+/// One level of a generalised column: a code per row and a label per code.
+#[derive(Debug, Clone)]
+pub struct Level {
+    pub codes: Vec<u32>,
+    pub labels: Vec<String>,
+}
+
+impl Level {
+    /// The released column at this level: labels, null where the code is
+    /// [`NULL_CODE`] or where `suppressed` marks the row.
+    pub fn to_array(&self, suppressed: Option<&[bool]>) -> ArrayRef {
+        let values = self.codes.iter().enumerate().map(|(row, &code)| {
+            if code == NULL_CODE || suppressed.is_some_and(|s| s[row]) {
+                None
+            } else {
+                Some(self.labels[code as usize].as_str())
+            }
+        });
+        std::sync::Arc::new(values.collect::<StringArray>())
+    }
+}
+
+/// A column with every level of its hierarchy worked out.
+#[derive(Debug, Clone)]
+pub struct GeneralisedColumn {
+    pub name: String,
+    pub levels: Vec<Level>,
+}
+
+impl GeneralisedColumn {
+    /// Codes per level, for the lattice search.
+    pub fn encoded(&self) -> EncodedQuasiIdentifier {
+        EncodedQuasiIdentifier {
+            name: self.name.clone(),
+            levels: self.levels.iter().map(|l| l.codes.clone()).collect(),
+        }
+    }
+}
+
+/// Reads a column's values as atoms (integers stay integers, booleans and
+/// strings become text).
+pub fn atoms(name: &str, array: &dyn Array) -> Result<Vec<Option<Atom>>, ExportError> {
+    let n = array.len();
+    let mut out = Vec::with_capacity(n);
+    match array.data_type() {
+        DataType::Int64 => {
+            let a = array.as_primitive::<Int64Type>();
+            out.extend((0..n).map(|i| a.is_valid(i).then(|| Atom::Int(a.value(i)))));
+        }
+        DataType::Int32 => {
+            let a = array.as_primitive::<Int32Type>();
+            out.extend((0..n).map(|i| a.is_valid(i).then(|| Atom::Int(a.value(i) as i64))));
+        }
+        DataType::Boolean => {
+            let a = array.as_boolean();
+            out.extend((0..n).map(|i| {
+                a.is_valid(i)
+                    .then(|| Atom::Text(if a.value(i) { "true" } else { "false" }.into()))
+            }));
+        }
+        DataType::Utf8View => {
+            let a = array.as_string_view();
+            out.extend((0..n).map(|i| a.is_valid(i).then(|| Atom::Text(a.value(i).to_owned()))));
+        }
+        DataType::Utf8 => {
+            let a = array.as_string::<i32>();
+            out.extend((0..n).map(|i| a.is_valid(i).then(|| Atom::Text(a.value(i).to_owned()))));
+        }
+        DataType::LargeUtf8 => {
+            let a = array.as_string::<i64>();
+            out.extend((0..n).map(|i| a.is_valid(i).then(|| Atom::Text(a.value(i).to_owned()))));
+        }
+        other => {
+            return Err(ExportError::Column {
+                column: name.into(),
+                message: format!("cannot generalise a column of type {other}"),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Generalises `values` through every level of `hierarchy`. `side` holds
+/// the FWG level column for [`Hierarchy::FwgLevelBand`].
+pub fn generalise(
+    name: &str,
+    values: &[Option<Atom>],
+    hierarchy: &Hierarchy,
+    side: Option<&[Option<Atom>]>,
+) -> Result<GeneralisedColumn, ExportError> {
+    // Distinct values in order, with the side value each one carries.
+    let mut distinct: BTreeMap<&Atom, Option<&Atom>> = BTreeMap::new();
+    for (row, v) in values.iter().enumerate() {
+        if let Some(v) = v {
+            let s = side.and_then(|s| s[row].as_ref());
+            let slot = distinct.entry(v).or_insert(s);
+            if slot.is_none() {
+                *slot = s;
+            }
+        }
+    }
+    let level_count = hierarchy.levels();
+    // labels_of[i][level] for the i-th distinct value.
+    let mut labels_of: Vec<Vec<Option<String>>> = Vec::with_capacity(distinct.len());
+    for (atom, side) in &distinct {
+        let labels = (0..level_count)
+            .map(|level| label_at(name, atom, *side, hierarchy, level))
+            .collect::<Result<Vec<_>, _>>()?;
+        labels_of.push(labels);
+    }
+    let index: BTreeMap<&Atom, usize> = distinct.keys().enumerate().map(|(i, a)| (*a, i)).collect();
+    let rows: Vec<Option<usize>> = values
+        .iter()
+        .map(|v| v.as_ref().map(|v| index[v]))
+        .collect();
+    let mut levels = Vec::with_capacity(level_count);
+    for level in 0..level_count {
+        // Codes in order of first appearance over the sorted distinct
+        // values, so labels keep the values' order (age bands ascending).
+        let mut labels: Vec<String> = Vec::new();
+        let mut code_of_label: BTreeMap<&str, u32> = BTreeMap::new();
+        let mut code_of_distinct = Vec::with_capacity(labels_of.len());
+        for l in &labels_of {
+            code_of_distinct.push(match &l[level] {
+                None => NULL_CODE,
+                Some(label) => *code_of_label.entry(label.as_str()).or_insert_with(|| {
+                    labels.push(label.clone());
+                    (labels.len() - 1) as u32
+                }),
+            });
+        }
+        let codes = rows
+            .iter()
+            .map(|r| r.map_or(NULL_CODE, |i| code_of_distinct[i]))
+            .collect();
+        levels.push(Level { codes, labels });
+    }
+    Ok(GeneralisedColumn {
+        name: name.into(),
+        levels,
+    })
+}
+
+fn int(name: &str, atom: &Atom) -> Result<i64, ExportError> {
+    match atom {
+        Atom::Int(v) => Ok(*v),
+        Atom::Text(t) => t.parse().map_err(|_| ExportError::Column {
+            column: name.into(),
+            message: "this hierarchy needs whole numbers".into(),
+        }),
+    }
+}
+
+fn label_at(
+    name: &str,
+    atom: &Atom,
+    side: Option<&Atom>,
+    hierarchy: &Hierarchy,
+    level: usize,
+) -> Result<Option<String>, ExportError> {
+    if level + 1 == hierarchy.levels() {
+        return Ok(None);
+    }
+    Ok(match hierarchy {
+        Hierarchy::Categorical => Some(atom.label()),
+        Hierarchy::Bands { widths } => {
+            let v = int(name, atom)?;
+            if level == 0 {
+                Some(v.to_string())
+            } else {
+                Some(band_label(v, widths[level - 1] as i64))
+            }
+        }
+        Hierarchy::Classes { levels } => Some(class_label(int(name, atom)?, &levels[level])),
+        Hierarchy::Postcode => {
+            let v = int(name, atom)?;
+            match level {
+                0 => Some(v.to_string()),
+                1 => Some(format!("{}xx", v / 100)),
+                _ => province(v).map(str::to_owned),
+            }
+        }
+        Hierarchy::FwgLevelBand { width, .. } => match level {
+            0 => Some(atom.label()),
+            _ => match side {
+                Some(l) => Some(format!("FWG {}", band_label(int(name, l)?, *width as i64))),
+                None => None,
+            },
+        },
+    })
+}
+
+fn band_label(v: i64, width: i64) -> String {
+    let lo = v.div_euclid(width) * width;
+    format!("{lo}-{}", lo + width - 1)
+}
+
+/// Labels of classes by lower bounds: `"<0"`, `"50-99"`, `"2500+"`.
+pub fn class_label(v: i64, bounds: &[i64]) -> String {
+    match bounds.iter().rposition(|b| *b <= v) {
+        None => format!("<{}", bounds[0]),
+        Some(i) if i + 1 == bounds.len() => format!("{}+", bounds[i]),
+        Some(i) => format!("{}-{}", bounds[i], bounds[i + 1] - 1),
+    }
+}
+
+/// The province of a four-digit postcode, by its two-digit region. Regions
+/// that straddle a border go to the province holding most of their
+/// addresses; the map is coarse on purpose (it only has to group regions).
+pub fn province(postcode4: i64) -> Option<&'static str> {
+    let pc2 = postcode4 / 100;
+    Some(match pc2 {
+        10..=12 | 14..=21 => "Noord-Holland",
+        13 | 82 | 83 => "Flevoland",
+        22..=33 | 42 => "Zuid-Holland",
+        34..=39 => "Utrecht",
+        40 | 41 | 65..=73 => "Gelderland",
+        43..=45 => "Zeeland",
+        46..=57 => "Noord-Brabant",
+        58..=64 => "Limburg",
+        74..=77 | 80 | 81 => "Overijssel",
+        78 | 79 | 93 | 94 => "Drenthe",
+        84..=92 => "Friesland",
+        95..=99 => "Groningen",
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ints(v: &[Option<i64>]) -> Vec<Option<Atom>> {
+        v.iter().map(|v| v.map(Atom::Int)).collect()
+    }
+
+    fn labels(col: &GeneralisedColumn, level: usize) -> Vec<Option<&str>> {
+        let l = &col.levels[level];
+        l.codes
+            .iter()
+            .map(|&c| (c != NULL_CODE).then(|| l.labels[c as usize].as_str()))
+            .collect()
+    }
+
+    #[test]
+    fn ages_generalise_into_nested_bands_and_then_vanish() {
+        let h = Hierarchy::Bands { widths: vec![5, 10] };
+        let col = generalise("age", &ints(&[Some(27), Some(31), None, Some(25)]), &h, None).unwrap();
+        assert_eq!(col.levels.len(), 4);
+        assert_eq!(labels(&col, 0), [Some("27"), Some("31"), None, Some("25")]);
+        assert_eq!(labels(&col, 1), [Some("25-29"), Some("30-34"), None, Some("25-29")]);
+        assert_eq!(labels(&col, 2), [Some("20-29"), Some("30-39"), None, Some("20-29")]);
+        assert_eq!(labels(&col, 3), [None, None, None, None]);
+        // Codes follow the values' order.
+        assert_eq!(col.levels[1].labels, ["25-29", "30-34"]);
+    }
+
+    #[test]
+    fn postcodes_go_to_region_then_province() {
+        let col = generalise("postcode4", &ints(&[Some(1012), Some(9711), Some(1013)]), &Hierarchy::Postcode, None)
+            .unwrap();
+        assert_eq!(labels(&col, 1), [Some("10xx"), Some("97xx"), Some("10xx")]);
+        assert_eq!(labels(&col, 2), [Some("Noord-Holland"), Some("Groningen"), Some("Noord-Holland")]);
+        assert_eq!(labels(&col, 3), [None, None, None]);
+    }
+
+    #[test]
+    fn classes_and_fwg_bands() {
+        let h = Hierarchy::Classes {
+            levels: vec![vec![0, 50, 250], vec![0, 250]],
+        };
+        let col = generalise("size", &ints(&[Some(12), Some(60), Some(900)]), &h, None).unwrap();
+        assert_eq!(labels(&col, 0), [Some("0-49"), Some("50-249"), Some("250+")]);
+        assert_eq!(labels(&col, 1), [Some("0-249"), Some("0-249"), Some("250+")]);
+        let codes = [Some(Atom::Text("1234".into())), Some(Atom::Text("2001".into()))];
+        let levels = ints(&[Some(35), Some(60)]);
+        let h = Hierarchy::FwgLevelBand {
+            level_column: "fwg_level".into(),
+            width: 10,
+        };
+        let col = generalise("fwg_function_code", &codes, &h, Some(&levels)).unwrap();
+        assert_eq!(labels(&col, 1), [Some("FWG 30-39"), Some("FWG 60-69")]);
+    }
+}

@@ -1,0 +1,475 @@
+//! Disclosure control and the research release.
+//!
+//! Input: the linking stage's output directory (`person_model.parquet`,
+//! `organisation_model.parquet`, `linkage-report.json`, stage-2 pseudonyms
+//! only), a [`DisclosureConfig`], the release's research-ID key, and a
+//! [`LeakGuard`] holding every identifier the run has seen. Output: a
+//! release directory — person and organisation files and the declared
+//! tables as Parquet (tables also as CSV), `codebook.md`/`.json`,
+//! `disclosure-report.json`/`.md`, `linkage-report.json`, `manifest.json`
+//! and `SHA256SUMS` — or nothing at all.
+//!
+//! Nothing reaches a researcher unless this crate let it through: the
+//! person file is k-anonymous over its quasi-identifiers, organisations
+//! are released only when large enough and with thin statistics
+//! suppressed, tables carry primary and audited secondary suppression,
+//! and every output file passes the leak guard before the release is
+//! renamed into place.
+
+pub mod codebook;
+pub mod config;
+pub mod error;
+pub mod guard;
+pub mod hierarchy;
+pub mod kanon;
+pub mod organisation;
+pub mod person;
+pub mod release;
+pub mod report;
+pub mod tables;
+pub mod tabulate;
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use arrow::array::RecordBatch;
+use koppel_join::{LINKAGE_REPORT_FILE, ORGANISATION_MODEL_FILE, PERSON_MODEL_FILE};
+use koppel_pseudonymise::{META_KEY_ID, META_KEY_VERSION, Pseudonymiser};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use tracing::info;
+
+pub use config::DisclosureConfig;
+pub use error::ExportError;
+pub use guard::LeakGuard;
+pub use report::DisclosureReport;
+
+use codebook::{Codebook, ColumnNotes, describe_file};
+use release::{ReleaseFile, ReleaseTarget, sha256_file, write_csv, write_json, write_parquet};
+
+pub const PERSON_FILE: &str = "persons.parquet";
+pub const ORGANISATION_FILE: &str = "organisations.parquet";
+pub const CODEBOOK_JSON: &str = "codebook.json";
+pub const CODEBOOK_MD: &str = "codebook.md";
+pub const DISCLOSURE_JSON: &str = "disclosure-report.json";
+pub const DISCLOSURE_MD: &str = "disclosure-report.md";
+pub const MANIFEST_FILE: &str = "manifest.json";
+pub const SHA256SUMS_FILE: &str = "SHA256SUMS";
+
+/// Who the release is for and which keys made it.
+pub struct ExportOptions<'a> {
+    pub config: &'a DisclosureConfig,
+    /// The release's research-ID pseudonymiser (stage `Research`).
+    pub research: &'a Pseudonymiser,
+    pub pipeline: String,
+    pub pipeline_version: String,
+    /// Identifiers and pseudonyms seen upstream; the export adds the
+    /// stage-2 pseudonyms of the models itself.
+    pub guard: LeakGuard,
+    /// Stop after everything is written and checked, just before the
+    /// rename — to prove that an interrupted release leaves nothing.
+    #[doc(hidden)]
+    pub interrupt_before_commit: bool,
+}
+
+/// A key named in the release: purpose, id and version, never material.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct KeyLabel {
+    pub purpose: String,
+    pub id: String,
+    pub version: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct InputFile {
+    pub name: String,
+    pub sha256: String,
+}
+
+/// `manifest.json`: what the release is, what it was made from, and the
+/// checksum of every file.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeliveryManifest {
+    pub release_id: String,
+    pub pipeline: String,
+    pub pipeline_version: String,
+    pub keys: Vec<KeyLabel>,
+    pub inputs: Vec<InputFile>,
+    pub disclosure: BTreeMap<String, serde_json::Value>,
+    pub files: Vec<ReleaseFile>,
+}
+
+#[derive(Debug)]
+pub struct ExportOutcome {
+    pub release_dir: PathBuf,
+    pub release_id: String,
+    pub manifest: DeliveryManifest,
+    pub report: DisclosureReport,
+}
+
+fn read_model(path: &Path) -> Result<RecordBatch, ExportError> {
+    let file = File::open(path).map_err(ExportError::io(path))?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file)
+        .map_err(ExportError::parquet(format!("reading {}", path.display())))?;
+    let schema = builder.schema().clone();
+    let batches = builder
+        .build()
+        .map_err(ExportError::parquet(format!("reading {}", path.display())))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(ExportError::arrow(format!("reading {}", path.display())))?;
+    arrow::compute::concat_batches(&schema, &batches)
+        .map_err(ExportError::arrow(format!("reading {}", path.display())))
+}
+
+fn stage2_key(batch: &RecordBatch, path: &Path) -> Result<KeyLabel, ExportError> {
+    let schema = batch.schema();
+    let field = schema.fields().first().ok_or_else(|| ExportError::Input {
+        path: path.to_owned(),
+        message: "has no columns".into(),
+    })?;
+    let meta = field.metadata();
+    match (meta.get(META_KEY_ID), meta.get(META_KEY_VERSION)) {
+        (Some(id), Some(version)) => Ok(KeyLabel {
+            purpose: "stage2".into(),
+            id: id.clone(),
+            version: version.clone(),
+        }),
+        _ => Err(ExportError::Input {
+            path: path.to_owned(),
+            message: format!("column {} carries no stage-2 key label; is this a linking output?", field.name()),
+        }),
+    }
+}
+
+/// Builds the release from a linking output directory.
+pub fn export(linked: &Path, out: &Path, mut options: ExportOptions<'_>) -> Result<ExportOutcome, ExportError> {
+    let config = options.config;
+    config.validate()?;
+    let target = ReleaseTarget::new(out)?;
+
+    let person_path = linked.join(PERSON_MODEL_FILE);
+    let org_path = linked.join(ORGANISATION_MODEL_FILE);
+    let report_path = linked.join(LINKAGE_REPORT_FILE);
+    for p in [&person_path, &org_path, &report_path] {
+        if !p.is_file() {
+            return Err(ExportError::Input {
+                path: p.clone(),
+                message: "missing: export reads the output of `koppel link`".into(),
+            });
+        }
+    }
+    let people = read_model(&person_path)?;
+    let orgs = read_model(&org_path)?;
+    let stage2 = stage2_key(&people, &person_path)?;
+    if stage2_key(&orgs, &org_path)? != stage2 {
+        return Err(ExportError::Input {
+            path: org_path,
+            message: "made with another stage-2 key than the person model".into(),
+        });
+    }
+    for spec in &config.tables {
+        let model = match spec.model {
+            config::TableModel::Person => &people,
+            config::TableModel::Organisation => &orgs,
+        };
+        tabulate::check_columns(spec, model)?;
+    }
+    for (batch, columns) in [(&people, &["person_p2", "org_p2"][..]), (&orgs, &["org_p2"][..])] {
+        for c in columns {
+            if let Some(a) = batch.column_by_name(c) {
+                options.guard.insert_column(a.as_ref());
+            }
+        }
+    }
+
+    let mut inputs = Vec::new();
+    for p in [&person_path, &org_path, &report_path] {
+        let (sha256, _) = sha256_file(p)?;
+        inputs.push(InputFile {
+            name: p.file_name().expect("joined file name").to_string_lossy().into_owned(),
+            sha256,
+        });
+    }
+    let keys = vec![
+        stage2,
+        KeyLabel {
+            purpose: "release".into(),
+            id: options.research.key_id().to_owned(),
+            version: options.research.key_version().to_string(),
+        },
+    ];
+    let release_id = release_id(&inputs, config, &options, &keys);
+    info!(release = %release_id, "building release");
+
+    let started = std::time::Instant::now();
+    let org_release = organisation::release_organisations(&orgs, &config.organisation, options.research)?;
+    let headcounts = organisation::headcounts(&orgs)?;
+    let person_release = person::release_persons(
+        &people,
+        &headcounts,
+        &org_release.released,
+        &config.person,
+        options.research,
+    )?;
+    info!(
+        rows = person_release.batch.num_rows(),
+        k_reached = person_release.disclosure.smallest_class,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "person file anonymised"
+    );
+    let mut tables = Vec::new();
+    for spec in &config.tables {
+        let model = match spec.model {
+            config::TableModel::Person => &people,
+            config::TableModel::Organisation => &orgs,
+        };
+        let t = tabulate::release_table(spec, model, &config.table_rules)?;
+        info!(table = %spec.name, cells = t.disclosure.cells, "table protected");
+        tables.push(t);
+    }
+
+    let report = DisclosureReport {
+        release_id: release_id.clone(),
+        rules: config.clone(),
+        person: person_release.disclosure.clone(),
+        organisation: org_release.disclosure.clone(),
+        tables: tables.iter().map(|t| t.disclosure.clone()).collect(),
+    };
+
+    // Files.
+    let keys_json = serde_json::to_string(&keys).expect("keys serialise");
+    let metadata = |disclosure: serde_json::Value| -> BTreeMap<String, String> {
+        [
+            ("koppel.release_id", release_id.clone()),
+            ("koppel.pipeline", options.pipeline.clone()),
+            ("koppel.pipeline_version", options.pipeline_version.clone()),
+            ("koppel.keys", keys_json.clone()),
+            ("koppel.disclosure", disclosure.to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect()
+    };
+    let person_meta = serde_json::json!({
+        "k": config.person.k,
+        "k_reached": person_release.disclosure.smallest_class,
+        "max_suppression_pct": config.person.max_suppression_pct,
+        "quasi_identifiers": person_release.disclosure.quasi_identifiers.iter()
+            .map(|q| serde_json::json!({"column": q.column, "level": q.level, "levels": q.levels}))
+            .collect::<Vec<_>>(),
+        "l_diversity": config.person.l_diversity,
+    });
+    write_parquet(&target.file(PERSON_FILE), &person_release.batch, &metadata(person_meta))?;
+    let org_meta = serde_json::json!({
+        "min_persons": config.organisation.min_persons,
+        "k": config.organisation.k,
+        "banded": config.organisation.banded,
+    });
+    write_parquet(&target.file(ORGANISATION_FILE), &org_release.batch, &metadata(org_meta))?;
+    let rules_meta = serde_json::to_value(&config.table_rules).expect("rules serialise");
+    for t in &tables {
+        let name = &t.disclosure.name;
+        write_parquet(&target.file(&format!("table-{name}.parquet")), &t.batch, &metadata(rules_meta.clone()))?;
+        write_csv(&target.file(&format!("table-{name}.csv")), &t.batch)?;
+    }
+    std::fs::copy(&report_path, target.file(LINKAGE_REPORT_FILE)).map_err(ExportError::io(&report_path))?;
+
+    let codebook = build_codebook(&release_id, &person_release, &org_release, &tables);
+    write_json(&target.file(CODEBOOK_JSON), &codebook)?;
+    std::fs::write(target.file(CODEBOOK_MD), codebook.to_markdown()).map_err(ExportError::io(target.file(CODEBOOK_MD)))?;
+    write_json(&target.file(DISCLOSURE_JSON), &report)?;
+    std::fs::write(target.file(DISCLOSURE_MD), report.to_markdown())
+        .map_err(ExportError::io(target.file(DISCLOSURE_MD)))?;
+
+    // The leak guard reads back every file as a researcher would.
+    let mut names: Vec<String> = std::fs::read_dir(target.path())
+        .map_err(ExportError::io(target.path()))?
+        .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
+        .collect::<Result<_, _>>()
+        .map_err(ExportError::io(target.path()))?;
+    names.sort();
+    let guard = &mut options.guard;
+    for name in &names {
+        let path = target.file(name);
+        if name.ends_with(".parquet") {
+            guard.scan_parquet(&path, name)?;
+        } else if name.ends_with(".csv") {
+            guard.scan_csv(&path, name)?;
+        } else {
+            guard.scan_text(&path, name)?;
+        }
+    }
+    info!(files = names.len(), fingerprints = guard.len(), "leak guard passed");
+
+    let mut files = Vec::new();
+    let rows: HashMap<String, u64> = [(PERSON_FILE.to_owned(), person_release.batch.num_rows() as u64), (ORGANISATION_FILE.to_owned(), org_release.batch.num_rows() as u64)]
+        .into_iter()
+        .chain(tables.iter().map(|t| (format!("table-{}.parquet", t.disclosure.name), t.batch.num_rows() as u64)))
+        .collect();
+    for name in &names {
+        let (sha256, bytes) = sha256_file(&target.file(name))?;
+        files.push(ReleaseFile {
+            name: name.clone(),
+            bytes,
+            sha256,
+            rows: rows.get(name).copied(),
+        });
+    }
+    let manifest = DeliveryManifest {
+        release_id: release_id.clone(),
+        pipeline: options.pipeline.clone(),
+        pipeline_version: options.pipeline_version.clone(),
+        keys,
+        inputs,
+        disclosure: [
+            ("k".to_owned(), serde_json::json!(config.person.k)),
+            ("k_reached".to_owned(), serde_json::json!(report.person.smallest_class)),
+            ("organisation_min_persons".to_owned(), serde_json::json!(config.organisation.min_persons)),
+            ("table_threshold".to_owned(), serde_json::json!(config.table_rules.threshold)),
+        ]
+        .into_iter()
+        .collect(),
+        files,
+    };
+    write_json(&target.file(MANIFEST_FILE), &manifest)?;
+    let (sha, bytes) = sha256_file(&target.file(MANIFEST_FILE))?;
+    let mut sums = manifest.files.clone();
+    sums.push(ReleaseFile {
+        name: MANIFEST_FILE.into(),
+        bytes,
+        sha256: sha,
+        rows: None,
+    });
+    sums.sort_by(|a, b| a.name.cmp(&b.name));
+    release::write_sha256sums(&target.file(SHA256SUMS_FILE), &sums)?;
+
+    if options.interrupt_before_commit {
+        return Err(ExportError::Io {
+            path: out.to_owned(),
+            source: std::io::Error::new(std::io::ErrorKind::Interrupted, "interrupted before the release was renamed into place"),
+        });
+    }
+    let release_dir = target.commit()?;
+    info!(release = %release_id, path = %release_dir.display(), "release written");
+    Ok(ExportOutcome {
+        release_dir,
+        release_id,
+        manifest,
+        report,
+    })
+}
+
+/// The release id is a digest of what the release was made from — inputs,
+/// rules, pipeline and keys — so the same inputs give the same id (and
+/// the same bytes).
+fn release_id(inputs: &[InputFile], config: &DisclosureConfig, options: &ExportOptions<'_>, keys: &[KeyLabel]) -> String {
+    let mut h = Sha256::new();
+    for i in inputs {
+        h.update(i.name.as_bytes());
+        h.update([0]);
+        h.update(i.sha256.as_bytes());
+        h.update([0]);
+    }
+    h.update(serde_json::to_vec(config).expect("config serialises"));
+    h.update([0]);
+    h.update(options.pipeline.as_bytes());
+    h.update([0]);
+    h.update(options.pipeline_version.as_bytes());
+    h.update(serde_json::to_vec(keys).expect("keys serialise"));
+    format!("R-{}", &hex::encode(h.finalize())[..16])
+}
+
+fn build_codebook(
+    release_id: &str,
+    person: &person::PersonRelease,
+    orgs: &organisation::OrganisationRelease,
+    tables: &[tabulate::ReleasedTable],
+) -> Codebook {
+    let mut notes: HashMap<String, ColumnNotes> = HashMap::new();
+    for q in &person.disclosure.quasi_identifiers {
+        notes.insert(
+            q.column.clone(),
+            ColumnNotes {
+                categories: person.categories.get(&q.column).cloned().unwrap_or_default(),
+                generalisation: Some(format!(
+                    "quasi-identifier: level {} of {} ({})",
+                    q.level,
+                    q.levels - 1,
+                    report::hierarchy_name(&q.hierarchy, q.level)
+                )),
+                suppressed: q.values_suppressed,
+                derivation: None,
+            },
+        );
+    }
+    let mut files = vec![describe_file(
+        PERSON_FILE,
+        "One row per survey respondent and year, k-anonymous over the quasi-identifiers",
+        &person.batch,
+        &mut notes,
+    )];
+    let mut notes: HashMap<String, ColumnNotes> = HashMap::new();
+    for (column, count) in &orgs.disclosure.suppressed {
+        notes.entry(column.clone()).or_default().suppressed = *count;
+    }
+    for (column, banding) in &orgs.disclosure.banded {
+        let n = notes.entry(column.clone()).or_default();
+        n.generalisation = Some(match banding {
+            config::Banding::Round { to } => format!("rounded to the nearest {to}"),
+            config::Banding::Classes { .. } => "classes: lower bound included, upper bound excluded".into(),
+        });
+        n.categories = orgs.categories.get(column).cloned().unwrap_or_default();
+    }
+    files.push(describe_file(
+        ORGANISATION_FILE,
+        "One row per organisation and year with at least the minimum number of persons",
+        &orgs.batch,
+        &mut notes,
+    ));
+    for t in tables {
+        let mut notes: HashMap<String, ColumnNotes> = HashMap::new();
+        for (name, categories) in &t.categories {
+            let mut categories = categories.clone();
+            categories.push(tabulate::TOTAL.into());
+            notes.insert(
+                name.clone(),
+                ColumnNotes {
+                    categories,
+                    derivation: Some(format!("Dimension of the table; `{}` is the margin", tabulate::TOTAL)),
+                    ..Default::default()
+                },
+            );
+        }
+        for column in ["persons", "organisations"] {
+            notes.insert(
+                column.into(),
+                ColumnNotes {
+                    derivation: Some("Distinct contributors in the cell; null when suppressed".into()),
+                    ..Default::default()
+                },
+            );
+        }
+        notes.insert(
+            "status".into(),
+            ColumnNotes {
+                categories: ["safe", "empty", "primary_threshold", "primary_dominance", "primary_p_percent", "secondary"]
+                    .map(String::from)
+                    .to_vec(),
+                derivation: Some("Disclosure status of the cell, as in τ-ARGUS".into()),
+                ..Default::default()
+            },
+        );
+        files.push(describe_file(
+            &format!("table-{}.parquet", t.disclosure.name),
+            &t.disclosure.label,
+            &t.batch,
+            &mut notes,
+        ));
+    }
+    Codebook {
+        release_id: release_id.into(),
+        files,
+    }
+}

@@ -1,0 +1,155 @@
+//! `koppel export`: disclosure control and the research release, from the
+//! linking stage's models to a release directory.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use koppel_export::{DisclosureConfig, ExportOptions, LeakGuard, export};
+use koppel_ingest::{DeliveryReader, ReadOptions, manifest_path};
+use koppel_pseudonymise::{KeyPurpose, Pseudonymiser, Stage};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+use crate::custody::{StoreArgs, open_store};
+
+#[derive(Args)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// The release's research-ID key (purpose `release`).
+    #[arg(long)]
+    release_key: String,
+    /// The folder `koppel link` wrote.
+    #[arg(long)]
+    linked: PathBuf,
+    /// The release directory; must not exist or be empty. It appears only
+    /// when every check passed.
+    #[arg(long)]
+    out: PathBuf,
+    /// Disclosure-control rules (YAML); default: the built-in safe defaults.
+    #[arg(long)]
+    disclosure: Option<PathBuf>,
+    /// Folder of stage-2 Parquet files (`koppel pseudonymise --out`): their
+    /// pseudonyms feed the leak guard.
+    #[arg(long)]
+    staged: Option<PathBuf>,
+    /// The stage-1 staging area (`koppel unseal --staging`): its
+    /// identifiers and stage-1 pseudonyms feed the leak guard.
+    #[arg(long)]
+    staging: Option<PathBuf>,
+    /// Directory of source specs (to read the staging area).
+    #[arg(long, env = "KOPPEL_SPECS", default_value = "pipelines/sources")]
+    specs: PathBuf,
+    /// Pipeline name recorded in the release.
+    #[arg(long, default_value = "preventieplan")]
+    pipeline: String,
+    /// Pipeline version recorded in the release.
+    #[arg(long, default_value = "1")]
+    pipeline_version: String,
+}
+
+fn sorted_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot read {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file())
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// Feeds the guard from every identifier column the upstream stages left.
+fn fill_guard(args: &ExportArgs, guard: &mut LeakGuard) -> Result<()> {
+    if let Some(dir) = &args.staged {
+        for path in sorted_files(dir)?.into_iter().filter(|p| p.extension().is_some_and(|e| e == "parquet")) {
+            let file = File::open(&path).with_context(|| format!("cannot open {}", path.display()))?;
+            let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+                .and_then(|b| b.build())
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            for batch in reader {
+                guard.insert_identifier_columns(&batch.with_context(|| format!("cannot read {}", path.display()))?);
+            }
+        }
+    }
+    if let Some(dir) = &args.staging {
+        let specs = crate::load_specs(&args.specs)?;
+        for path in sorted_files(dir)?.into_iter().filter(|p| manifest_path(p).exists()) {
+            let spec = specs
+                .for_file(&path)
+                .with_context(|| format!("{}: no source spec matches the file name", path.display()))?;
+            let options = ReadOptions {
+                require_manifest: true,
+                ..ReadOptions::default()
+            };
+            let mut reader = DeliveryReader::open(&path, spec, options)?;
+            while let Some(batch) = reader.next_batch()? {
+                guard.insert_identifier_columns(&batch);
+            }
+        }
+    }
+    Ok(())
+}
+
+pub fn run(args: ExportArgs) -> Result<ExitCode> {
+    let started = Instant::now();
+    let config = match &args.disclosure {
+        Some(path) => DisclosureConfig::from_file(path)?,
+        None => DisclosureConfig::default(),
+    };
+    let store = open_store(&args.store)?;
+    let (info, key) = store.key(&args.release_key, None)?;
+    if info.purpose != KeyPurpose::Release {
+        bail!("{} is a {} key, not a release key", info.id, info.purpose);
+    }
+    let research = Pseudonymiser::new(Stage::Research, &key, &info.id, info.version);
+    drop(key);
+    let mut guard = LeakGuard::new();
+    fill_guard(&args, &mut guard)?;
+    let bar = crate::spinner(format!("releasing {}", args.linked.display()));
+    let outcome = export(
+        &args.linked,
+        &args.out,
+        ExportOptions {
+            config: &config,
+            research: &research,
+            pipeline: args.pipeline.clone(),
+            pipeline_version: args.pipeline_version.clone(),
+            guard,
+            interrupt_before_commit: false,
+        },
+    );
+    bar.finish_and_clear();
+    let outcome = outcome.with_context(|| format!("no release was written to {}", args.out.display()))?;
+    let r = &outcome.report;
+    println!("release {} → {}", outcome.release_id, outcome.release_dir.display());
+    println!(
+        "persons: {} of {} rows released, k = {} reached (asked {}), {} rows locally suppressed, {} left out",
+        r.person.rows_released,
+        r.person.rows_in,
+        r.person.smallest_class,
+        r.person.k,
+        r.person.rows_locally_suppressed,
+        r.person.rows_dropped
+    );
+    for q in &r.person.quasi_identifiers {
+        println!(
+            "  {:<20} {}",
+            q.column,
+            koppel_export::report::hierarchy_name(&q.hierarchy, q.level)
+        );
+    }
+    println!(
+        "organisations: {} of {} released ({} below {} persons)",
+        r.organisation.rows_released, r.organisation.rows_in, r.organisation.rows_left_out, r.organisation.min_persons
+    );
+    for t in &r.tables {
+        let status: Vec<String> = t.status.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        println!("table {}: {} cells ({})", t.name, t.cells, status.join(", "));
+    }
+    println!("verify with: (cd {} && sha256sum -c SHA256SUMS)", outcome.release_dir.display());
+    println!("{:.1} s", started.elapsed().as_secs_f64());
+    Ok(ExitCode::SUCCESS)
+}
