@@ -44,7 +44,7 @@ for name in sorted(n for n in rows if n.startswith("table-") and n.endswith(".pa
     a = con.execute("SELECT count(*), count(status) FROM read_parquet(?)", [parquet_path]).fetchone()
     b = con.execute("SELECT count(*), count(status) FROM read_csv(?, header = true)", [csv_path]).fetchone()
     assert a == b, (name, a, b)
-    unit = next(c for c in pq.read_schema(parquet_path).names if c in ("persons", "organisations"))
+    unit = next(c for c in pq.read_schema(parquet_path).names if c in ("person_years", "organisation_years"))
     unsafe = con.execute(
         f"SELECT count(*) FROM read_parquet(?) WHERE status NOT IN ('safe', 'empty') AND {unit} IS NOT NULL",
         [parquet_path],

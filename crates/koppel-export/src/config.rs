@@ -71,7 +71,10 @@ impl DisclosureConfig {
             message,
         };
         if self.person.k < 2 {
-            return Err(bad(format!("person.k is {}; k-anonymity needs k ≥ 2", self.person.k)));
+            return Err(bad(format!(
+                "person.k is {}; k-anonymity needs k ≥ 2",
+                self.person.k
+            )));
         }
         if !(0.0..=100.0).contains(&self.person.max_suppression_pct) {
             return Err(bad("person.max_suppression_pct must lie in 0–100".into()));
@@ -79,7 +82,10 @@ impl DisclosureConfig {
         let mut seen = std::collections::BTreeSet::new();
         for qi in &self.person.quasi_identifiers {
             if !seen.insert(qi.column.as_str()) {
-                return Err(bad(format!("quasi-identifier {} is declared twice", qi.column)));
+                return Err(bad(format!(
+                    "quasi-identifier {} is declared twice",
+                    qi.column
+                )));
             }
             qi.hierarchy.validate(&qi.column).map_err(bad)?;
         }
@@ -89,7 +95,9 @@ impl DisclosureConfig {
             }
         }
         if self.organisation.k < 1 || self.organisation.min_persons < 1 {
-            return Err(bad("organisation.k and organisation.min_persons must be ≥ 1".into()));
+            return Err(bad(
+                "organisation.k and organisation.min_persons must be ≥ 1".into(),
+            ));
         }
         for (column, banding) in &self.organisation.banded {
             banding.validate(column).map_err(bad)?;
@@ -282,7 +290,10 @@ impl Default for OrganisationRules {
             bounds: bounds.to_vec(),
         };
         let banded = [
-            ("headcount", classes(&[0.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0])),
+            (
+                "headcount",
+                classes(&[0.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0]),
+            ),
             ("fte", Banding::Round { to: 25.0 }),
             ("n_irregularity_share", Banding::Round { to: 5.0 }),
             ("n_izz_insured", Banding::Round { to: 5.0 }),
@@ -291,14 +302,21 @@ impl Default for OrganisationRules {
             ("available_days", Banding::Round { to: 1000.0 }),
             (
                 "revenue_keur",
-                classes(&[0.0, 5_000.0, 10_000.0, 25_000.0, 50_000.0, 100_000.0, 250_000.0, 500_000.0]),
+                classes(&[
+                    0.0, 5_000.0, 10_000.0, 25_000.0, 50_000.0, 100_000.0, 250_000.0, 500_000.0,
+                ]),
             ),
             (
                 "personnel_cost_keur",
-                classes(&[0.0, 5_000.0, 10_000.0, 25_000.0, 50_000.0, 100_000.0, 250_000.0, 500_000.0]),
+                classes(&[
+                    0.0, 5_000.0, 10_000.0, 25_000.0, 50_000.0, 100_000.0, 250_000.0, 500_000.0,
+                ]),
             ),
             ("overhead_pct", Banding::Round { to: 5.0 }),
-            ("annual_report_fte", classes(&[0.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0])),
+            (
+                "annual_report_fte",
+                classes(&[0.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0]),
+            ),
             (
                 "result_keur",
                 classes(&[-1e12, -1_000.0, -100.0, 0.0, 100.0, 1_000.0, 10_000.0]),
@@ -353,7 +371,20 @@ pub enum TableModel {
     Organisation,
 }
 
-/// A declared table: counts of contributors per cell, with all margins,
+impl TableModel {
+    /// The released count column: rows of the model (a respondent counts
+    /// once per year in a cell), because those add up along every margin
+    /// — distinct persons over two years do not, and a margin that is not
+    /// the sum of its cells cannot be audited as one.
+    pub fn count_column(self) -> &'static str {
+        match self {
+            TableModel::Person => "person_years",
+            TableModel::Organisation => "organisation_years",
+        }
+    }
+}
+
+/// A declared table: counts of model rows per cell, with all margins,
 /// and optional magnitude sums and a ratio of two of them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -408,7 +439,12 @@ fn default_quasi_identifiers() -> Vec<QuasiIdentifier> {
         hierarchy,
     };
     vec![
-        qi("age", Hierarchy::Bands { widths: vec![5, 10] }),
+        qi(
+            "age",
+            Hierarchy::Bands {
+                widths: vec![5, 10],
+            },
+        ),
         qi("sex", Hierarchy::Categorical),
         qi("postcode4", Hierarchy::Postcode),
         qi("sector", Hierarchy::Categorical),
@@ -422,7 +458,10 @@ fn default_quasi_identifiers() -> Vec<QuasiIdentifier> {
         qi(
             "organisation_size",
             Hierarchy::Classes {
-                levels: vec![vec![0, 50, 100, 250, 500, 1000, 2500], vec![0, 100, 500, 2500]],
+                levels: vec![
+                    vec![0, 50, 100, 250, 500, 1000, 2500],
+                    vec![0, 100, 500, 2500],
+                ],
             },
         ),
         qi("contract_type", Hierarchy::Categorical),
@@ -462,10 +501,17 @@ pub fn default_tables() -> Vec<TableSpec> {
     vec![
         TableSpec {
             name: "leavers_by_sector_age_contract".into(),
-            label: "Respondents who left the sector the next year, by sector, age band and contract".into(),
+            label:
+                "Respondents who left the sector the next year, by sector, age band and contract"
+                    .into(),
             model: TableModel::Person,
             only_where: None,
-            dimensions: vec![dim("sector"), age_band(10), dim("contract_type"), dim("left_sector")],
+            dimensions: vec![
+                dim("sector"),
+                age_band(10),
+                dim("contract_type"),
+                dim("left_sector"),
+            ],
             measures: vec![],
             ratio: None,
         },
@@ -503,7 +549,8 @@ pub fn default_tables() -> Vec<TableSpec> {
         },
         TableSpec {
             name: "care_cost_by_sector_age".into(),
-            label: "Care costs (GGZ, physiotherapy) of insured respondents by sector and age band".into(),
+            label: "Care costs (GGZ, physiotherapy) of insured respondents by sector and age band"
+                .into(),
             model: TableModel::Person,
             only_where: Some("izz_insured".into()),
             dimensions: vec![dim("sector"), age_band(10)],
@@ -527,7 +574,10 @@ mod tests {
 
     #[test]
     fn an_empty_file_means_the_defaults() {
-        assert_eq!(DisclosureConfig::from_yaml("{}").unwrap(), DisclosureConfig::default());
+        assert_eq!(
+            DisclosureConfig::from_yaml("{}").unwrap(),
+            DisclosureConfig::default()
+        );
     }
 
     #[test]
@@ -542,6 +592,11 @@ mod tests {
     fn unsafe_values_are_refused() {
         assert!(DisclosureConfig::from_yaml("person:\n  k: 1\n").is_err());
         let bands = "person:\n  quasi_identifiers:\n    - column: age\n      hierarchy: {kind: bands, widths: [5, 7]}\n";
-        assert!(DisclosureConfig::from_yaml(bands).unwrap_err().to_string().contains("multiple"));
+        assert!(
+            DisclosureConfig::from_yaml(bands)
+                .unwrap_err()
+                .to_string()
+                .contains("multiple")
+        );
     }
 }

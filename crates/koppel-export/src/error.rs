@@ -28,9 +28,7 @@ pub enum ExportError {
         #[source]
         source: crate::tables::TableError,
     },
-    #[error(
-        "identifier leak guard: {file}, column {column}: {what}; the release was not written"
-    )]
+    #[error("identifier leak guard: {file}, column {column}: {what}; the release was not written")]
     Leak {
         file: String,
         column: String,
@@ -56,7 +54,9 @@ impl ExportError {
         move |source| ExportError::Io { path, source }
     }
 
-    pub(crate) fn arrow(context: impl Into<String>) -> impl FnOnce(arrow::error::ArrowError) -> ExportError {
+    pub(crate) fn arrow(
+        context: impl Into<String>,
+    ) -> impl FnOnce(arrow::error::ArrowError) -> ExportError {
         let context = context.into();
         move |source| ExportError::Arrow { context, source }
     }

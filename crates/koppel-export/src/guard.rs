@@ -55,7 +55,9 @@ impl Finding {
             Finding::KnownIdentifier => {
                 "holds a value equal to an identifier or pseudonym seen in the inputs"
             }
-            Finding::ElevenTestNumber => "holds a 9-digit number that passes the 11-test of a citizen number",
+            Finding::ElevenTestNumber => {
+                "holds a 9-digit number that passes the 11-test of a citizen number"
+            }
         }
     }
 }
@@ -136,7 +138,10 @@ impl LeakGuard {
     pub fn insert_identifier_columns(&mut self, batch: &arrow::array::RecordBatch) -> usize {
         let mut columns = 0;
         for (field, array) in batch.schema().fields().iter().zip(batch.columns()) {
-            if field.metadata().contains_key(koppel_ingest::META_IDENTIFIER) {
+            if field
+                .metadata()
+                .contains_key(koppel_ingest::META_IDENTIFIER)
+            {
                 self.insert_column(array.as_ref());
                 columns += 1;
             }
@@ -182,7 +187,11 @@ impl LeakGuard {
             Value::Text(t) => self.check_text(t),
             Value::Int(i) => self.check_text(&i.to_string()),
             Value::Bytes(b) => {
-                if self.fingerprints.binary_search(&self.pseudonym_fingerprint(b)).is_ok() {
+                if self
+                    .fingerprints
+                    .binary_search(&self.pseudonym_fingerprint(b))
+                    .is_ok()
+                {
                     Some(Finding::KnownIdentifier)
                 } else {
                     std::str::from_utf8(b).ok().and_then(|t| self.check_text(t))
@@ -192,7 +201,12 @@ impl LeakGuard {
     }
 
     /// Checks every value of one column.
-    pub fn check_array(&mut self, file: &str, column: &str, array: &dyn Array) -> Result<(), ExportError> {
+    pub fn check_array(
+        &mut self,
+        file: &str,
+        column: &str,
+        array: &dyn Array,
+    ) -> Result<(), ExportError> {
         self.seal();
         let mut found = None;
         for_each_value(array, |v| {
@@ -327,15 +341,41 @@ fn for_each_value(array: &dyn Array, mut f: impl FnMut(Value<'_>)) {
                 }
             }
         }
-        DataType::Utf8 => array.as_string::<i32>().iter().flatten().for_each(|t| f(Value::Text(t))),
-        DataType::LargeUtf8 => array.as_string::<i64>().iter().flatten().for_each(|t| f(Value::Text(t))),
-        DataType::Utf8View => array.as_string_view().iter().flatten().for_each(|t| f(Value::Text(t))),
-        DataType::Binary => array.as_binary::<i32>().iter().flatten().for_each(|b| f(Value::Bytes(b))),
-        DataType::LargeBinary => array.as_binary::<i64>().iter().flatten().for_each(|b| f(Value::Bytes(b))),
-        DataType::BinaryView => array.as_binary_view().iter().flatten().for_each(|b| f(Value::Bytes(b))),
-        DataType::FixedSizeBinary(_) => {
-            array.as_fixed_size_binary().iter().flatten().for_each(|b| f(Value::Bytes(b)))
-        }
+        DataType::Utf8 => array
+            .as_string::<i32>()
+            .iter()
+            .flatten()
+            .for_each(|t| f(Value::Text(t))),
+        DataType::LargeUtf8 => array
+            .as_string::<i64>()
+            .iter()
+            .flatten()
+            .for_each(|t| f(Value::Text(t))),
+        DataType::Utf8View => array
+            .as_string_view()
+            .iter()
+            .flatten()
+            .for_each(|t| f(Value::Text(t))),
+        DataType::Binary => array
+            .as_binary::<i32>()
+            .iter()
+            .flatten()
+            .for_each(|b| f(Value::Bytes(b))),
+        DataType::LargeBinary => array
+            .as_binary::<i64>()
+            .iter()
+            .flatten()
+            .for_each(|b| f(Value::Bytes(b))),
+        DataType::BinaryView => array
+            .as_binary_view()
+            .iter()
+            .flatten()
+            .for_each(|b| f(Value::Bytes(b))),
+        DataType::FixedSizeBinary(_) => array
+            .as_fixed_size_binary()
+            .iter()
+            .flatten()
+            .for_each(|b| f(Value::Bytes(b))),
         DataType::Dictionary(_, _) => {
             if let Ok(cast) = arrow::compute::cast(array, &DataType::Utf8) {
                 for_each_value(cast.as_ref(), f);
@@ -365,9 +405,18 @@ mod tests {
         let mut guard = LeakGuard::new();
         guard.insert_pseudonym(&p2);
         let bytes = FixedSizeBinaryArray::try_from_iter([[1u8; 32], p2].into_iter()).unwrap();
-        let err = guard.check_array("person.parquet", "respondent", &bytes).unwrap_err();
-        assert!(err.to_string().contains("person.parquet, column respondent"), "{err}");
-        assert!(!err.to_string().contains("abab"), "the value never reaches the message");
+        let err = guard
+            .check_array("person.parquet", "respondent", &bytes)
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("person.parquet, column respondent"),
+            "{err}"
+        );
+        assert!(
+            !err.to_string().contains("abab"),
+            "the value never reaches the message"
+        );
         let text = StringArray::from(vec![Some("x"), Some(&*hex::encode_upper(p2))]);
         assert!(guard.check_array("f", "c", &text).is_err());
         let inside = StringArray::from(vec![format!("id: {}", hex::encode(p2))]);
@@ -389,6 +438,8 @@ mod tests {
         assert!(guard.check_array("t", "org", &kvk).is_err());
         let floats = Float64Array::from(vec![123456782.0]);
         guard.check_array("t", "sum", &floats).unwrap();
-        guard.check_array("t", "n", &Int64Array::from(vec![123456789, 99])).unwrap();
+        guard
+            .check_array("t", "n", &Int64Array::from(vec![123456789, 99]))
+            .unwrap();
     }
 }

@@ -276,12 +276,26 @@ mod tests {
 
     #[test]
     fn ages_generalise_into_nested_bands_and_then_vanish() {
-        let h = Hierarchy::Bands { widths: vec![5, 10] };
-        let col = generalise("age", &ints(&[Some(27), Some(31), None, Some(25)]), &h, None).unwrap();
+        let h = Hierarchy::Bands {
+            widths: vec![5, 10],
+        };
+        let col = generalise(
+            "age",
+            &ints(&[Some(27), Some(31), None, Some(25)]),
+            &h,
+            None,
+        )
+        .unwrap();
         assert_eq!(col.levels.len(), 4);
         assert_eq!(labels(&col, 0), [Some("27"), Some("31"), None, Some("25")]);
-        assert_eq!(labels(&col, 1), [Some("25-29"), Some("30-34"), None, Some("25-29")]);
-        assert_eq!(labels(&col, 2), [Some("20-29"), Some("30-39"), None, Some("20-29")]);
+        assert_eq!(
+            labels(&col, 1),
+            [Some("25-29"), Some("30-34"), None, Some("25-29")]
+        );
+        assert_eq!(
+            labels(&col, 2),
+            [Some("20-29"), Some("30-39"), None, Some("20-29")]
+        );
         assert_eq!(labels(&col, 3), [None, None, None, None]);
         // Codes follow the values' order.
         assert_eq!(col.levels[1].labels, ["25-29", "30-34"]);
@@ -289,10 +303,22 @@ mod tests {
 
     #[test]
     fn postcodes_go_to_region_then_province() {
-        let col = generalise("postcode4", &ints(&[Some(1012), Some(9711), Some(1013)]), &Hierarchy::Postcode, None)
-            .unwrap();
+        let col = generalise(
+            "postcode4",
+            &ints(&[Some(1012), Some(9711), Some(1013)]),
+            &Hierarchy::Postcode,
+            None,
+        )
+        .unwrap();
         assert_eq!(labels(&col, 1), [Some("10xx"), Some("97xx"), Some("10xx")]);
-        assert_eq!(labels(&col, 2), [Some("Noord-Holland"), Some("Groningen"), Some("Noord-Holland")]);
+        assert_eq!(
+            labels(&col, 2),
+            [
+                Some("Noord-Holland"),
+                Some("Groningen"),
+                Some("Noord-Holland")
+            ]
+        );
         assert_eq!(labels(&col, 3), [None, None, None]);
     }
 
@@ -302,9 +328,18 @@ mod tests {
             levels: vec![vec![0, 50, 250], vec![0, 250]],
         };
         let col = generalise("size", &ints(&[Some(12), Some(60), Some(900)]), &h, None).unwrap();
-        assert_eq!(labels(&col, 0), [Some("0-49"), Some("50-249"), Some("250+")]);
-        assert_eq!(labels(&col, 1), [Some("0-249"), Some("0-249"), Some("250+")]);
-        let codes = [Some(Atom::Text("1234".into())), Some(Atom::Text("2001".into()))];
+        assert_eq!(
+            labels(&col, 0),
+            [Some("0-49"), Some("50-249"), Some("250+")]
+        );
+        assert_eq!(
+            labels(&col, 1),
+            [Some("0-249"), Some("0-249"), Some("250+")]
+        );
+        let codes = [
+            Some(Atom::Text("1234".into())),
+            Some(Atom::Text("2001".into())),
+        ];
         let levels = ints(&[Some(35), Some(60)]);
         let h = Hierarchy::FwgLevelBand {
             level_column: "fwg_level".into(),

@@ -167,7 +167,13 @@ impl Lattice {
         let parts: f64 = node
             .iter()
             .zip(&self.levels)
-            .map(|(&l, &n)| if n > 1 { l as f64 / (n - 1) as f64 } else { 0.0 })
+            .map(|(&l, &n)| {
+                if n > 1 {
+                    l as f64 / (n - 1) as f64
+                } else {
+                    0.0
+                }
+            })
             .sum();
         parts / node.len() as f64
     }
@@ -201,13 +207,16 @@ impl Problem<'_> {
         let n = self.base.count.len();
         let mut sizes: KeyMap<usize> = KeyMap::default();
         let mut diversity: KeyMap<Vec<usize>> = KeyMap::default();
-        let mut seen: HashSet<(u128, usize, u32), BuildHasherDefault<KeyHasher>> = HashSet::default();
+        let mut seen: HashSet<(u128, usize, u32), BuildHasherDefault<KeyHasher>> =
+            HashSet::default();
         for b in 0..n {
             let key = self.key(node, b);
             *sizes.entry(key).or_default() += self.base.count[b] as usize;
             for (a, values) in self.base.sensitive.iter().enumerate() {
                 if seen.insert((key, a, values[b])) {
-                    diversity.entry(key).or_insert_with(|| vec![0; self.sensitive.len()])[a] += 1;
+                    diversity
+                        .entry(key)
+                        .or_insert_with(|| vec![0; self.sensitive.len()])[a] += 1;
                 }
             }
         }
@@ -234,7 +243,11 @@ impl Problem<'_> {
     }
 }
 
-fn check_shape(qis: &[EncodedQuasiIdentifier], sensitive: &[SensitiveAttribute], strata: Option<&[u32]>) -> Result<usize, KAnonymityError> {
+fn check_shape(
+    qis: &[EncodedQuasiIdentifier],
+    sensitive: &[SensitiveAttribute],
+    strata: Option<&[u32]>,
+) -> Result<usize, KAnonymityError> {
     let first = qis.first().ok_or(KAnonymityError::NoQuasiIdentifiers)?;
     let rows = first.levels.first().map_or(0, Vec::len);
     for q in qis {
@@ -253,14 +266,25 @@ fn check_shape(qis: &[EncodedQuasiIdentifier], sensitive: &[SensitiveAttribute],
     Ok(rows)
 }
 
-fn build(qis: &[EncodedQuasiIdentifier], sensitive: &[SensitiveAttribute], strata: Option<&[u32]>, rows: usize) -> Result<(BaseClasses, Lattice), KAnonymityError> {
+fn build(
+    qis: &[EncodedQuasiIdentifier],
+    sensitive: &[SensitiveAttribute],
+    strata: Option<&[u32]>,
+    rows: usize,
+) -> Result<(BaseClasses, Lattice), KAnonymityError> {
     // Dense cardinalities per level.
     let cardinality: Vec<Vec<u32>> = qis
         .iter()
         .map(|q| {
             q.levels
                 .iter()
-                .map(|l| l.iter().filter(|c| **c != NULL_CODE).map(|c| c + 1).max().unwrap_or(0))
+                .map(|l| {
+                    l.iter()
+                        .filter(|c| **c != NULL_CODE)
+                        .map(|c| c + 1)
+                        .max()
+                        .unwrap_or(0)
+                })
                 .collect()
         })
         .collect();
@@ -306,18 +330,29 @@ fn build(qis: &[EncodedQuasiIdentifier], sensitive: &[SensitiveAttribute], strat
     stratum_codes.sort_unstable();
     stratum_codes.dedup();
     let stratum_of = |row: usize| -> u32 {
-        strata.map_or(0, |s| stratum_codes.binary_search(&s[row]).expect("listed") as u32)
+        strata.map_or(0, |s| {
+            stratum_codes.binary_search(&s[row]).expect("listed") as u32
+        })
     };
     let strata_count = stratum_codes.len().max(1) as u32;
 
     // Level-0 key of every row must fit the packing at every level.
     let mut span: u128 = u128::from(strata_count);
     for r in &lattice.radix {
-        span = span.checked_mul(r[0]).ok_or(KAnonymityError::TooManyCombinations)?;
+        span = span
+            .checked_mul(r[0])
+            .ok_or(KAnonymityError::TooManyCombinations)?;
     }
     let sens_cards: Vec<u32> = sensitive
         .iter()
-        .map(|s| s.codes.iter().filter(|c| **c != NULL_CODE).map(|c| c + 1).max().unwrap_or(0))
+        .map(|s| {
+            s.codes
+                .iter()
+                .filter(|c| **c != NULL_CODE)
+                .map(|c| c + 1)
+                .max()
+                .unwrap_or(0)
+        })
         .collect();
 
     let mut index: HashMap<Vec<u32>, u32> = HashMap::new();
@@ -443,9 +478,7 @@ pub fn anonymise(
         };
         let better = match &best {
             None => true,
-            Some((b, c, n)) => {
-                loss < *b - 1e-12 || (count, node) < (*c, n)
-            }
+            Some((b, c, n)) => loss < *b - 1e-12 || (count, node) < (*c, n),
         };
         if better {
             best = Some((loss, count, node.clone()));
@@ -463,7 +496,9 @@ pub fn anonymise(
 fn suppress(problem: &Problem<'_>, node: &[usize]) -> Result<KAnonymitySolution, KAnonymityError> {
     let base = &problem.base;
     let (sizes, diversity) = problem.classes(node);
-    let key_of: Vec<u128> = (0..base.count.len()).map(|b| problem.key(node, b)).collect();
+    let key_of: Vec<u128> = (0..base.count.len())
+        .map(|b| problem.key(node, b))
+        .collect();
     let unsafe_base: Vec<bool> = key_of
         .iter()
         .map(|k| !problem.safe(sizes[k], diversity.get(k)))
@@ -483,7 +518,8 @@ fn suppress(problem: &Problem<'_>, node: &[usize]) -> Result<KAnonymitySolution,
     // their sensitive values.
     let strata = base.strata as usize;
     let mut null_size = vec![0usize; strata];
-    let mut null_values: Vec<Vec<HashSet<u32>>> = vec![vec![HashSet::new(); problem.sensitive.len()]; strata];
+    let mut null_values: Vec<Vec<HashSet<u32>>> =
+        vec![vec![HashSet::new(); problem.sensitive.len()]; strata];
     for b in 0..base.count.len() {
         let s = base.stratum[b] as usize;
         if unsafe_base[b] || key_of[b] == null_key(base.stratum[b]) {
@@ -508,7 +544,8 @@ fn suppress(problem: &Problem<'_>, node: &[usize]) -> Result<KAnonymitySolution,
     let mut suppressed_rows = Vec::new();
     let mut dropped_rows = Vec::new();
     let mut released: KeyMap<usize> = KeyMap::default();
-    let mut released_values: HashSet<(u128, usize, u32), BuildHasherDefault<KeyHasher>> = HashSet::default();
+    let mut released_values: HashSet<(u128, usize, u32), BuildHasherDefault<KeyHasher>> =
+        HashSet::default();
     let mut released_diversity: KeyMap<Vec<usize>> = KeyMap::default();
     for (row, &b) in base.of_row.iter().enumerate() {
         let b = b as usize;
@@ -530,7 +567,9 @@ fn suppress(problem: &Problem<'_>, node: &[usize]) -> Result<KAnonymitySolution,
         *released.entry(key).or_default() += 1;
         for (a, values) in base.sensitive.iter().enumerate() {
             if released_values.insert((key, a, values[b])) {
-                released_diversity.entry(key).or_insert_with(|| vec![0; problem.sensitive.len()])[a] += 1;
+                released_diversity
+                    .entry(key)
+                    .or_insert_with(|| vec![0; problem.sensitive.len()])[a] += 1;
             }
         }
     }
@@ -634,7 +673,11 @@ mod tests {
         // Split into two years of three rows: 1 null + 2 thirties each.
         let strata = [2023, 2024, 2023, 2024, 2023, 2024];
         let s = anonymise(&qis, &[], Some(&strata), &params(2, 0.0)).unwrap();
-        assert_eq!(s.levels, [3], "only full suppression gives classes of 3 within a year");
+        assert_eq!(
+            s.levels,
+            [3],
+            "only full suppression gives classes of 3 within a year"
+        );
         assert_eq!(s.classes, 2);
     }
 
@@ -668,7 +711,12 @@ mod tests {
     }
 
     /// Classes of the released rows, computed directly from the codes.
-    fn released_classes(qis: &[EncodedQuasiIdentifier], s: &KAnonymitySolution, strata: &[u32], sens: &[u32]) -> Vec<(usize, usize)> {
+    fn released_classes(
+        qis: &[EncodedQuasiIdentifier],
+        s: &KAnonymitySolution,
+        strata: &[u32],
+        sens: &[u32],
+    ) -> Vec<(usize, usize)> {
         let rows = strata.len();
         let mut classes: HashMap<Vec<u32>, (usize, HashSet<u32>)> = HashMap::new();
         for row in 0..rows {
@@ -678,7 +726,11 @@ mod tests {
             let suppressed = s.suppressed_rows.binary_search(&(row as u32)).is_ok();
             let mut key = vec![strata[row]];
             for (q, &l) in qis.iter().zip(&s.levels) {
-                key.push(if suppressed { NULL_CODE } else { q.levels[l][row] });
+                key.push(if suppressed {
+                    NULL_CODE
+                } else {
+                    q.levels[l][row]
+                });
             }
             let e = classes.entry(key).or_default();
             e.0 += 1;
@@ -691,7 +743,17 @@ mod tests {
         let mut levels = vec![values.to_vec()];
         for _ in 1..depth {
             let prev = levels.last().unwrap();
-            levels.push(prev.iter().map(|v| if *v == NULL_CODE { NULL_CODE } else { v / divisor }).collect());
+            levels.push(
+                prev.iter()
+                    .map(|v| {
+                        if *v == NULL_CODE {
+                            NULL_CODE
+                        } else {
+                            v / divisor
+                        }
+                    })
+                    .collect(),
+            );
         }
         levels.push(vec![NULL_CODE; values.len()]);
         EncodedQuasiIdentifier {

@@ -138,13 +138,20 @@ fn stage2_key(batch: &RecordBatch, path: &Path) -> Result<KeyLabel, ExportError>
         }),
         _ => Err(ExportError::Input {
             path: path.to_owned(),
-            message: format!("column {} carries no stage-2 key label; is this a linking output?", field.name()),
+            message: format!(
+                "column {} carries no stage-2 key label; is this a linking output?",
+                field.name()
+            ),
         }),
     }
 }
 
 /// Builds the release from a linking output directory.
-pub fn export(linked: &Path, out: &Path, mut options: ExportOptions<'_>) -> Result<ExportOutcome, ExportError> {
+pub fn export(
+    linked: &Path,
+    out: &Path,
+    mut options: ExportOptions<'_>,
+) -> Result<ExportOutcome, ExportError> {
     let config = options.config;
     config.validate()?;
     let target = ReleaseTarget::new(out)?;
@@ -176,7 +183,10 @@ pub fn export(linked: &Path, out: &Path, mut options: ExportOptions<'_>) -> Resu
         };
         tabulate::check_columns(spec, model)?;
     }
-    for (batch, columns) in [(&people, &["person_p2", "org_p2"][..]), (&orgs, &["org_p2"][..])] {
+    for (batch, columns) in [
+        (&people, &["person_p2", "org_p2"][..]),
+        (&orgs, &["org_p2"][..]),
+    ] {
         for c in columns {
             if let Some(a) = batch.column_by_name(c) {
                 options.guard.insert_column(a.as_ref());
@@ -188,7 +198,11 @@ pub fn export(linked: &Path, out: &Path, mut options: ExportOptions<'_>) -> Resu
     for p in [&person_path, &org_path, &report_path] {
         let (sha256, _) = sha256_file(p)?;
         inputs.push(InputFile {
-            name: p.file_name().expect("joined file name").to_string_lossy().into_owned(),
+            name: p
+                .file_name()
+                .expect("joined file name")
+                .to_string_lossy()
+                .into_owned(),
             sha256,
         });
     }
@@ -204,7 +218,8 @@ pub fn export(linked: &Path, out: &Path, mut options: ExportOptions<'_>) -> Resu
     info!(release = %release_id, "building release");
 
     let started = std::time::Instant::now();
-    let org_release = organisation::release_organisations(&orgs, &config.organisation, options.research)?;
+    let org_release =
+        organisation::release_organisations(&orgs, &config.organisation, options.research)?;
     let headcounts = organisation::headcounts(&orgs)?;
     let person_release = person::release_persons(
         &people,
@@ -261,24 +276,38 @@ pub fn export(linked: &Path, out: &Path, mut options: ExportOptions<'_>) -> Resu
             .collect::<Vec<_>>(),
         "l_diversity": config.person.l_diversity,
     });
-    write_parquet(&target.file(PERSON_FILE), &person_release.batch, &metadata(person_meta))?;
+    write_parquet(
+        &target.file(PERSON_FILE),
+        &person_release.batch,
+        &metadata(person_meta),
+    )?;
     let org_meta = serde_json::json!({
         "min_persons": config.organisation.min_persons,
         "k": config.organisation.k,
         "banded": config.organisation.banded,
     });
-    write_parquet(&target.file(ORGANISATION_FILE), &org_release.batch, &metadata(org_meta))?;
+    write_parquet(
+        &target.file(ORGANISATION_FILE),
+        &org_release.batch,
+        &metadata(org_meta),
+    )?;
     let rules_meta = serde_json::to_value(&config.table_rules).expect("rules serialise");
     for t in &tables {
         let name = &t.disclosure.name;
-        write_parquet(&target.file(&format!("table-{name}.parquet")), &t.batch, &metadata(rules_meta.clone()))?;
+        write_parquet(
+            &target.file(&format!("table-{name}.parquet")),
+            &t.batch,
+            &metadata(rules_meta.clone()),
+        )?;
         write_csv(&target.file(&format!("table-{name}.csv")), &t.batch)?;
     }
-    std::fs::copy(&report_path, target.file(LINKAGE_REPORT_FILE)).map_err(ExportError::io(&report_path))?;
+    std::fs::copy(&report_path, target.file(LINKAGE_REPORT_FILE))
+        .map_err(ExportError::io(&report_path))?;
 
     let codebook = build_codebook(&release_id, &person_release, &org_release, &tables);
     write_json(&target.file(CODEBOOK_JSON), &codebook)?;
-    std::fs::write(target.file(CODEBOOK_MD), codebook.to_markdown()).map_err(ExportError::io(target.file(CODEBOOK_MD)))?;
+    std::fs::write(target.file(CODEBOOK_MD), codebook.to_markdown())
+        .map_err(ExportError::io(target.file(CODEBOOK_MD)))?;
     write_json(&target.file(DISCLOSURE_JSON), &report)?;
     std::fs::write(target.file(DISCLOSURE_MD), report.to_markdown())
         .map_err(ExportError::io(target.file(DISCLOSURE_MD)))?;
@@ -301,13 +330,31 @@ pub fn export(linked: &Path, out: &Path, mut options: ExportOptions<'_>) -> Resu
             guard.scan_text(&path, name)?;
         }
     }
-    info!(files = names.len(), fingerprints = guard.len(), "leak guard passed");
+    info!(
+        files = names.len(),
+        fingerprints = guard.len(),
+        "leak guard passed"
+    );
 
     let mut files = Vec::new();
-    let rows: HashMap<String, u64> = [(PERSON_FILE.to_owned(), person_release.batch.num_rows() as u64), (ORGANISATION_FILE.to_owned(), org_release.batch.num_rows() as u64)]
-        .into_iter()
-        .chain(tables.iter().map(|t| (format!("table-{}.parquet", t.disclosure.name), t.batch.num_rows() as u64)))
-        .collect();
+    let rows: HashMap<String, u64> = [
+        (
+            PERSON_FILE.to_owned(),
+            person_release.batch.num_rows() as u64,
+        ),
+        (
+            ORGANISATION_FILE.to_owned(),
+            org_release.batch.num_rows() as u64,
+        ),
+    ]
+    .into_iter()
+    .chain(tables.iter().map(|t| {
+        (
+            format!("table-{}.parquet", t.disclosure.name),
+            t.batch.num_rows() as u64,
+        )
+    }))
+    .collect();
     for name in &names {
         let (sha256, bytes) = sha256_file(&target.file(name))?;
         files.push(ReleaseFile {
@@ -325,9 +372,18 @@ pub fn export(linked: &Path, out: &Path, mut options: ExportOptions<'_>) -> Resu
         inputs,
         disclosure: [
             ("k".to_owned(), serde_json::json!(config.person.k)),
-            ("k_reached".to_owned(), serde_json::json!(report.person.smallest_class)),
-            ("organisation_min_persons".to_owned(), serde_json::json!(config.organisation.min_persons)),
-            ("table_threshold".to_owned(), serde_json::json!(config.table_rules.threshold)),
+            (
+                "k_reached".to_owned(),
+                serde_json::json!(report.person.smallest_class),
+            ),
+            (
+                "organisation_min_persons".to_owned(),
+                serde_json::json!(config.organisation.min_persons),
+            ),
+            (
+                "table_threshold".to_owned(),
+                serde_json::json!(config.table_rules.threshold),
+            ),
         ]
         .into_iter()
         .collect(),
@@ -348,7 +404,10 @@ pub fn export(linked: &Path, out: &Path, mut options: ExportOptions<'_>) -> Resu
     if options.interrupt_before_commit {
         return Err(ExportError::Io {
             path: out.to_owned(),
-            source: std::io::Error::new(std::io::ErrorKind::Interrupted, "interrupted before the release was renamed into place"),
+            source: std::io::Error::new(
+                std::io::ErrorKind::Interrupted,
+                "interrupted before the release was renamed into place",
+            ),
         });
     }
     let release_dir = target.commit()?;
@@ -364,7 +423,12 @@ pub fn export(linked: &Path, out: &Path, mut options: ExportOptions<'_>) -> Resu
 /// The release id is a digest of what the release was made from — inputs,
 /// rules, pipeline and keys — so the same inputs give the same id (and
 /// the same bytes).
-fn release_id(inputs: &[InputFile], config: &DisclosureConfig, options: &ExportOptions<'_>, keys: &[KeyLabel]) -> String {
+fn release_id(
+    inputs: &[InputFile],
+    config: &DisclosureConfig,
+    options: &ExportOptions<'_>,
+    keys: &[KeyLabel],
+) -> String {
     let mut h = Sha256::new();
     for i in inputs {
         h.update(i.name.as_bytes());
@@ -392,7 +456,11 @@ fn build_codebook(
         notes.insert(
             q.column.clone(),
             ColumnNotes {
-                categories: person.categories.get(&q.column).cloned().unwrap_or_default(),
+                categories: person
+                    .categories
+                    .get(&q.column)
+                    .cloned()
+                    .unwrap_or_default(),
                 generalisation: Some(format!(
                     "quasi-identifier: level {} of {} ({})",
                     q.level,
@@ -418,7 +486,9 @@ fn build_codebook(
         let n = notes.entry(column.clone()).or_default();
         n.generalisation = Some(match banding {
             config::Banding::Round { to } => format!("rounded to the nearest {to}"),
-            config::Banding::Classes { .. } => "classes: lower bound included, upper bound excluded".into(),
+            config::Banding::Classes { .. } => {
+                "classes: lower bound included, upper bound excluded".into()
+            }
         });
         n.categories = orgs.categories.get(column).cloned().unwrap_or_default();
     }
@@ -437,16 +507,24 @@ fn build_codebook(
                 name.clone(),
                 ColumnNotes {
                     categories,
-                    derivation: Some(format!("Dimension of the table; `{}` is the margin", tabulate::TOTAL)),
+                    derivation: Some(format!(
+                        "Dimension of the table; `{}` is the margin",
+                        tabulate::TOTAL
+                    )),
                     ..Default::default()
                 },
             );
         }
-        for column in ["persons", "organisations"] {
+        for (column, unit) in [
+            ("person_years", "respondent"),
+            ("organisation_years", "organisation"),
+        ] {
             notes.insert(
                 column.into(),
                 ColumnNotes {
-                    derivation: Some("Distinct contributors in the cell; null when suppressed".into()),
+                    derivation: Some(format!(
+                        "Rows of the model in the cell: a {unit} counts once per year it falls in the cell, so margins are the sums of their cells; null when suppressed"
+                    )),
                     ..Default::default()
                 },
             );
@@ -454,9 +532,16 @@ fn build_codebook(
         notes.insert(
             "status".into(),
             ColumnNotes {
-                categories: ["safe", "empty", "primary_threshold", "primary_dominance", "primary_p_percent", "secondary"]
-                    .map(String::from)
-                    .to_vec(),
+                categories: [
+                    "safe",
+                    "empty",
+                    "primary_threshold",
+                    "primary_dominance",
+                    "primary_p_percent",
+                    "secondary",
+                ]
+                .map(String::from)
+                .to_vec(),
                 derivation: Some("Disclosure status of the cell, as in τ-ARGUS".into()),
                 ..Default::default()
             },

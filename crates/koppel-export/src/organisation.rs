@@ -7,7 +7,9 @@ use std::sync::Arc;
 use arrow::array::{
     Array, ArrayRef, AsArray, BooleanArray, Float64Array, RecordBatch, StringArray, UInt32Array,
 };
-use arrow::compute::{SortColumn, cast, filter_record_batch, lexsort_to_indices, take_record_batch};
+use arrow::compute::{
+    SortColumn, cast, filter_record_batch, lexsort_to_indices, take_record_batch,
+};
 use arrow::datatypes::{DataType, Field, Int32Type, Int64Type, Schema};
 use koppel_ingest::IdentifierType;
 use koppel_pseudonymise::Pseudonymiser;
@@ -81,14 +83,17 @@ pub struct OrganisationRelease {
 }
 
 fn column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a ArrayRef, ExportError> {
-    batch.column_by_name(name).ok_or_else(|| ExportError::Column {
-        column: name.into(),
-        message: "not in the organisation model".into(),
-    })
+    batch
+        .column_by_name(name)
+        .ok_or_else(|| ExportError::Column {
+            column: name.into(),
+            message: "not in the organisation model".into(),
+        })
 }
 
 fn as_f64(name: &str, array: &ArrayRef) -> Result<Float64Array, ExportError> {
-    let cast = cast(array, &DataType::Float64).map_err(ExportError::arrow(format!("column {name}")))?;
+    let cast =
+        cast(array, &DataType::Float64).map_err(ExportError::arrow(format!("column {name}")))?;
     Ok(cast.as_primitive::<arrow::datatypes::Float64Type>().clone())
 }
 
@@ -100,7 +105,10 @@ pub fn headcounts(orgs: &RecordBatch) -> Result<HashMap<OrgYear, i64>, ExportErr
     Ok((0..orgs.num_rows())
         .map(|r| {
             (
-                (org.value(r).try_into().expect("32-byte pseudonyms"), year.value(r)),
+                (
+                    org.value(r).try_into().expect("32-byte pseudonyms"),
+                    year.value(r),
+                ),
                 headcount.value(r),
             )
         })
@@ -113,17 +121,25 @@ pub fn release_organisations(
     rules: &OrganisationRules,
     research: &Pseudonymiser,
 ) -> Result<OrganisationRelease, ExportError> {
-    let headcount = column(orgs, "headcount")?.as_primitive::<Int64Type>().clone();
+    let headcount = column(orgs, "headcount")?
+        .as_primitive::<Int64Type>()
+        .clone();
     let keep: BooleanArray = headcount
         .iter()
         .map(|h| Some(h.is_some_and(|h| h as u64 >= rules.min_persons)))
         .collect();
-    let kept = filter_record_batch(orgs, &keep).map_err(ExportError::arrow("leaving out small organisations"))?;
+    let kept = filter_record_batch(orgs, &keep)
+        .map_err(ExportError::arrow("leaving out small organisations"))?;
     let rows = kept.num_rows();
     let org_p2 = column(&kept, "org_p2")?.as_fixed_size_binary();
     let years = column(&kept, "year")?.as_primitive::<Int32Type>();
     let released = (0..rows)
-        .map(|r| (org_p2.value(r).try_into().expect("32-byte pseudonyms"), years.value(r)))
+        .map(|r| {
+            (
+                org_p2.value(r).try_into().expect("32-byte pseudonyms"),
+                years.value(r),
+            )
+        })
         .collect();
 
     let rests_on: HashMap<&str, &str> = RESTS_ON.iter().copied().collect();
@@ -163,8 +179,9 @@ pub fn release_organisations(
                 })
                 .collect();
             let safe: BooleanArray = codes.iter().map(|c| Some(c == Some(STATUS_SAFE))).collect();
-            array = arrow::compute::nullif(&array, &arrow::compute::not(&safe).expect("same length"))
-                .map_err(ExportError::arrow(format!("suppressing {name}")))?;
+            array =
+                arrow::compute::nullif(&array, &arrow::compute::not(&safe).expect("same length"))
+                    .map_err(ExportError::arrow(format!("suppressing {name}")))?;
             suppressed.insert(name.to_owned(), count);
             status = Some(codes);
         }
@@ -173,19 +190,29 @@ pub fn release_organisations(
             let values = as_f64(name, &array)?;
             match banding {
                 Banding::Round { to } => {
-                    let rounded: Float64Array = values.iter().map(|v| v.map(|v| (v / to).round() * to)).collect();
+                    let rounded: Float64Array = values
+                        .iter()
+                        .map(|v| v.map(|v| (v / to).round() * to))
+                        .collect();
                     array = Arc::new(rounded);
                     data_type = DataType::Float64;
                 }
                 Banding::Classes { bounds } => {
-                    let labels: StringArray = values.iter().map(|v| v.map(|v| band_label(v, bounds))).collect();
+                    let labels: StringArray = values
+                        .iter()
+                        .map(|v| v.map(|v| band_label(v, bounds)))
+                        .collect();
                     categories.insert(name.to_owned(), class_labels(bounds));
                     array = Arc::new(labels);
                     data_type = DataType::Utf8;
                 }
             }
         }
-        fields.push(Field::new(name, data_type, field.is_nullable() || status.is_some()));
+        fields.push(Field::new(
+            name,
+            data_type,
+            field.is_nullable() || status.is_some(),
+        ));
         columns.push(array);
         if let Some(codes) = status {
             fields.push(Field::new(format!("{name}_status"), DataType::Utf8, false));

@@ -78,16 +78,21 @@ pub struct PersonRelease {
 }
 
 fn column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a ArrayRef, ExportError> {
-    batch.column_by_name(name).ok_or_else(|| ExportError::Column {
-        column: name.into(),
-        message: "not in the person model".into(),
-    })
+    batch
+        .column_by_name(name)
+        .ok_or_else(|| ExportError::Column {
+            column: name.into(),
+            message: "not in the person model".into(),
+        })
 }
 
 fn p2_key(array: &dyn Array, row: usize) -> Option<[u8; 32]> {
     let a = array.as_fixed_size_binary();
-    a.is_valid(row)
-        .then(|| a.value(row).try_into().expect("stage-2 pseudonyms are 32 bytes"))
+    a.is_valid(row).then(|| {
+        a.value(row)
+            .try_into()
+            .expect("stage-2 pseudonyms are 32 bytes")
+    })
 }
 
 /// Headcount of each person's main employer in the year, from the
@@ -99,7 +104,9 @@ fn organisation_size(
     let org = column(people, "org_p2")?;
     let year = column(people, "year")?.as_primitive::<Int32Type>();
     Ok((0..people.num_rows())
-        .map(|row| p2_key(org.as_ref(), row).and_then(|o| headcounts.get(&(o, year.value(row))).copied()))
+        .map(|row| {
+            p2_key(org.as_ref(), row).and_then(|o| headcounts.get(&(o, year.value(row))).copied())
+        })
         .collect())
 }
 
@@ -233,7 +240,11 @@ pub fn release_persons(
         Arc::new(org_ids),
     ];
     if let Some(size) = replaced.get(ORGANISATION_SIZE) {
-        fields.push(Field::new(ORGANISATION_SIZE, arrow::datatypes::DataType::Utf8, true));
+        fields.push(Field::new(
+            ORGANISATION_SIZE,
+            arrow::datatypes::DataType::Utf8,
+            true,
+        ));
         columns.push(size.clone());
     }
     for (field, array) in people.schema().fields().iter().zip(people.columns()) {
@@ -247,7 +258,11 @@ pub fn release_persons(
                 columns.push(generalised.clone());
             }
             None => {
-                fields.push(Field::new(name, field.data_type().clone(), field.is_nullable()));
+                fields.push(Field::new(
+                    name,
+                    field.data_type().clone(),
+                    field.is_nullable(),
+                ));
                 columns.push(array.clone());
             }
         }

@@ -60,7 +60,10 @@ impl ReleaseTarget {
     }
 
     pub fn path(&self) -> &Path {
-        self.dir.as_ref().expect("release target used after commit").path()
+        self.dir
+            .as_ref()
+            .expect("release target used after commit")
+            .path()
     }
 
     pub fn file(&self, name: &str) -> PathBuf {
@@ -89,7 +92,11 @@ impl ReleaseTarget {
                 source: e,
             });
         }
-        if let Some(parent) = self.final_path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        if let Some(parent) = self
+            .final_path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+        {
             sync_dir(parent)?;
         }
         Ok(self.final_path.clone())
@@ -109,13 +116,18 @@ pub fn write_parquet(
     batch: &RecordBatch,
     metadata: &BTreeMap<String, String>,
 ) -> Result<(), ExportError> {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let kv = metadata
         .iter()
         .map(|(k, v)| KeyValue::new(k.clone(), v.clone()))
         .collect();
     let props = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).expect("valid zstd level")))
+        .set_compression(Compression::ZSTD(
+            ZstdLevel::try_new(3).expect("valid zstd level"),
+        ))
         .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
         .set_statistics_enabled(EnabledStatistics::Page)
         .set_key_value_metadata(Some(kv))

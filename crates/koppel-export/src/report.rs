@@ -51,25 +51,40 @@ impl DisclosureReport {
             "k-anonymity with k = {} over the quasi-identifiers below, classes formed within each year and null counted as a value of its own. The least generalisation was searched over a lattice of {} nodes ({} evaluated) under a cap of {}% of rows locally suppressed.\n",
             p.k, p.lattice_size, p.nodes_evaluated, p.max_suppression_pct
         );
-        let _ = writeln!(md, "- rows in: {}; released: {}", p.rows_in, p.rows_released);
+        let _ = writeln!(
+            md,
+            "- rows in: {}; released: {}",
+            p.rows_in, p.rows_released
+        );
         let _ = writeln!(
             md,
             "- rows with every quasi-identifier suppressed: {}; rows left out (too few to form a safe class even when suppressed): {}",
             p.rows_locally_suppressed, p.rows_dropped
         );
-        let _ = writeln!(md, "- **k reached: {}** over {} classes", p.smallest_class, p.classes);
+        let _ = writeln!(
+            md,
+            "- **k reached: {}** over {} classes",
+            p.smallest_class, p.classes
+        );
         let _ = writeln!(
             md,
             "- rows whose employer is not identified (organisation not released): {}",
             p.organisation_ids_withheld
         );
         if !p.columns_withheld.is_empty() {
-            let _ = writeln!(md, "- columns withheld so they cannot undo a generalisation: {}", p.columns_withheld.join(", "));
+            let _ = writeln!(
+                md,
+                "- columns withheld so they cannot undo a generalisation: {}",
+                p.columns_withheld.join(", ")
+            );
         }
         for l in &p.l_diversity {
             let _ = writeln!(md, "- distinct l-diversity of `{}`: l = {}", l.column, l.l);
         }
-        let _ = writeln!(md, "\n| quasi-identifier | generalisation | level | categories | values suppressed | values unknown |");
+        let _ = writeln!(
+            md,
+            "\n| quasi-identifier | generalisation | level | categories | values suppressed | values unknown |"
+        );
         let _ = writeln!(md, "|---|---|---|---|---|---|");
         for q in &p.quasi_identifiers {
             let _ = writeln!(
@@ -116,14 +131,21 @@ impl DisclosureReport {
             md,
             "Primary suppression: threshold {} contributors{}; dominance {}; p% {}. Secondary suppression protects every primary cell to ±{}% of its value against the published cells and margins; the audit below solved the linear programs that bound each suppressed cell.\n",
             r.threshold,
-            if r.zeros_unsafe { " (zeros unsafe)" } else { "" },
+            if r.zeros_unsafe {
+                " (zeros unsafe)"
+            } else {
+                ""
+            },
             r.dominance
                 .as_ref()
                 .map_or("off".into(), |d| format!("({}, {})", d.n, d.k)),
             r.p_percent.map_or("off".into(), |p| format!("{p}%")),
             r.protection_pct
         );
-        let _ = writeln!(md, "| table | cells | status counts | rows tabulated | rows without category | audit |");
+        let _ = writeln!(
+            md,
+            "| table | cells | status counts | rows tabulated | rows without category | audit |"
+        );
         let _ = writeln!(md, "|---|---|---|---|---|---|");
         for t in &self.tables {
             let status: Vec<String> = t.status.iter().map(|(k, v)| format!("{k}: {v}")).collect();

@@ -5,9 +5,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use arrow::array::{
-    Array, ArrayRef, AsArray, Float64Array, Int64Array, RecordBatch, StringArray,
-};
+use arrow::array::{Array, ArrayRef, AsArray, Float64Array, Int64Array, RecordBatch, StringArray};
 use arrow::compute::cast;
 use arrow::datatypes::{DataType, Field, Float64Type, Schema};
 use serde::Serialize;
@@ -17,7 +15,8 @@ use crate::error::ExportError;
 use crate::hierarchy::{atoms, generalise};
 use crate::kanon::NULL_CODE;
 use crate::tables::{
-    AuditReport, CellStatus, Contribution, Dimension, ProtectedTable, TableInput, TableRules, protect,
+    AuditReport, CellStatus, Contribution, Dimension, ProtectedTable, TableInput, TableRules,
+    protect,
 };
 
 /// The label of a margin in a released table.
@@ -54,10 +53,12 @@ fn contributor_ids(batch: &RecordBatch, model: TableModel) -> Result<Vec<u64>, E
         TableModel::Person => "person_p2",
         TableModel::Organisation => "org_p2",
     };
-    let array = batch.column_by_name(name).ok_or_else(|| ExportError::Column {
-        column: name.into(),
-        message: "not in the model".into(),
-    })?;
+    let array = batch
+        .column_by_name(name)
+        .ok_or_else(|| ExportError::Column {
+            column: name.into(),
+            message: "not in the model".into(),
+        })?;
     let a = array.as_fixed_size_binary();
     Ok((0..a.len())
         .map(|r| u64::from_le_bytes(a.value(r)[..8].try_into().expect("32-byte pseudonyms")))
@@ -65,10 +66,12 @@ fn contributor_ids(batch: &RecordBatch, model: TableModel) -> Result<Vec<u64>, E
 }
 
 fn col<'a>(batch: &'a RecordBatch, table: &str, name: &str) -> Result<&'a ArrayRef, ExportError> {
-    batch.column_by_name(name).ok_or_else(|| ExportError::Column {
-        column: name.into(),
-        message: format!("table {table} uses it, but the model has no such column"),
-    })
+    batch
+        .column_by_name(name)
+        .ok_or_else(|| ExportError::Column {
+            column: name.into(),
+            message: format!("table {table} uses it, but the model has no such column"),
+        })
 }
 
 /// Tabulates and protects one declared table.
@@ -108,8 +111,9 @@ pub fn release_table(
         .measures
         .iter()
         .map(|m| {
-            let a = cast(col(model, &spec.name, m)?, &DataType::Float64)
-                .map_err(ExportError::arrow(format!("table {}: measure {m}", spec.name)))?;
+            let a = cast(col(model, &spec.name, m)?, &DataType::Float64).map_err(
+                ExportError::arrow(format!("table {}: measure {m}", spec.name)),
+            )?;
             Ok(a.as_primitive::<Float64Type>().clone())
         })
         .collect::<Result<_, ExportError>>()?;
@@ -129,7 +133,13 @@ pub fn release_table(
             // An unknown magnitude contributes nothing to the sum.
             values: measures
                 .iter()
-                .map(|m| if m.is_valid(r) { m.value(r).max(0.0) } else { 0.0 })
+                .map(|m| {
+                    if m.is_valid(r) {
+                        m.value(r).max(0.0)
+                    } else {
+                        0.0
+                    }
+                })
                 .collect(),
         });
     }
@@ -171,7 +181,7 @@ pub fn release_table(
 }
 
 /// One row per cell: the dimension labels (`Total` for a margin), the
-/// count of contributors, each measure's sum, the ratio, and the status.
+/// count of model rows, each measure's sum, the ratio, and the status.
 /// Suppressed cells keep their labels and status; their numbers are null.
 fn lay_out(spec: &TableSpec, table: &ProtectedTable) -> Result<RecordBatch, ExportError> {
     let mut fields = Vec::new();
@@ -194,16 +204,12 @@ fn lay_out(spec: &TableSpec, table: &ProtectedTable) -> Result<RecordBatch, Expo
                 | CellStatus::Secondary
         )
     };
-    let unit = match spec.model {
-        TableModel::Person => "persons",
-        TableModel::Organisation => "organisations",
-    };
     let counts: Int64Array = table
         .cells
         .iter()
-        .map(|c| published(c).then_some(c.contributors as i64))
+        .map(|c| published(c).then_some(c.rows as i64))
         .collect();
-    fields.push(Field::new(unit, DataType::Int64, true));
+    fields.push(Field::new(spec.model.count_column(), DataType::Int64, true));
     columns.push(Arc::new(counts));
     for (m, name) in table.measures.iter().enumerate() {
         let sums: Float64Array = table
@@ -226,9 +232,7 @@ fn lay_out(spec: &TableSpec, table: &ProtectedTable) -> Result<RecordBatch, Expo
         let values: Float64Array = table
             .cells
             .iter()
-            .map(|c| {
-                (published(c) && c.sums[d] > 0.0).then(|| c.sums[n] / c.sums[d] * ratio.scale)
-            })
+            .map(|c| (published(c) && c.sums[d] > 0.0).then(|| c.sums[n] / c.sums[d] * ratio.scale))
             .collect();
         fields.push(Field::new(&ratio.name, DataType::Float64, true));
         columns.push(Arc::new(values));
@@ -236,8 +240,9 @@ fn lay_out(spec: &TableSpec, table: &ProtectedTable) -> Result<RecordBatch, Expo
     let status: StringArray = table.cells.iter().map(|c| Some(c.status.code())).collect();
     fields.push(Field::new("status", DataType::Utf8, false));
     columns.push(Arc::new(status));
-    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
-        .map_err(ExportError::arrow(format!("laying out table {}", spec.name)))
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(ExportError::arrow(
+        format!("laying out table {}", spec.name),
+    ))
 }
 
 /// Whether the model a table reads has every column it names.
@@ -251,6 +256,5 @@ pub fn check_columns(spec: &TableSpec, model: &RecordBatch) -> Result<(), Export
     if let Some(o) = &spec.only_where {
         col(model, &spec.name, o)?;
     }
-    let _ = model.column(0).len();
     Ok(())
 }

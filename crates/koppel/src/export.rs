@@ -64,22 +64,31 @@ fn sorted_files(dir: &Path) -> Result<Vec<PathBuf>> {
 /// Feeds the guard from every identifier column the upstream stages left.
 fn fill_guard(args: &ExportArgs, guard: &mut LeakGuard) -> Result<()> {
     if let Some(dir) = &args.staged {
-        for path in sorted_files(dir)?.into_iter().filter(|p| p.extension().is_some_and(|e| e == "parquet")) {
-            let file = File::open(&path).with_context(|| format!("cannot open {}", path.display()))?;
+        for path in sorted_files(dir)?
+            .into_iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+        {
+            let file =
+                File::open(&path).with_context(|| format!("cannot open {}", path.display()))?;
             let reader = ParquetRecordBatchReaderBuilder::try_new(file)
                 .and_then(|b| b.build())
                 .with_context(|| format!("cannot read {}", path.display()))?;
             for batch in reader {
-                guard.insert_identifier_columns(&batch.with_context(|| format!("cannot read {}", path.display()))?);
+                guard.insert_identifier_columns(
+                    &batch.with_context(|| format!("cannot read {}", path.display()))?,
+                );
             }
         }
     }
     if let Some(dir) = &args.staging {
         let specs = crate::load_specs(&args.specs)?;
-        for path in sorted_files(dir)?.into_iter().filter(|p| manifest_path(p).exists()) {
-            let spec = specs
-                .for_file(&path)
-                .with_context(|| format!("{}: no source spec matches the file name", path.display()))?;
+        for path in sorted_files(dir)?
+            .into_iter()
+            .filter(|p| manifest_path(p).exists())
+        {
+            let spec = specs.for_file(&path).with_context(|| {
+                format!("{}: no source spec matches the file name", path.display())
+            })?;
             let options = ReadOptions {
                 require_manifest: true,
                 ..ReadOptions::default()
@@ -122,9 +131,14 @@ pub fn run(args: ExportArgs) -> Result<ExitCode> {
         },
     );
     bar.finish_and_clear();
-    let outcome = outcome.with_context(|| format!("no release was written to {}", args.out.display()))?;
+    let outcome =
+        outcome.with_context(|| format!("no release was written to {}", args.out.display()))?;
     let r = &outcome.report;
-    println!("release {} → {}", outcome.release_id, outcome.release_dir.display());
+    println!(
+        "release {} → {}",
+        outcome.release_id,
+        outcome.release_dir.display()
+    );
     println!(
         "persons: {} of {} rows released, k = {} reached (asked {}), {} rows locally suppressed, {} left out",
         r.person.rows_released,
@@ -143,13 +157,24 @@ pub fn run(args: ExportArgs) -> Result<ExitCode> {
     }
     println!(
         "organisations: {} of {} released ({} below {} persons)",
-        r.organisation.rows_released, r.organisation.rows_in, r.organisation.rows_left_out, r.organisation.min_persons
+        r.organisation.rows_released,
+        r.organisation.rows_in,
+        r.organisation.rows_left_out,
+        r.organisation.min_persons
     );
     for t in &r.tables {
         let status: Vec<String> = t.status.iter().map(|(k, v)| format!("{k} {v}")).collect();
-        println!("table {}: {} cells ({})", t.name, t.cells, status.join(", "));
+        println!(
+            "table {}: {} cells ({})",
+            t.name,
+            t.cells,
+            status.join(", ")
+        );
     }
-    println!("verify with: (cd {} && sha256sum -c SHA256SUMS)", outcome.release_dir.display());
+    println!(
+        "verify with: (cd {} && sha256sum -c SHA256SUMS)",
+        outcome.release_dir.display()
+    );
     println!("{:.1} s", started.elapsed().as_secs_f64());
     Ok(ExitCode::SUCCESS)
 }

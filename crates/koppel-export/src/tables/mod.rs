@@ -29,7 +29,7 @@ use std::collections::{HashMap, HashSet};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-pub use audit::{AuditFailure, AuditReport, audit};
+pub use audit::{AuditFailure, AuditMethod, AuditReport, audit};
 
 /// The rules for tables, with safe defaults.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -115,7 +115,9 @@ impl CellStatus {
     pub fn is_primary(self) -> bool {
         matches!(
             self,
-            CellStatus::PrimaryThreshold | CellStatus::PrimaryDominance | CellStatus::PrimaryPPercent
+            CellStatus::PrimaryThreshold
+                | CellStatus::PrimaryDominance
+                | CellStatus::PrimaryPPercent
         )
     }
 
@@ -295,7 +297,11 @@ fn tabulate(shape: &Shape, input: &TableInput, top_n: usize) -> Result<Tabulated
         let base_coords = shape.coords(base);
         for mask in 0..(1usize << d) {
             for i in 0..d {
-                coords[i] = if mask & (1 << i) != 0 { shape.cats[i] } else { base_coords[i] };
+                coords[i] = if mask & (1 << i) != 0 {
+                    shape.cats[i]
+                } else {
+                    base_coords[i]
+                };
             }
             let key = (shape.index(&coords), contributor);
             let next = spread_rows.len();
@@ -369,11 +375,14 @@ fn primary_status(t: &Tabulated, cell: usize, m: usize, rules: &TableRules) -> C
     CellStatus::Safe
 }
 
-/// The quantities the audit and the hypercubes protect: the contributor
-/// count and each measure's sum, per cell.
+/// The quantities the audit and the hypercubes protect: the row count and
+/// each measure's sum, per cell. These are what a table publishes, and
+/// they are additive; the distinct contributor count (for the threshold
+/// rule) is not — one person in two categories is one contributor to
+/// their total — so it is used for primary suppression only.
 pub(crate) fn quantities(cells: &[Cell]) -> Vec<Vec<f64>> {
     let m = cells.first().map_or(0, |c| c.sums.len());
-    let mut out = vec![cells.iter().map(|c| c.contributors as f64).collect::<Vec<_>>()];
+    let mut out = vec![cells.iter().map(|c| c.rows as f64).collect::<Vec<_>>()];
     for q in 0..m {
         out.push(cells.iter().map(|c| c.sums[q]).collect());
     }
@@ -384,7 +393,11 @@ pub(crate) fn quantities(cells: &[Cell]) -> Vec<Vec<f64>> {
 pub(crate) fn required(value: f64, quantity: usize, rules: &TableRules) -> (f64, f64) {
     if value <= 0.0 {
         // An unsafe empty cell: it must be able to hold a threshold's worth.
-        let above = if quantity == 0 { rules.threshold as f64 } else { 0.0 };
+        let above = if quantity == 0 {
+            rules.threshold as f64
+        } else {
+            0.0
+        };
         return (0.0, above);
     }
     let e = rules.protection_pct / 100.0 * value;
@@ -412,8 +425,30 @@ fn alternatives(shape: &Shape, p: &[usize], counts: &[f64], limit: usize) -> Vec
         .collect()
 }
 
+/// Which way a hypercube must let a primary cell move.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Sides {
+    down: bool,
+    up: bool,
+}
+
+const BOTH: Sides = Sides {
+    down: true,
+    up: true,
+};
+const DOWN: Sides = Sides {
+    down: true,
+    up: false,
+};
+const UP: Sides = Sides {
+    down: false,
+    up: true,
+};
+
 /// The cheapest qualifying hypercube around primary cell `p` that is not
-/// in `used`, as the list of its corner cells.
+/// in `used`, as the list of its corner cells. It must protect the cell on
+/// the given sides: one hypercube often cannot do both (a small cell whose
+/// neighbours are small too), two can.
 fn best_hypercube(
     shape: &Shape,
     p: usize,
@@ -421,6 +456,7 @@ fn best_hypercube(
     suppressed: &[bool],
     used: &HashSet<Vec<usize>>,
     rules: &TableRules,
+    sides: Sides,
 ) -> Option<(Vec<usize>, Vec<usize>)> {
     let d = shape.dims();
     let pc = shape.coords(p);
@@ -466,7 +502,11 @@ fn best_hypercube(
                 for (q, (below, above)) in needs.iter().enumerate() {
                     // Raising p lowers the corners of sign -1; lowering p
                     // lowers the corners of sign +1.
-                    let need = if sign < 0 { *above } else { *below };
+                    let need = match (sign < 0, sides.up, sides.down) {
+                        (true, true, _) => *above,
+                        (false, _, true) => *below,
+                        _ => 0.0,
+                    };
                     if quantities[q][cell] + 1e-9 < need {
                         ok = false;
                     }
@@ -504,7 +544,13 @@ const MAX_ROUNDS: usize = 8;
 
 /// Tabulates, suppresses and audits a table.
 pub fn protect(input: &TableInput, rules: &TableRules) -> Result<ProtectedTable, TableError> {
-    let shape = Shape::new(input.dimensions.iter().map(|d| d.categories.len()).collect())?;
+    let shape = Shape::new(
+        input
+            .dimensions
+            .iter()
+            .map(|d| d.categories.len())
+            .collect(),
+    )?;
     let m = input.measures.len();
     let top_n = rules.dominance.as_ref().map_or(2, |d| d.n.max(2));
     let t = tabulate(&shape, input, top_n)?;
@@ -523,13 +569,23 @@ pub fn protect(input: &TableInput, rules: &TableRules) -> Result<ProtectedTable,
         })
         .collect();
     let quantities = quantities(&cells);
-    let primaries: Vec<usize> = (0..shape.size).filter(|&c| cells[c].status.is_primary()).collect();
+    let primaries: Vec<usize> = (0..shape.size)
+        .filter(|&c| cells[c].status.is_primary())
+        .collect();
     let mut suppressed: Vec<bool> = cells.iter().map(|c| c.status.is_suppressed()).collect();
     let mut used: HashMap<usize, HashSet<Vec<usize>>> = HashMap::new();
 
-    let mut add_hypercube = |p: usize, suppressed: &mut Vec<bool>| -> bool {
+    let mut add_hypercube = |p: usize, sides: Sides, suppressed: &mut Vec<bool>| -> bool {
         let used = used.entry(p).or_default();
-        match best_hypercube(&shape, p, &quantities, suppressed, used, rules) {
+        let mut take = |sides: Sides, suppressed: &mut Vec<bool>| match best_hypercube(
+            &shape,
+            p,
+            &quantities,
+            suppressed,
+            used,
+            rules,
+            sides,
+        ) {
             Some((alt, corners)) => {
                 used.insert(alt);
                 for c in corners {
@@ -538,10 +594,20 @@ pub fn protect(input: &TableInput, rules: &TableRules) -> Result<ProtectedTable,
                 true
             }
             None => false,
+        };
+        if take(sides, suppressed) {
+            return true;
         }
+        if sides != BOTH {
+            return false;
+        }
+        // One hypercube per side; both must exist.
+        let down = take(DOWN, suppressed);
+        let up = take(UP, suppressed);
+        down && up
     };
     for &p in &primaries {
-        if !add_hypercube(p, &mut suppressed) {
+        if !add_hypercube(p, BOTH, &mut suppressed) {
             // No hypercube qualifies: suppress every relation through p.
             suppress_relations_of(&shape, p, &mut suppressed);
         }
@@ -568,11 +634,20 @@ pub fn protect(input: &TableInput, rules: &TableRules) -> Result<ProtectedTable,
                 upper: f.upper,
             });
         }
-        let mut failing: Vec<usize> = report.failures.iter().map(|f| f.cell).collect();
-        failing.sort_unstable();
-        failing.dedup();
-        for p in failing {
-            if !add_hypercube(p, &mut suppressed) {
+        // Per failing cell, the sides on which some quantity falls short.
+        let mut failing: std::collections::BTreeMap<usize, Sides> = Default::default();
+        for f in &report.failures {
+            let tol = 1e-6 * f.value.abs().max(1.0);
+            let s = failing.entry(f.cell).or_insert(Sides {
+                down: false,
+                up: false,
+            });
+            s.down |= f.lower > f.required_lower + tol;
+            s.up |= f.upper < f.required_upper - tol;
+        }
+        for (p, sides) in failing {
+            let sides = if sides.down || sides.up { sides } else { BOTH };
+            if !add_hypercube(p, sides, &mut suppressed) {
                 suppress_relations_of(&shape, p, &mut suppressed);
             }
         }
@@ -599,7 +674,12 @@ fn suppress_relations_of(shape: &Shape, p: usize, suppressed: &mut [bool]) {
 }
 
 fn audit_shape(shape: &Shape, cells: &[Cell], rules: &TableRules) -> AuditReport {
-    audit::audit_cells(shape, cells, rules)
+    audit::audit_cells(
+        shape,
+        cells,
+        rules,
+        AuditMethod::HypercubesThenLinearPrograms,
+    )
 }
 
 #[cfg(test)]
