@@ -294,9 +294,9 @@ fn build(
         let mut per_level = Vec::with_capacity(qi.levels.len());
         for (l, codes) in qi.levels.iter().enumerate() {
             let mut m = vec![u32::MAX; c0 as usize + 1];
-            for row in 0..rows {
-                let from = dense(qi.levels[0][row], c0) as usize;
-                let to = dense(codes[row], cardinality[q][l]);
+            for (&base, &code) in qi.levels[0].iter().zip(codes.iter()).take(rows) {
+                let from = dense(base, c0) as usize;
+                let to = dense(code, cardinality[q][l]);
                 if m[from] == u32::MAX {
                     m[from] = to;
                 } else if m[from] != to {

@@ -469,7 +469,9 @@ fn best_hypercube(
         .enumerate()
         .map(|(q, v)| required(v[p], q, rules))
         .collect();
-    let mut best: Option<((usize, u64, Vec<usize>), Vec<usize>)> = None;
+    // ((new suppressions, their cost, alternatives), corners)
+    type Candidate = ((usize, u64, Vec<usize>), Vec<usize>);
+    let mut best: Option<Candidate> = None;
     let mut choice = vec![0usize; d];
     let mut corners = Vec::with_capacity(1 << d);
     let mut coords = vec![0usize; d];

@@ -359,3 +359,19 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_column_of_small_cells_and_its_small_margin_are_all_protected() {
+    // Column 0 is small everywhere, its margin (7) included: no hypercube
+    // lets the margin move down, so its protection comes from its own
+    // lines and from cells beyond them, and the programs must agree.
+    let input = counts_table(&[&[2, 40, 35], &[2, 30, 25], &[2, 28, 50], &[1, 45, 33]]);
+    let rules = TableRules::default();
+    let t = protect(&input, &rules).unwrap();
+    assert_eq!(
+        cell(&t, &[None, Some(0)]).status,
+        CellStatus::PrimaryThreshold
+    );
+    let lp = audit(&t.dimensions, &t.cells, &rules, AuditMethod::LinearPrograms).unwrap();
+    assert!(lp.failures.is_empty(), "{:?}", lp.failures);
+}
