@@ -451,6 +451,55 @@ fn sector_goes_from_partners_to_the_ttp_without_a_raw_identifier() {
         );
     }
 
+    // The research release, with the leak guard fed from the staging area
+    // and the stage-2 files: no identifier or pseudonym of any stage in
+    // any file of it, and its checksums verify.
+    let release = dir.path().join("release");
+    let export_log = ok(
+        &koppel(&[
+            "-vv",
+            "export",
+            "--store",
+            store.to_str().unwrap(),
+            "--release-key",
+            "release-preventieplan",
+            "--linked",
+            linked.to_str().unwrap(),
+            "--staged",
+            p2.to_str().unwrap(),
+            "--staging",
+            staging.to_str().unwrap(),
+            "--out",
+            release.to_str().unwrap(),
+        ]),
+        "export",
+    );
+    assert!(export_log.contains("release R-"), "{export_log}");
+    logs += &export_log;
+    let check = std::process::Command::new("sha256sum")
+        .args(["--check", "--strict", "SHA256SUMS"])
+        .current_dir(&release)
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+    let files = all_files(&release);
+    assert!(files.len() >= 10, "{files:?}");
+    for file in files {
+        for token in tokens(&file) {
+            assert!(
+                !raw_ids.contains(&token)
+                    && !pseudonyms.contains(&token)
+                    && !linked_p2.contains(&token),
+                "identifier or pseudonym in {}",
+                file.display()
+            );
+        }
+    }
+
     for token in text_tokens(&logs) {
         assert!(
             !raw_ids.contains(&token) && !pseudonyms.contains(&token),

@@ -3,10 +3,12 @@ use std::path::PathBuf;
 use thiserror::Error;
 
 /// Everything that stops a release. None of these messages carries a value
-/// from the data: identifiers never reach an error.
+/// from the data: identifiers never reach an error. A wrapped error is the
+/// `source`, not part of the message, so a chain printed with `{:#}` says
+/// each thing once.
 #[derive(Debug, Error)]
 pub enum ExportError {
-    #[error("{}: {source}", path.display())]
+    #[error("{}", path.display())]
     Io {
         path: PathBuf,
         #[source]
@@ -20,9 +22,9 @@ pub enum ExportError {
     Column { column: String, message: String },
     #[error("{} already exists and is not empty; a release is never written over another", path.display())]
     OutputExists { path: PathBuf },
-    #[error("k-anonymity: {0}")]
+    #[error("k-anonymity")]
     KAnonymity(#[from] crate::kanon::KAnonymityError),
-    #[error("table {table}: {source}")]
+    #[error("table {table}")]
     Table {
         table: String,
         #[source]
@@ -34,13 +36,13 @@ pub enum ExportError {
         column: String,
         what: String,
     },
-    #[error("{context}: {source}")]
+    #[error("{context}")]
     Arrow {
         context: String,
         #[source]
         source: arrow::error::ArrowError,
     },
-    #[error("{context}: {source}")]
+    #[error("{context}")]
     Parquet {
         context: String,
         #[source]

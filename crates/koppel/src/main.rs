@@ -191,18 +191,38 @@ fn init_logging(verbose: u8, format: LogFormat) {
         2 => "debug",
         _ => "trace",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    use tracing_subscriber::{Layer, filter, layer::SubscriberExt, util::SubscriberInitExt};
+    let wanted =
+        filter::EnvFilter::try_from_default_env().unwrap_or_else(|_| filter::EnvFilter::new(level));
+    // The libraries that handle the data log values from it below warn
+    // level: DataFusion's debug lines print join filters with the
+    // pseudonyms they hold. They never log below warn, whatever -v or
+    // RUST_LOG ask for.
+    let data_crates = filter::filter_fn(|meta| {
+        *meta.level() <= tracing::Level::WARN
+            || !DATA_CRATES.iter().any(|c| meta.target().starts_with(c))
+    });
+    let layer = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .with_target(false);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
-    }
+    let layer = match format {
+        LogFormat::Text => layer.boxed(),
+        LogFormat::Json => layer.json().boxed(),
+    };
+    tracing_subscriber::registry()
+        .with(layer.with_filter(wanted).with_filter(data_crates))
+        .init();
 }
+
+/// Crates (by target prefix) that see record values and may log them.
+const DATA_CRATES: &[&str] = &[
+    "datafusion",
+    "arrow",
+    "parquet",
+    "object_store",
+    "sqlparser",
+];
 
 fn spinner(message: String) -> ProgressBar {
     let bar = ProgressBar::new_spinner().with_message(message);

@@ -148,7 +148,7 @@ pub struct ProtectedTable {
 
 #[derive(Debug, Error)]
 pub enum TableError {
-    #[error("needs 1 to 5 dimensions, each with at least one category")]
+    #[error("needs 1 to 5 dimensions")]
     Shape,
     #[error("a contribution has {found} coordinates or values where {expected} are declared")]
     Contribution { expected: usize, found: usize },
@@ -180,7 +180,10 @@ pub(crate) struct Shape {
 
 impl Shape {
     pub fn new(cats: Vec<usize>) -> Result<Self, TableError> {
-        if cats.is_empty() || cats.len() > 5 || cats.contains(&0) {
+        // A dimension without categories (nothing in the data had a value
+        // for it) is allowed: its only coordinate is the total, and the
+        // table is empty.
+        if cats.is_empty() || cats.len() > 5 {
             return Err(TableError::Shape);
         }
         let size: u128 = cats.iter().map(|c| *c as u128 + 1).product();

@@ -375,3 +375,23 @@ fn a_column_of_small_cells_and_its_small_margin_are_all_protected() {
     let lp = audit(&t.dimensions, &t.cells, &rules, AuditMethod::LinearPrograms).unwrap();
     assert!(lp.failures.is_empty(), "{:?}", lp.failures);
 }
+
+#[test]
+fn a_dimension_without_categories_gives_an_empty_table_not_an_error() {
+    // One year of data: nobody can have left by the next, so "left the
+    // sector" has no category at all and no row has a place in the table.
+    let input = TableInput {
+        name: "t".into(),
+        dimensions: dims(&[3, 0]),
+        measures: vec![],
+        contributions: vec![],
+    };
+    let t = protect(&input, &TableRules::default()).unwrap();
+    assert_eq!(t.cells.len(), 4);
+    assert!(
+        t.cells
+            .iter()
+            .all(|c| c.status == CellStatus::Empty && c.rows == 0)
+    );
+    assert!(t.cells.iter().all(|c| c.coords[1].is_none()));
+}
