@@ -18,8 +18,9 @@ PERSONS=${PERSONS:-1500000}
 RUNS=${RUNS:-3}
 TARGET=${CARGO_TARGET_DIR:-target}
 
-cargo build --release --locked -p koppel
-cargo build --release --locked -p koppel-join --example stage_synth
+# One invocation for both, so they share one feature resolution and one
+# build of DataFusion.
+cargo build --release --locked -p koppel -p koppel-join --bin koppel --example stage_synth
 KOPPEL="$TARGET/release/koppel"
 "$TARGET/release/examples/stage_synth" "$PERSONS" "bench/cache/link-$PERSONS"
 CACHE="bench/cache/link-$PERSONS"

@@ -324,8 +324,22 @@ pub fn export(
         let path = target.file(name);
         if name.ends_with(".parquet") {
             guard.scan_parquet(&path, name)?;
-        } else if name.ends_with(".csv") {
-            guard.scan_csv(&path, name)?;
+        } else if let Some(stem) = name.strip_suffix(".csv") {
+            // Which columns hold floats, from the Parquet twin the CSV was
+            // written beside.
+            let twin = target.file(&format!("{stem}.parquet"));
+            let floats: Vec<String> = match File::open(&twin) {
+                Ok(file) => ParquetRecordBatchReaderBuilder::try_new(file)
+                    .map_err(ExportError::parquet(format!("reading {stem}.parquet")))?
+                    .schema()
+                    .fields()
+                    .iter()
+                    .filter(|f| f.data_type().is_floating())
+                    .map(|f| f.name().clone())
+                    .collect(),
+                Err(_) => Vec::new(),
+            };
+            guard.scan_csv(&path, name, &floats)?;
         } else {
             guard.scan_text(&path, name)?;
         }
