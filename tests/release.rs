@@ -205,6 +205,17 @@ fn person_file_is_k_anonymous_within_each_year() {
         report["person"]["rows_released"].as_u64().unwrap() as usize,
         people.num_rows()
     );
+    // Every null of a quasi-identifier in the file is accounted for: unknown
+    // as linked, or suppressed (locally or with the whole column).
+    for q in report["person"]["quasi_identifiers"].as_array().unwrap() {
+        let column = q["column"].as_str().unwrap();
+        let nulls = people.column_by_name(column).unwrap().null_count() as u64;
+        assert_eq!(
+            nulls,
+            q["values_suppressed"].as_u64().unwrap() + q["values_missing"].as_u64().unwrap(),
+            "{column}"
+        );
+    }
     // Every respondent-year is either released or counted as left out.
     let model = one(&sector().linked.join(koppel_join::PERSON_MODEL_FILE));
     assert_eq!(

@@ -58,9 +58,10 @@ pub struct QuasiIdentifierOutcome {
     /// 0 is the value as linked; the last level is fully suppressed.
     pub level: usize,
     pub categories: usize,
-    /// Values that were known but set to null by local suppression.
+    /// Values known as linked that are null in the release: locally
+    /// suppressed, or the whole column generalised away.
     pub values_suppressed: u64,
-    /// Values already unknown in the model (for example no payroll).
+    /// Values already unknown as linked (for example no payroll).
     pub values_missing: u64,
 }
 
@@ -180,17 +181,17 @@ pub fn release_persons(
         .zip(rules.quasi_identifiers.iter().zip(&solution.levels))
     {
         let lvl = &g.levels[level];
-        let missing = lvl
-            .codes
+        let linked = &g.levels[0].codes;
+        let null = crate::kanon::NULL_CODE;
+        // Unknown as linked, and known as linked but null in the release
+        // (locally suppressed, or the whole column generalised away).
+        let missing = linked
             .iter()
             .zip(&keep)
-            .filter(|(c, k)| **k && **c == crate::kanon::NULL_CODE)
+            .filter(|(c, k)| **k && **c == null)
             .count() as u64;
-        let values_suppressed = lvl
-            .codes
-            .iter()
-            .zip(suppressed.iter().zip(&keep))
-            .filter(|(c, (s, k))| **k && **s && **c != crate::kanon::NULL_CODE)
+        let values_suppressed = (0..rows)
+            .filter(|&r| keep[r] && linked[r] != null && (suppressed[r] || lvl.codes[r] == null))
             .count() as u64;
         outcomes.push(QuasiIdentifierOutcome {
             column: qi.column.clone(),
