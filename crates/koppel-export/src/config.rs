@@ -88,6 +88,12 @@ impl DisclosureConfig {
                 )));
             }
             qi.hierarchy.validate(&qi.column).map_err(bad)?;
+            if !(qi.weight.is_finite() && qi.weight > 0.0) {
+                return Err(bad(format!(
+                    "quasi-identifier {} needs a weight above 0",
+                    qi.column
+                )));
+            }
         }
         for l in &self.person.l_diversity {
             if l.l < 2 {
@@ -186,6 +192,10 @@ pub struct QuasiIdentifier {
     /// the main employer, from the organisation model's headcount).
     pub column: String,
     pub hierarchy: Hierarchy,
+    /// How much losing detail of this variable costs, against the others
+    /// (default 1): the lattice search prefers generalising lighter ones.
+    #[serde(default = "one")]
+    pub weight: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -437,9 +447,19 @@ fn default_quasi_identifiers() -> Vec<QuasiIdentifier> {
     let qi = |column: &str, hierarchy| QuasiIdentifier {
         column: column.into(),
         hierarchy,
+        weight: 1.0,
+    };
+    // Age and sector weigh double: the study is about absence and turnover
+    // by age and sector. With equal weights the full sector's least-loss
+    // node dropped age altogether and kept the exact FWG code; with these
+    // it keeps 5-year age bands, sex, sector, size class and contract, and
+    // gives up postcode and FWG code (docs/disclosure-control.md).
+    let weighted = |column: &str, hierarchy| QuasiIdentifier {
+        weight: 2.0,
+        ..qi(column, hierarchy)
     };
     vec![
-        qi(
+        weighted(
             "age",
             Hierarchy::Bands {
                 widths: vec![5, 10],
@@ -447,7 +467,7 @@ fn default_quasi_identifiers() -> Vec<QuasiIdentifier> {
         ),
         qi("sex", Hierarchy::Categorical),
         qi("postcode4", Hierarchy::Postcode),
-        qi("sector", Hierarchy::Categorical),
+        weighted("sector", Hierarchy::Categorical),
         qi(
             "fwg_function_code",
             Hierarchy::FwgLevelBand {

@@ -57,6 +57,9 @@ pub struct KAnonymityParams {
     pub k: usize,
     /// Share of rows that local suppression may take (0.05 = 5%).
     pub max_suppression: f64,
+    /// Weight of each quasi-identifier in the information loss (empty:
+    /// all 1). A heavier one is generalised later: losing it costs more.
+    pub weights: Vec<f64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -135,6 +138,8 @@ fn dense(code: u32, cardinality: u32) -> u32 {
 }
 
 struct Lattice {
+    /// Information-loss weight per quasi-identifier.
+    weights: Vec<f64>,
     /// `levels[q]`: number of levels of quasi-identifier q.
     levels: Vec<usize>,
     /// `map[q][l][c0]`: the dense level-l code of dense level-0 code c0.
@@ -167,15 +172,16 @@ impl Lattice {
         let parts: f64 = node
             .iter()
             .zip(&self.levels)
-            .map(|(&l, &n)| {
+            .zip(&self.weights)
+            .map(|((&l, &n), &w)| {
                 if n > 1 {
-                    l as f64 / (n - 1) as f64
+                    w * l as f64 / (n - 1) as f64
                 } else {
                     0.0
                 }
             })
             .sum();
-        parts / node.len() as f64
+        parts / self.weights.iter().sum::<f64>()
     }
 }
 
@@ -320,6 +326,7 @@ fn build(
         .map(|c| c.iter().map(|c| u128::from(*c) + 1).collect())
         .collect();
     let lattice = Lattice {
+        weights: vec![1.0; qis.len()],
         levels: qis.iter().map(|q| q.levels.len()).collect(),
         map,
         radix,
@@ -404,7 +411,13 @@ pub fn anonymise(
     if rows < params.k {
         return Err(KAnonymityError::TooFewRows { rows, k: params.k });
     }
-    let (base, lattice) = build(qis, sensitive, strata, rows)?;
+    let (base, mut lattice) = build(qis, sensitive, strata, rows)?;
+    if !params.weights.is_empty() {
+        if params.weights.len() != qis.len() || params.weights.iter().any(|w| !(*w > 0.0)) {
+            return Err(KAnonymityError::Shape("weights".into()));
+        }
+        lattice.weights = params.weights.clone();
+    }
     let problem = Problem {
         base,
         lattice,
@@ -619,7 +632,35 @@ mod tests {
         KAnonymityParams {
             k,
             max_suppression: cap,
+            weights: vec![],
         }
+    }
+
+    #[test]
+    fn a_heavier_quasi_identifier_is_kept_and_a_lighter_one_given_up() {
+        // Four combinations of five rows: giving up either variable makes
+        // two classes of ten.
+        let a: Vec<u32> = (0..20).map(|i| i % 2).collect();
+        let b: Vec<u32> = (0..20).map(|i| (i / 2) % 2).collect();
+        let qis = [categorical("a", &a), categorical("b", &b)];
+        let equal = anonymise(&qis, &[], None, &params(10, 0.0)).unwrap();
+        let a_heavy = KAnonymityParams {
+            weights: vec![3.0, 1.0],
+            ..params(10, 0.0)
+        };
+        let b_heavy = KAnonymityParams {
+            weights: vec![1.0, 3.0],
+            ..params(10, 0.0)
+        };
+        assert_eq!(anonymise(&qis, &[], None, &a_heavy).unwrap().levels, [0, 1]);
+        assert_eq!(anonymise(&qis, &[], None, &b_heavy).unwrap().levels, [1, 0]);
+        assert!(equal.levels == [0, 1] || equal.levels == [1, 0]);
+        // Weights must be positive and one per quasi-identifier.
+        let bad = KAnonymityParams {
+            weights: vec![1.0],
+            ..params(10, 0.0)
+        };
+        assert!(anonymise(&qis, &[], None, &bad).is_err());
     }
 
     #[test]

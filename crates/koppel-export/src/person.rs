@@ -160,6 +160,7 @@ pub fn release_persons(
         &KAnonymityParams {
             k: rules.k as usize,
             max_suppression: rules.max_suppression_pct / 100.0,
+            weights: rules.quasi_identifiers.iter().map(|q| q.weight).collect(),
         },
     )?;
 
