@@ -413,7 +413,9 @@ pub fn anonymise(
     }
     let (base, mut lattice) = build(qis, sensitive, strata, rows)?;
     if !params.weights.is_empty() {
-        if params.weights.len() != qis.len() || params.weights.iter().any(|w| !(*w > 0.0)) {
+        if params.weights.len() != qis.len()
+            || params.weights.iter().any(|w| !w.is_finite() || *w <= 0.0)
+        {
             return Err(KAnonymityError::Shape("weights".into()));
         }
         lattice.weights = params.weights.clone();
