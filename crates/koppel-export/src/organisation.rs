@@ -5,11 +5,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, Float64Array, RecordBatch, StringArray, UInt32Array,
+    Array, ArrayRef, AsArray, BooleanArray, Float64Array, RecordBatch, StringArray,
 };
-use arrow::compute::{
-    SortColumn, cast, filter_record_batch, lexsort_to_indices, take_record_batch,
-};
+use arrow::compute::{cast, filter_record_batch};
 use arrow::datatypes::{DataType, Field, Int32Type, Int64Type, Schema};
 use koppel_ingest::IdentifierType;
 use koppel_pseudonymise::Pseudonymiser;
@@ -221,22 +219,7 @@ pub fn release_organisations(
     }
     let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
         .map_err(ExportError::arrow("assembling the organisation file"))?;
-    let order = lexsort_to_indices(
-        &[
-            SortColumn {
-                values: batch.column(0).clone(),
-                options: None,
-            },
-            SortColumn {
-                values: batch.column(1).clone(),
-                options: None,
-            },
-        ],
-        None,
-    )
-    .map_err(ExportError::arrow("ordering the organisation file"))?;
-    let batch = take_record_batch(&batch, &UInt32Array::from(order.values().to_vec()))
-        .map_err(ExportError::arrow("ordering the organisation file"))?;
+    let batch = crate::release::sort_by_id_and_year(&batch, "the organisation file")?;
     Ok(OrganisationRelease {
         disclosure: OrganisationDisclosure {
             min_persons: rules.min_persons,

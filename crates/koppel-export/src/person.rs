@@ -5,8 +5,8 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Int64Array, RecordBatch, UInt32Array};
-use arrow::compute::{SortColumn, filter_record_batch, lexsort_to_indices, take_record_batch};
+use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Int64Array, RecordBatch};
+use arrow::compute::filter_record_batch;
 use arrow::datatypes::{Field, Int32Type, Schema};
 use koppel_ingest::IdentifierType;
 use koppel_pseudonymise::Pseudonymiser;
@@ -273,22 +273,7 @@ pub fn release_persons(
         .map_err(ExportError::arrow("assembling the person file"))?;
     let batch = filter_record_batch(&batch, &BooleanArray::from(keep))
         .map_err(ExportError::arrow("leaving out dropped rows"))?;
-    let order = lexsort_to_indices(
-        &[
-            SortColumn {
-                values: batch.column(0).clone(),
-                options: None,
-            },
-            SortColumn {
-                values: batch.column(1).clone(),
-                options: None,
-            },
-        ],
-        None,
-    )
-    .map_err(ExportError::arrow("ordering the person file"))?;
-    let batch = take_record_batch(&batch, &UInt32Array::from(order.values().to_vec()))
-        .map_err(ExportError::arrow("ordering the person file"))?;
+    let batch = crate::release::sort_by_id_and_year(&batch, "the person file")?;
 
     let disclosure = PersonDisclosure {
         k: rules.k,

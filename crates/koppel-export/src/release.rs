@@ -195,6 +195,21 @@ fn quote(s: &str) -> String {
     }
 }
 
+/// Orders a released file by its first two columns (research ID, year), so
+/// its bytes do not depend on the order the models came in.
+pub fn sort_by_id_and_year(batch: &RecordBatch, what: &str) -> Result<RecordBatch, ExportError> {
+    use arrow::compute::{SortColumn, lexsort_to_indices, take_record_batch};
+    let columns: Vec<SortColumn> = (0..2)
+        .map(|c| SortColumn {
+            values: batch.column(c).clone(),
+            options: None,
+        })
+        .collect();
+    let order = lexsort_to_indices(&columns, None)
+        .map_err(ExportError::arrow(format!("ordering {what}")))?;
+    take_record_batch(batch, &order).map_err(ExportError::arrow(format!("ordering {what}")))
+}
+
 /// Writes pretty JSON with a trailing newline.
 pub fn write_json(path: &Path, value: &impl Serialize) -> Result<(), ExportError> {
     let mut text = serde_json::to_string_pretty(value).expect("release documents serialise");
