@@ -121,6 +121,7 @@ fn options<'a>(
         pipeline: "preventieplan".into(),
         pipeline_version: "test".into(),
         guard,
+        attachments: Vec::new(),
         interrupt_before_commit: false,
     }
 }

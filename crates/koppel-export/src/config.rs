@@ -12,7 +12,7 @@ use crate::error::ExportError;
 use crate::tables::TableRules;
 
 /// The whole disclosure-control configuration of a release.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct DisclosureConfig {
     pub person: PersonRules,
@@ -160,7 +160,7 @@ impl DisclosureConfig {
 }
 
 /// Person microdata: k-anonymity over the quasi-identifiers.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct PersonRules {
     /// Every combination of quasi-identifier values is shared by at least
@@ -185,7 +185,7 @@ impl Default for PersonRules {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct QuasiIdentifier {
     /// A person-model column, or `organisation_size` (the size class of
@@ -198,7 +198,7 @@ pub struct QuasiIdentifier {
     pub weight: f64,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LDiversity {
     pub column: String,
@@ -209,7 +209,7 @@ pub struct LDiversity {
 /// classification), each next level coarser, and the last level suppresses
 /// the value (null) — every hierarchy ends there, so the lattice always has
 /// a safe top.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, tag = "kind", rename_all = "snake_case")]
 pub enum Hierarchy {
     /// Value → suppressed. For categories such as sex or sector.
@@ -280,7 +280,7 @@ impl Hierarchy {
 
 /// Organisation data: minimum size, suppression of thin statistics, and
 /// banding of figures that are public elsewhere.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct OrganisationRules {
     /// Organisations with fewer persons in the year are left out.
@@ -344,7 +344,7 @@ impl Default for OrganisationRules {
 }
 
 /// How a number is coarsened for release.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, tag = "kind", rename_all = "snake_case")]
 pub enum Banding {
     /// Released as the label of its class (`"100–250"`, `"≥ 5000"`).
@@ -372,7 +372,7 @@ impl Banding {
 }
 
 /// Which model a table is tabulated from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TableModel {
     /// Rows are respondent-years; contributors are persons.
@@ -396,7 +396,7 @@ impl TableModel {
 
 /// A declared table: counts of model rows per cell, with all margins,
 /// and optional magnitude sums and a ratio of two of them.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TableSpec {
     pub name: String,
@@ -417,7 +417,7 @@ pub struct TableSpec {
     pub ratio: Option<Ratio>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TableDimension {
     pub column: String,
@@ -429,7 +429,7 @@ pub struct TableDimension {
 }
 
 /// A published ratio of two measures, times `scale` (100 for a percentage).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Ratio {
     pub name: String,

@@ -36,6 +36,8 @@ pub enum ExportError {
         column: String,
         what: String,
     },
+    #[error("reading a staged delivery for the leak guard")]
+    Ingest(#[from] koppel_ingest::IngestError),
     #[error("{context}")]
     Arrow {
         context: String,

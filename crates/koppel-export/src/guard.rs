@@ -132,6 +132,52 @@ impl LeakGuard {
         });
     }
 
+    /// Adds the identifier columns of every Parquet file in `dir` (the
+    /// stage-2 files linking read).
+    pub fn insert_parquet_dir(&mut self, dir: &Path) -> Result<(), ExportError> {
+        for path in sorted_files(dir)?
+            .into_iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+        {
+            let what = || format!("reading {}", path.display());
+            let file = std::fs::File::open(&path).map_err(ExportError::io(&path))?;
+            let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+                .and_then(|b| b.build())
+                .map_err(ExportError::parquet(what()))?;
+            for batch in reader {
+                self.insert_identifier_columns(&batch.map_err(ExportError::arrow(what()))?);
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds the identifiers and stage-1 pseudonyms of every staged
+    /// delivery in `dir` (a file with its manifest beside it).
+    pub fn insert_staging_dir(
+        &mut self,
+        dir: &Path,
+        specs: &koppel_ingest::SpecSet,
+    ) -> Result<(), ExportError> {
+        for path in sorted_files(dir)?
+            .into_iter()
+            .filter(|p| koppel_ingest::manifest_path(p).exists())
+        {
+            let spec = specs.for_file(&path).ok_or_else(|| ExportError::Input {
+                path: path.clone(),
+                message: "no source spec matches the file name".into(),
+            })?;
+            let options = koppel_ingest::ReadOptions {
+                require_manifest: true,
+                ..koppel_ingest::ReadOptions::default()
+            };
+            let mut reader = koppel_ingest::DeliveryReader::open(&path, spec, options)?;
+            while let Some(batch) = reader.next_batch()? {
+                self.insert_identifier_columns(&batch);
+            }
+        }
+        Ok(())
+    }
+
     /// Adds every column of a batch that the ingest layer labelled as an
     /// identifier or pseudonym (`koppel.identifier` field metadata): raw
     /// deliveries, stage-1 staging and stage-2 Parquet alike.
@@ -404,6 +450,18 @@ fn for_each_value(array: &dyn Array, mut f: impl FnMut(Value<'_>)) {
         }
         _ => {}
     }
+}
+
+fn sorted_files(dir: &Path) -> Result<Vec<std::path::PathBuf>, ExportError> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(ExportError::io(dir))? {
+        let path = entry.map_err(ExportError::io(dir))?.path();
+        if path.is_file() {
+            files.push(path);
+        }
+    }
+    files.sort();
+    Ok(files)
 }
 
 #[cfg(test)]

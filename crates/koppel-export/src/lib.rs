@@ -68,11 +68,26 @@ pub struct ExportOptions<'a> {
     /// Identifiers and pseudonyms seen upstream; the export adds the
     /// stage-2 pseudonyms of the models itself.
     pub guard: LeakGuard,
+    /// Further files of the release made from its disclosure report (the
+    /// run report page): written before the leak guard reads the release
+    /// back, and listed in the manifest like every other file.
+    pub attachments: Vec<Attachment<'a>>,
     /// Stop after everything is written and checked, just before the
     /// rename — to prove that an interrupted release leaves nothing.
     #[doc(hidden)]
     pub interrupt_before_commit: bool,
 }
+
+/// A file the caller adds to the release, rendered once the disclosure
+/// report is known.
+pub struct Attachment<'a> {
+    /// A plain file name, not one the release writes itself.
+    pub name: String,
+    pub render: RenderAttachment<'a>,
+}
+
+/// Renders an attachment's bytes from the release's disclosure report.
+pub type RenderAttachment<'a> = Box<dyn Fn(&DisclosureReport) -> Vec<u8> + 'a>;
 
 /// A key named in the release: purpose, id and version, never material.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -311,6 +326,24 @@ pub fn export(
     write_json(&target.file(DISCLOSURE_JSON), &report)?;
     std::fs::write(target.file(DISCLOSURE_MD), report.to_markdown())
         .map_err(ExportError::io(target.file(DISCLOSURE_MD)))?;
+
+    for attachment in &options.attachments {
+        let name = &attachment.name;
+        let plain = !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+            && !name.starts_with('.');
+        if !plain || target.file(name).exists() || name == MANIFEST_FILE || name == SHA256SUMS_FILE
+        {
+            return Err(ExportError::Input {
+                path: target.file(name),
+                message: "an attachment needs a plain file name of its own".into(),
+            });
+        }
+        let bytes = (attachment.render)(&report);
+        std::fs::write(target.file(name), bytes).map_err(ExportError::io(target.file(name)))?;
+    }
 
     // The leak guard reads back every file as a researcher would.
     let mut names: Vec<String> = std::fs::read_dir(target.path())

@@ -20,7 +20,17 @@ use crate::spec::{ColumnKind, ColumnSpec, CsvDialect, DatePattern, IdentifierTyp
 const UNIX_EPOCH_FROM_CE: i32 = 719_163;
 
 /// How the identifier columns of one delivery arrive.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    serde::Serialize,
+    serde::Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum IdentifierMode {
     /// The identifier itself; the TTP pseudonymises it.

@@ -695,6 +695,31 @@ impl Ledger {
         Ok(id)
     }
 
+    /// Sets the delivery ids a running run reads, once it has received
+    /// them (a run begins before its deliveries are opened, so that a
+    /// delivery refused on the way is a failure of a recorded run).
+    pub fn set_run_inputs(&mut self, run: RunId, inputs: &[String]) -> Result<(), LedgerError> {
+        const WHAT: &str = "cannot record the inputs of a run";
+        let inputs = to_json(inputs);
+        let (tx, path) = self.write(WHAT)?;
+        let err = db_err(path, WHAT);
+        let status = run_status(&tx, path, run)?;
+        if status != RunStatus::Running {
+            return Err(LedgerError::RunNotRunning {
+                path: path.to_owned(),
+                run,
+                status,
+                what: "its inputs are fixed",
+            });
+        }
+        tx.execute(
+            "UPDATE runs SET inputs = ?2 WHERE id = ?1",
+            rusqlite::params![run.0, inputs],
+        )
+        .map_err(&err)?;
+        tx.commit().map_err(&err)
+    }
+
     /// Records a finished stage of a running run.
     pub fn record_stage(&mut self, run: RunId, stage: &StageRecord) -> Result<(), LedgerError> {
         const WHAT: &str = "cannot record a run stage";
@@ -1179,6 +1204,29 @@ mod tests {
             status,
             reason: reason.map(str::to_owned),
         }
+    }
+
+    #[test]
+    fn a_run_gets_its_inputs_once_received_and_keeps_them_after() {
+        let (_dir, path) = temp();
+        let mut ledger = Ledger::open(&path).unwrap();
+        let run = ledger
+            .begin_run("p", "2024", &["k:1".to_owned()], &[], at(9, 0))
+            .unwrap();
+        let inputs = vec!["a".repeat(32), "b".repeat(32)];
+        ledger.set_run_inputs(run, &inputs).unwrap();
+        assert_eq!(ledger.run(run).unwrap().unwrap().run.inputs, inputs);
+        ledger
+            .finish_run(run, RunStatus::Succeeded, None, at(9, 5))
+            .unwrap();
+        assert!(matches!(
+            ledger.set_run_inputs(run, &[]),
+            Err(LedgerError::RunNotRunning { .. })
+        ));
+        assert!(matches!(
+            ledger.set_run_inputs(RunId(99), &[]),
+            Err(LedgerError::UnknownRun { .. })
+        ));
     }
 
     fn temp() -> (tempfile::TempDir, PathBuf) {

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 /// One linkage project, as the operator declares it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PipelineSpec {
     /// The project's name; recorded in every release.
@@ -36,7 +36,7 @@ pub struct PipelineSpec {
     pub schedule: Option<ScheduleSpec>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SourceEntry {
     /// The partner that delivers it (its transport key is bound to it).
@@ -49,21 +49,21 @@ pub struct SourceEntry {
 }
 
 /// Key ids per purpose; the key store holds the material.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct KeyIds {
     pub stage2: String,
     pub release: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReleaseSpec {
     /// Directory under which each release gets its own folder.
     pub destination: PathBuf,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct RetentionSpec {
     /// Days staged (stage-1 and stage-2) data are kept after a successful
@@ -77,7 +77,7 @@ impl Default for RetentionSpec {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ScheduleSpec {
     /// Five-field cron expression (minute hour day-of-month month
@@ -103,6 +103,66 @@ impl PipelineSpec {
         self.reference_date
             .as_deref()
             .and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
+    }
+
+    /// Checks that the key store holds the pipeline's keys with the right
+    /// purposes, and returns their active versions (labels only).
+    pub fn check_keys(
+        &self,
+        store: &koppel_pseudonymise::KeyStore,
+    ) -> Result<Vec<koppel_pseudonymise::KeyInfo>, PipelineError> {
+        use koppel_pseudonymise::KeyPurpose;
+        let mut found = Vec::new();
+        for (field, id, purpose) in [
+            ("keys.stage2", &self.keys.stage2, KeyPurpose::Stage2),
+            ("keys.release", &self.keys.release, KeyPurpose::Release),
+        ] {
+            let invalid = |message: String| PipelineError::Invalid {
+                file: store.path().display().to_string(),
+                message: format!("{field}: {message}"),
+            };
+            let (info, key) = store.key(id, None).map_err(|e| invalid(e.to_string()))?;
+            drop(key);
+            if info.purpose != purpose {
+                return Err(invalid(format!(
+                    "{id} is a {} key, not a {purpose} key",
+                    info.purpose
+                )));
+            }
+            found.push(info);
+        }
+        Ok(found)
+    }
+
+    /// Every period any source expects, in order.
+    pub fn periods(&self) -> Vec<String> {
+        let mut periods: Vec<String> = self
+            .sources
+            .values()
+            .flat_map(|s| s.periods.iter().cloned())
+            .collect();
+        periods.sort();
+        periods.dedup();
+        periods
+    }
+
+    /// What a run covers, as the ledger and folder names show it: the
+    /// one period, or `first-last`.
+    pub fn period_label(&self) -> String {
+        let periods = self.periods();
+        match (periods.first(), periods.last()) {
+            (Some(first), Some(last)) if first != last => format!("{first}-{last}"),
+            (Some(only), _) => only.clone(),
+            _ => String::new(),
+        }
+    }
+
+    /// The deliveries a run needs, as (source, period), in order.
+    pub fn expected_deliveries(&self) -> Vec<(String, String)> {
+        self.sources
+            .iter()
+            .flat_map(|(name, s)| s.periods.iter().map(move |p| (name.clone(), p.clone())))
+            .collect()
     }
 
     /// Reads and checks a pipeline file against the source specs.
@@ -154,6 +214,27 @@ impl PipelineSpec {
             if source.periods.is_empty() {
                 return Err(format!(
                     "sources.{name}.periods: at least one period is expected"
+                ));
+            }
+            if let Some(bad) = source
+                .periods
+                .iter()
+                .find(|p| p.is_empty() || !p.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+            {
+                return Err(format!(
+                    "sources.{name}.periods: {bad:?} is not a period (letters, digits and -, as in file names)"
+                ));
+            }
+            if source.identifiers != IdentifierMode::PrePseudonymised {
+                return Err(format!(
+                    "sources.{name}.identifiers: only p1 is accepted: sealed deliveries carry stage-1 pseudonyms, never raw identifiers"
+                ));
+            }
+            let spec_partner = &specs.get(name).expect("checked above").partner;
+            if !spec_partner.eq_ignore_ascii_case(&source.partner) {
+                return Err(format!(
+                    "sources.{name}.partner: the source spec says {name} is delivered by {spec_partner}, not {}",
+                    source.partner
                 ));
             }
             if source.partner.is_empty() {

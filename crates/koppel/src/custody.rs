@@ -27,6 +27,17 @@ pub struct StoreArgs {
     passphrase_file: Option<PathBuf>,
 }
 
+impl StoreArgs {
+    /// A store unlocked the usual way: $KOPPEL_PASSPHRASE or a prompt.
+    pub fn for_file(store: PathBuf) -> Self {
+        StoreArgs {
+            store,
+            kek_file: None,
+            passphrase_file: None,
+        }
+    }
+}
+
 #[derive(Subcommand)]
 pub enum KeysCommand {
     /// Create a new, empty key store.

@@ -1,17 +1,14 @@
 //! `koppel export`: disclosure control and the research release, from the
 //! linking stage's models to a release directory.
 
-use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use koppel_export::{DisclosureConfig, ExportOptions, LeakGuard, export};
-use koppel_ingest::{DeliveryReader, ReadOptions, manifest_path};
 use koppel_pseudonymise::{KeyPurpose, Pseudonymiser, Stage};
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 use crate::custody::{StoreArgs, open_store};
 
@@ -51,53 +48,13 @@ pub struct ExportArgs {
     pipeline_version: String,
 }
 
-fn sorted_files(dir: &Path) -> Result<Vec<PathBuf>> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .with_context(|| format!("cannot read {}", dir.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_file())
-        .collect();
-    files.sort();
-    Ok(files)
-}
-
 /// Feeds the guard from every identifier column the upstream stages left.
 fn fill_guard(args: &ExportArgs, guard: &mut LeakGuard) -> Result<()> {
     if let Some(dir) = &args.staged {
-        for path in sorted_files(dir)?
-            .into_iter()
-            .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
-        {
-            let file =
-                File::open(&path).with_context(|| format!("cannot open {}", path.display()))?;
-            let reader = ParquetRecordBatchReaderBuilder::try_new(file)
-                .and_then(|b| b.build())
-                .with_context(|| format!("cannot read {}", path.display()))?;
-            for batch in reader {
-                guard.insert_identifier_columns(
-                    &batch.with_context(|| format!("cannot read {}", path.display()))?,
-                );
-            }
-        }
+        guard.insert_parquet_dir(dir)?;
     }
     if let Some(dir) = &args.staging {
-        let specs = crate::load_specs(&args.specs)?;
-        for path in sorted_files(dir)?
-            .into_iter()
-            .filter(|p| manifest_path(p).exists())
-        {
-            let spec = specs.for_file(&path).with_context(|| {
-                format!("{}: no source spec matches the file name", path.display())
-            })?;
-            let options = ReadOptions {
-                require_manifest: true,
-                ..ReadOptions::default()
-            };
-            let mut reader = DeliveryReader::open(&path, spec, options)?;
-            while let Some(batch) = reader.next_batch()? {
-                guard.insert_identifier_columns(&batch);
-            }
-        }
+        guard.insert_staging_dir(dir, &crate::load_specs(&args.specs)?)?;
     }
     Ok(())
 }
@@ -127,6 +84,7 @@ pub fn run(args: ExportArgs) -> Result<ExitCode> {
             pipeline: args.pipeline.clone(),
             pipeline_version: args.pipeline_version.clone(),
             guard,
+            attachments: Vec::new(),
             interrupt_before_commit: false,
         },
     );

@@ -2,7 +2,8 @@
 //!
 //! Only argument parsing, wiring and presentation live here; every piece of
 //! domain logic is in a library crate (`koppel-ingest`,
-//! `koppel-pseudonymise`, `koppel-synth`).
+//! `koppel-pseudonymise`, `koppel-synth`, `koppel-join`, `koppel-export`,
+//! `koppel-pipeline`, `koppel-ledger`).
 
 mod custody;
 
@@ -11,8 +12,10 @@ mod custody;
 // fragments, which keeps the linking stage's peak RSS down.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+mod demo;
 mod export;
 mod link;
+mod operate;
 
 use std::io::IsTerminal;
 use std::ops::RangeInclusive;
@@ -81,6 +84,26 @@ enum Command {
     /// Disclosure control and the research release: k-anonymous person
     /// file, organisation file, protected tables, codebook and manifest.
     Export(export::ExportArgs),
+    /// Run a pipeline: unseal and verify every expected delivery, stage 2,
+    /// link, disclosure control, release and run report, recorded in the
+    /// run ledger and the audit trail.
+    Run(operate::RunArgs),
+    /// The whole chain on a synthetic sector in one command: synthesise,
+    /// play the partners with the demo keys, run the pipeline, verify the
+    /// release.
+    Demo(demo::DemoArgs),
+    /// Pipeline files: check one, or print their JSON Schema.
+    #[command(subcommand)]
+    Pipeline(operate::PipelineCommand),
+    /// The run ledger's runs.
+    #[command(subcommand)]
+    Runs(operate::RunsCommand),
+    /// The run ledger's deliveries.
+    #[command(subcommand)]
+    Deliveries(operate::DeliveriesCommand),
+    /// The audit trail.
+    #[command(subcommand)]
+    Audit(operate::AuditCommand),
 }
 
 #[derive(Args)]
@@ -174,6 +197,12 @@ fn main() -> ExitCode {
         Command::Pseudonymise(args) => custody::pseudonymise(args),
         Command::Link(args) => link::run(args),
         Command::Export(args) => export::run(args),
+        Command::Run(args) => operate::run(args),
+        Command::Demo(args) => demo::run(args),
+        Command::Pipeline(command) => operate::pipeline(command),
+        Command::Runs(command) => operate::runs(command),
+        Command::Deliveries(command) => operate::deliveries(command),
+        Command::Audit(command) => operate::audit(command),
     };
     match result {
         Ok(code) => code,

@@ -32,7 +32,7 @@ use thiserror::Error;
 pub use audit::{AuditFailure, AuditMethod, AuditReport, audit};
 
 /// The rules for tables, with safe defaults.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct TableRules {
     /// A cell with fewer contributors (and more than zero) is unsafe.
@@ -61,7 +61,7 @@ impl Default for TableRules {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DominanceRule {
     pub n: usize,

@@ -1,0 +1,855 @@
+//! One pipeline run: from the sealed deliveries in an inbox to a research
+//! release, with every step in the run ledger and the audit trail.
+//!
+//! A run begins in the ledger before anything is opened, so that whatever
+//! stops it — a missing, tampered or replayed delivery, a source that
+//! fails validation, a linking or disclosure failure — is the recorded
+//! failure of a run, naming the delivery and what failed. Each run works in
+//! a folder of its own under the state directory, so a rerun after a
+//! failure needs no clean-up; the release itself appears only when every
+//! check passed (koppel-export writes it atomically).
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use koppel_export::{Attachment, DisclosureReport, ExportOptions, LeakGuard};
+use koppel_ingest::{DeliverySummary, SpecSet};
+use koppel_join::{LinkConfig, LinkageReport};
+use koppel_ledger::{
+    AuditEvent, AuditTrail, DeliveryStatus, Ledger, NewDelivery, Registration, ReleaseRecord,
+    RunId, RunStatus, StageRecord,
+};
+use koppel_pseudonymise::{
+    KeyInfo, KeyPurpose, KeyStore, Pseudonymiser, Stage, Stage2Transform, pseudonymise_staged,
+    unseal_delivery,
+};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use tracing::{info, info_span, warn};
+
+use crate::error::RunError;
+use crate::report::run_report;
+use crate::spec::PipelineSpec;
+use crate::state::StateDir;
+
+/// The run report's file name, in the release and in the run folder.
+pub const REPORT_FILE: &str = "report.html";
+/// The run's own summary (with wall times), in the run folder only.
+pub const SUMMARY_FILE: &str = "summary.json";
+
+/// The ledger and the audit trail a run writes to.
+pub struct Records<'a> {
+    pub ledger: &'a mut Ledger,
+    pub audit: &'a mut AuditTrail,
+    /// Who runs it, for the audit trail: `operator:<name>` or `daemon`.
+    pub actor: String,
+}
+
+impl Records<'_> {
+    fn audit(
+        &mut self,
+        action: &str,
+        subject: &str,
+        details: serde_json::Value,
+    ) -> Result<(), RunError> {
+        self.audit.append(&AuditEvent {
+            time: now(),
+            actor: self.actor.clone(),
+            action: action.to_owned(),
+            subject: subject.to_owned(),
+            details,
+        })?;
+        Ok(())
+    }
+}
+
+/// What a run needs besides its records.
+pub struct RunSettings<'a> {
+    pub pipeline: &'a PipelineSpec,
+    pub specs: &'a SpecSet,
+    pub store: &'a KeyStore,
+    /// Where partners' sealed deliveries arrive.
+    pub inbox: PathBuf,
+    /// Where the run's release folder is made.
+    pub release_dir: PathBuf,
+    pub state: &'a StateDir,
+    /// Memory limit and parallelism of the linking stage.
+    pub link: LinkConfig,
+}
+
+/// The stages of a run, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStage {
+    /// Unseal and verify every expected delivery; register it.
+    Receive,
+    /// Validate each staged delivery and replace its stage-1 pseudonyms by
+    /// the project's stage-2 pseudonyms.
+    Pseudonymise,
+    /// Link the sources into the person and organisation models.
+    Link,
+    /// Disclosure control and the release.
+    Export,
+}
+
+impl RunStage {
+    pub const ALL: [RunStage; 4] = [
+        RunStage::Receive,
+        RunStage::Pseudonymise,
+        RunStage::Link,
+        RunStage::Export,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStage::Receive => "receive",
+            RunStage::Pseudonymise => "pseudonymise",
+            RunStage::Link => "link",
+            RunStage::Export => "export",
+        }
+    }
+}
+
+/// Progress, for a progress bar; the same facts go to tracing.
+#[derive(Debug)]
+pub enum RunEvent<'a> {
+    Started {
+        run: RunId,
+        period: &'a str,
+    },
+    StageStarted {
+        stage: RunStage,
+        /// How many steps the stage has (deliveries), or 0 when it is one
+        /// step.
+        steps: u64,
+    },
+    Step {
+        stage: RunStage,
+        /// What was just done, e.g. `pfzw_dienstverbanden 2024`.
+        what: &'a str,
+    },
+    StageFinished {
+        stage: RunStage,
+        wall: Duration,
+    },
+}
+
+/// One delivery as the run used it.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeliveryOutcome {
+    pub source: String,
+    pub period: String,
+    pub partner: String,
+    pub delivery_id: String,
+    pub sealed: PathBuf,
+    pub rows_read: u64,
+    pub rows_accepted: u64,
+    pub rows_rejected: u64,
+    /// Rejected rows by column and rule.
+    pub rejects: Vec<RejectCount>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RejectCount {
+    pub column: String,
+    pub rule: String,
+    pub rows: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StageTiming {
+    pub stage: RunStage,
+    pub wall_ms: u64,
+}
+
+/// What a successful run did.
+#[derive(Debug, Serialize)]
+pub struct RunOutcome {
+    pub run: RunId,
+    pub pipeline: String,
+    pub period: String,
+    pub release_id: String,
+    pub release_dir: PathBuf,
+    /// The run's folder: its report and summary.
+    pub run_dir: PathBuf,
+    pub deliveries: Vec<DeliveryOutcome>,
+    pub linkage: LinkageReport,
+    pub disclosure: DisclosureReport,
+    pub stages: Vec<StageTiming>,
+}
+
+/// A sealed delivery found in the inbox for an expected (source, period).
+struct Arrival {
+    source: String,
+    period: String,
+    sealed: PathBuf,
+}
+
+/// Runs `settings.pipeline` once over the deliveries in the inbox.
+///
+/// On failure the run is recorded as failed (error text in the ledger and
+/// the audit trail) and no release exists; the error names the delivery or
+/// stage that failed.
+pub fn run_pipeline(
+    settings: &RunSettings<'_>,
+    records: &mut Records<'_>,
+    observe: &mut dyn FnMut(RunEvent<'_>),
+) -> Result<RunOutcome, RunError> {
+    let pipeline = settings.pipeline;
+    let period = pipeline.period_label();
+    let (stage2_info, stage2) = project_key(settings.store, &pipeline.keys.stage2, Stage::Stage2)?;
+    let (release_info, research) =
+        project_key(settings.store, &pipeline.keys.release, Stage::Research)?;
+    let key_ids = vec![
+        format!("{}:{}", stage2_info.id, stage2_info.version),
+        format!("{}:{}", release_info.id, release_info.version),
+    ];
+    settings.state.create()?;
+    let run = records
+        .ledger
+        .begin_run(&pipeline.pipeline, &period, &key_ids, &[], now())?;
+    let span = info_span!("run", pipeline = %pipeline.pipeline, run = run.0, period = %period);
+    let _entered = span.enter();
+    let purged = settings.state.purge_expired(
+        records.ledger,
+        &pipeline.pipeline,
+        pipeline.retention.staged_days,
+        now(),
+    )?;
+    if !purged.runs.is_empty() {
+        info!(runs = ?purged.runs, "staged data past retention removed");
+        records.audit(
+            "retention.purged",
+            &pipeline.pipeline,
+            serde_json::json!({"runs": purged.runs, "staged_days": pipeline.retention.staged_days}),
+        )?;
+    }
+    records.audit(
+        "run.started",
+        &run_subject(&pipeline.pipeline, run),
+        serde_json::json!({"period": period, "keys": key_ids, "inbox": settings.inbox}),
+    )?;
+    info!("run started");
+    observe(RunEvent::Started {
+        run,
+        period: &period,
+    });
+    let run_dir = settings.state.run_dir(&pipeline.pipeline, run);
+    let attempt = Attempt {
+        settings,
+        run,
+        period: &period,
+        run_dir: &run_dir,
+        stage2: &stage2,
+        stage2_info: &stage2_info,
+        research: &research,
+        release_info: &release_info,
+    };
+    match attempt.go(records, observe) {
+        Ok(outcome) => Ok(outcome),
+        Err(error) => {
+            let text = format!("{:#}", anyhow_like(&error));
+            warn!(error = %text, "run failed");
+            // The failure is recorded even when recording more fails; the
+            // first error is the one the operator needs.
+            let _ = records
+                .ledger
+                .finish_run(run, RunStatus::Failed, Some(&text), now());
+            let _ = records.audit(
+                "run.failed",
+                &run_subject(&pipeline.pipeline, run),
+                serde_json::json!({"period": period, "error": text}),
+            );
+            Err(RunError::Failed {
+                run,
+                source: Box::new(error),
+            })
+        }
+    }
+}
+
+/// An error with its chain of causes, `: `-separated.
+fn anyhow_like(error: &dyn std::error::Error) -> impl std::fmt::Display + '_ {
+    struct Chain<'a>(&'a dyn std::error::Error);
+    impl std::fmt::Display for Chain<'_> {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "{}", self.0)?;
+            let mut next = self.0.source();
+            while let Some(e) = next {
+                write!(f, ": {e}")?;
+                next = e.source();
+            }
+            Ok(())
+        }
+    }
+    Chain(error)
+}
+
+/// The wall clock, as the ledger and the audit trail record it.
+pub(crate) fn now() -> DateTime<Utc> {
+    std::time::SystemTime::now().into()
+}
+
+pub(crate) fn run_subject(pipeline: &str, run: RunId) -> String {
+    format!("{pipeline}/run-{run}")
+}
+
+/// The active version of a project key, checked for its purpose.
+fn project_key(
+    store: &KeyStore,
+    id: &str,
+    stage: Stage,
+) -> Result<(KeyInfo, Pseudonymiser), RunError> {
+    let purpose = match stage {
+        Stage::Stage2 => KeyPurpose::Stage2,
+        _ => KeyPurpose::Release,
+    };
+    let (info, key) = store.key(id, None)?;
+    if info.purpose != purpose {
+        return Err(RunError::KeyPurpose {
+            id: info.id,
+            found: info.purpose,
+            expected: purpose,
+        });
+    }
+    let pseudonymiser = Pseudonymiser::new(stage, &key, &info.id, info.version);
+    drop(key);
+    Ok((info, pseudonymiser))
+}
+
+struct Attempt<'a> {
+    settings: &'a RunSettings<'a>,
+    run: RunId,
+    period: &'a str,
+    run_dir: &'a Path,
+    stage2: &'a Pseudonymiser,
+    stage2_info: &'a KeyInfo,
+    research: &'a Pseudonymiser,
+    release_info: &'a KeyInfo,
+}
+
+impl Attempt<'_> {
+    fn go(
+        &self,
+        records: &mut Records<'_>,
+        observe: &mut dyn FnMut(RunEvent<'_>),
+    ) -> Result<RunOutcome, RunError> {
+        let settings = self.settings;
+        let pipeline = settings.pipeline;
+        let staging = self.run_dir.join("staging");
+        let stage2_dir = self.run_dir.join("stage2");
+        let linked_dir = self.run_dir.join("linked");
+        let mut timings = Vec::new();
+
+        // Receive.
+        let arrivals = find_arrivals(settings)?;
+        let (started, clock) = self.stage_start(RunStage::Receive, arrivals.len(), observe);
+        let mut deliveries = Vec::new();
+        for arrival in &arrivals {
+            let _span = info_span!("delivery", source = %arrival.source, period = %arrival.period)
+                .entered();
+            deliveries.push(self.receive(arrival, &staging, records)?);
+            observe(RunEvent::Step {
+                stage: RunStage::Receive,
+                what: &format!("{} {}", arrival.source, arrival.period),
+            });
+        }
+        let ids: Vec<String> = deliveries.iter().map(|d| d.delivery_id.clone()).collect();
+        records.ledger.set_run_inputs(self.run, &ids)?;
+        self.stage_end(
+            RunStage::Receive,
+            started,
+            clock,
+            serde_json::json!({"deliveries": deliveries.len()}),
+            records,
+            &mut timings,
+            observe,
+        )?;
+
+        // Pseudonymise (stage 2), which also validates each delivery again.
+        let (started, clock) = self.stage_start(RunStage::Pseudonymise, deliveries.len(), observe);
+        records.audit(
+            "key.used",
+            &format!("{}:{}", self.stage2_info.id, self.stage2_info.version),
+            serde_json::json!({"purpose": "stage2", "run": self.run}),
+        )?;
+        std::fs::create_dir_all(&stage2_dir).map_err(RunError::io(&stage2_dir))?;
+        for delivery in &mut deliveries {
+            let _span =
+                info_span!("delivery", source = %delivery.source, period = %delivery.period)
+                    .entered();
+            let summary = self.pseudonymise(delivery, &staging, &stage2_dir)?;
+            delivery.rows_read = summary.rows_read;
+            delivery.rows_accepted = summary.rows_accepted;
+            delivery.rows_rejected = summary.rows_rejected;
+            delivery.rejects = summary
+                .violations
+                .iter()
+                .map(|v| RejectCount {
+                    column: v.column.clone(),
+                    rule: v.rule.to_string(),
+                    rows: v.count,
+                })
+                .collect();
+            info!(
+                rows = summary.rows_read,
+                rejected = summary.rows_rejected,
+                "stage 2 written"
+            );
+            observe(RunEvent::Step {
+                stage: RunStage::Pseudonymise,
+                what: &format!("{} {}", delivery.source, delivery.period),
+            });
+        }
+        let rows: u64 = deliveries.iter().map(|d| d.rows_accepted).sum();
+        let rejected: u64 = deliveries.iter().map(|d| d.rows_rejected).sum();
+        self.stage_end(
+            RunStage::Pseudonymise,
+            started,
+            clock,
+            serde_json::json!({"rows": rows, "rows_rejected": rejected}),
+            records,
+            &mut timings,
+            observe,
+        )?;
+
+        // Link.
+        let (started, clock) = self.stage_start(RunStage::Link, 0, observe);
+        let mut link_config = settings.link.clone();
+        link_config.reference_date = pipeline.reference_date();
+        let linked = {
+            let _span = info_span!("link").entered();
+            koppel_join::link(&stage2_dir, &linked_dir, &link_config)?
+        };
+        self.stage_end(
+            RunStage::Link,
+            started,
+            clock,
+            serde_json::json!({
+                "person_model_rows": linked.report.person_model_rows,
+                "organisation_model_rows": linked.report.organisation_model_rows,
+            }),
+            records,
+            &mut timings,
+            observe,
+        )?;
+
+        // Export.
+        let (started, clock) = self.stage_start(RunStage::Export, 0, observe);
+        records.audit(
+            "key.used",
+            &format!("{}:{}", self.release_info.id, self.release_info.version),
+            serde_json::json!({"purpose": "release", "run": self.run}),
+        )?;
+        let mut guard = LeakGuard::new();
+        guard.insert_parquet_dir(&stage2_dir)?;
+        guard.insert_staging_dir(&staging, settings.specs)?;
+        let release_dir = settings.release_dir.join(format!(
+            "{}_{}_run-{}",
+            pipeline.pipeline, self.period, self.run
+        ));
+        let linkage = linked.report.clone();
+        let key_labels = [
+            format!(
+                "{} v{} (stage 2)",
+                self.stage2_info.id, self.stage2_info.version
+            ),
+            format!(
+                "{} v{} (research ids)",
+                self.release_info.id, self.release_info.version
+            ),
+        ];
+        let report_inputs = (&deliveries, &linkage, &key_labels);
+        let exported = {
+            let _span = info_span!("export").entered();
+            koppel_export::export(
+                &linked_dir,
+                &release_dir,
+                ExportOptions {
+                    config: &pipeline.disclosure,
+                    research: self.research,
+                    pipeline: pipeline.pipeline.clone(),
+                    pipeline_version: pipeline.version.clone(),
+                    guard,
+                    attachments: vec![Attachment {
+                        name: REPORT_FILE.into(),
+                        render: Box::new(|disclosure: &DisclosureReport| {
+                            let (deliveries, linkage, keys) = report_inputs;
+                            koppel_report::render_html(&run_report(
+                                pipeline,
+                                self.period,
+                                keys,
+                                deliveries,
+                                linkage,
+                                disclosure,
+                            ))
+                            .into_bytes()
+                        }),
+                    }],
+                    interrupt_before_commit: false,
+                },
+            )?
+        };
+        let d = &exported.report;
+        let export_counts = serde_json::json!({
+            "person_rows_released": d.person.rows_released,
+            "person_rows_locally_suppressed": d.person.rows_locally_suppressed,
+            "person_rows_dropped": d.person.rows_dropped,
+            "k_reached": d.person.smallest_class,
+            "organisation_rows_released": d.organisation.rows_released,
+            "tables": d.tables.len(),
+        });
+        self.stage_end(
+            RunStage::Export,
+            started,
+            clock,
+            export_counts,
+            records,
+            &mut timings,
+            observe,
+        )?;
+
+        // The operator's copy of the report, and the run's summary.
+        let report_copy = self.run_dir.join(REPORT_FILE);
+        std::fs::copy(exported.release_dir.join(REPORT_FILE), &report_copy)
+            .map_err(RunError::io(&report_copy))?;
+        let (manifest_sha256, _) =
+            sha256_of(&exported.release_dir.join(koppel_export::MANIFEST_FILE))?;
+        records.ledger.record_release(
+            self.run,
+            &ReleaseRecord {
+                path: exported.release_dir.clone(),
+                release_id: exported.release_id.clone(),
+                manifest_sha256: manifest_sha256.clone(),
+                created: now(),
+            },
+        )?;
+        for id in &ids {
+            records
+                .ledger
+                .set_delivery_status(id, DeliveryStatus::Consumed, None)?;
+        }
+        records.audit(
+            "release.written",
+            &exported.release_dir.display().to_string(),
+            serde_json::json!({
+                "run": self.run,
+                "release_id": exported.release_id,
+                "manifest_sha256": manifest_sha256,
+                "k_reached": d.person.smallest_class,
+            }),
+        )?;
+        let outcome = RunOutcome {
+            run: self.run,
+            pipeline: pipeline.pipeline.clone(),
+            period: self.period.to_owned(),
+            release_id: exported.release_id,
+            release_dir: exported.release_dir,
+            run_dir: self.run_dir.to_owned(),
+            deliveries,
+            linkage,
+            disclosure: exported.report,
+            stages: timings,
+        };
+        let summary = self.run_dir.join(SUMMARY_FILE);
+        let json = serde_json::to_vec_pretty(&outcome).expect("the outcome serialises");
+        std::fs::write(&summary, json).map_err(RunError::io(&summary))?;
+        records
+            .ledger
+            .finish_run(self.run, RunStatus::Succeeded, None, now())?;
+        records.audit(
+            "run.succeeded",
+            &run_subject(&pipeline.pipeline, self.run),
+            serde_json::json!({"period": self.period, "release_id": outcome.release_id}),
+        )?;
+        info!(release = %outcome.release_dir.display(), "run succeeded");
+        Ok(outcome)
+    }
+
+    fn stage_start(
+        &self,
+        stage: RunStage,
+        steps: usize,
+        observe: &mut dyn FnMut(RunEvent<'_>),
+    ) -> (DateTime<Utc>, Instant) {
+        info!(stage = stage.as_str(), "stage started");
+        observe(RunEvent::StageStarted {
+            stage,
+            steps: steps as u64,
+        });
+        (now(), Instant::now())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn stage_end(
+        &self,
+        stage: RunStage,
+        started: DateTime<Utc>,
+        clock: Instant,
+        counts: serde_json::Value,
+        records: &mut Records<'_>,
+        timings: &mut Vec<StageTiming>,
+        observe: &mut dyn FnMut(RunEvent<'_>),
+    ) -> Result<(), RunError> {
+        let wall = clock.elapsed();
+        let wall_ms = wall.as_millis() as u64;
+        records.ledger.record_stage(
+            self.run,
+            &StageRecord {
+                stage: stage.as_str().to_owned(),
+                started,
+                wall_ms,
+                counts: counts.clone(),
+            },
+        )?;
+        info!(stage = stage.as_str(), wall_ms, counts = %counts, "stage finished");
+        timings.push(StageTiming { stage, wall_ms });
+        observe(RunEvent::StageFinished { stage, wall });
+        Ok(())
+    }
+
+    /// Unseals one delivery into the run's staging folder and registers it;
+    /// a delivery refused here is recorded as rejected or replayed.
+    fn receive(
+        &self,
+        arrival: &Arrival,
+        staging: &Path,
+        records: &mut Records<'_>,
+    ) -> Result<DeliveryOutcome, RunError> {
+        let settings = self.settings;
+        let (sha256, _) = sha256_of(&arrival.sealed)?;
+        let expected_partner = &settings.pipeline.sources[&arrival.source].partner;
+        let refused = |id: String, partner: Option<String>| NewDelivery {
+            id,
+            source: arrival.source.clone(),
+            period: arrival.period.clone(),
+            partner,
+            sha256: sha256.clone(),
+            path: arrival.sealed.clone(),
+            received: now(),
+        };
+        let file_name = arrival
+            .sealed
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let received = match unseal_delivery(
+            &arrival.sealed,
+            settings.store,
+            settings.specs,
+            staging,
+        ) {
+            Ok(received) => received,
+            Err(error) => {
+                let reason = format!("{:#}", anyhow_like(&error));
+                records
+                    .ledger
+                    .reject_delivery(&refused(file_name.clone(), None), &reason)?;
+                records.audit(
+                    "delivery.rejected",
+                    &file_name,
+                    serde_json::json!({"source": arrival.source, "period": arrival.period, "sha256": sha256, "reason": reason}),
+                )?;
+                return Err(RunError::Delivery {
+                    sealed: arrival.sealed.clone(),
+                    source: Box::new(error),
+                });
+            }
+        };
+        let m = &received.manifest;
+        let delivery_id = m.delivery_id.clone().unwrap_or_default();
+        let partner = m.partner.clone().unwrap_or_default();
+        let new = refused(delivery_id.clone(), Some(partner.clone()));
+        let mismatch = if m.source != arrival.source || m.period != arrival.period {
+            Some(format!(
+                "its manifest says {} {}, its file name {} {}",
+                m.source, m.period, arrival.source, arrival.period
+            ))
+        } else if !partner.eq_ignore_ascii_case(expected_partner) {
+            Some(format!(
+                "sealed by {partner}, but the pipeline expects {} from {expected_partner}",
+                arrival.source
+            ))
+        } else {
+            None
+        };
+        if let Some(what) = mismatch {
+            records.ledger.reject_delivery(&new, &what)?;
+            records.audit(
+                "delivery.rejected",
+                &delivery_id,
+                serde_json::json!({"source": arrival.source, "period": arrival.period, "sha256": sha256, "reason": what}),
+            )?;
+            return Err(RunError::Mismatch {
+                sealed: arrival.sealed.clone(),
+                what,
+            });
+        }
+        match records.ledger.register_delivery(&new)? {
+            Registration::Registered => {
+                records.audit(
+                    "delivery.registered",
+                    &delivery_id,
+                    serde_json::json!({
+                        "source": m.source, "period": m.period, "partner": partner,
+                        "sha256": sha256, "rows": m.rows,
+                        "transport_key": format!("{}:{}", received.transport_key.0, received.transport_key.1),
+                    }),
+                )?;
+            }
+            Registration::Replayed { original } if original.is_same_file(&new) => {
+                if original.status == DeliveryStatus::Rejected {
+                    return Err(RunError::Mismatch {
+                        sealed: arrival.sealed.clone(),
+                        what: format!(
+                            "delivery {delivery_id} was rejected before ({}); ask {partner} for a new delivery",
+                            original.reason.as_deref().unwrap_or("no reason recorded")
+                        ),
+                    });
+                }
+            }
+            Registration::Replayed { original } => {
+                records.ledger.record_replay(&new, &original)?;
+                records.audit(
+                    "delivery.replayed",
+                    &delivery_id,
+                    serde_json::json!({
+                        "source": m.source, "period": m.period, "sha256": sha256,
+                        "original": original.id, "original_path": original.path,
+                    }),
+                )?;
+                return Err(RunError::Replay {
+                    sealed: arrival.sealed.clone(),
+                    delivery_id,
+                    original_path: original.path,
+                    received: original.received.format("%Y-%m-%d %H:%M UTC").to_string(),
+                });
+            }
+        }
+        info!(delivery = %delivery_id, rows = m.rows, "delivery received");
+        Ok(DeliveryOutcome {
+            source: m.source.clone(),
+            period: m.period.clone(),
+            partner,
+            delivery_id,
+            sealed: arrival.sealed.clone(),
+            rows_read: m.rows,
+            rows_accepted: 0,
+            rows_rejected: 0,
+            rejects: Vec::new(),
+        })
+    }
+
+    fn pseudonymise(
+        &self,
+        delivery: &DeliveryOutcome,
+        staging: &Path,
+        out: &Path,
+    ) -> Result<DeliverySummary, RunError> {
+        let spec = self
+            .settings
+            .specs
+            .get(&delivery.source)
+            .expect("pipeline sources are checked against the specs");
+        let staged = std::fs::read_dir(staging)
+            .map_err(RunError::io(staging))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .find(|p| {
+                koppel_ingest::manifest_path(p).exists()
+                    && p.file_name().is_some_and(|n| {
+                        let n = n.to_string_lossy();
+                        n.starts_with(&format!("{}_{}.", delivery.source, delivery.period))
+                    })
+            })
+            .ok_or_else(|| RunError::Mismatch {
+                sealed: delivery.sealed.clone(),
+                what: "its staged content is missing".into(),
+            })?;
+        let transform = Stage2Transform::new(&spec.source, self.stage2.clone())?;
+        let output = out.join(format!("{}_{}.parquet", delivery.source, delivery.period));
+        let done = pseudonymise_staged(&staged, spec, &transform, &output).map_err(|e| {
+            RunError::Source {
+                sealed: delivery.sealed.clone(),
+                source: Box::new(e),
+            }
+        })?;
+        Ok(done.summary)
+    }
+}
+
+/// Finds the sealed delivery of every expected (source, period) in the
+/// inbox: `<source>_<period>.<csv|parquet>.sealed`. Deliveries for other
+/// pipelines or periods are left alone.
+fn find_arrivals(settings: &RunSettings<'_>) -> Result<Vec<Arrival>, RunError> {
+    let inbox = &settings.inbox;
+    let mut found: BTreeMap<(String, String), Vec<PathBuf>> = BTreeMap::new();
+    for entry in std::fs::read_dir(inbox).map_err(RunError::io(inbox))? {
+        let path = entry.map_err(RunError::io(inbox))?.path();
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        let Some((source, period)) = sealed_name(name, settings.specs) else {
+            continue;
+        };
+        found.entry((source, period)).or_default().push(path);
+    }
+    let mut arrivals = Vec::new();
+    let mut missing = Vec::new();
+    for (source, period) in settings.pipeline.expected_deliveries() {
+        match found.remove(&(source.clone(), period.clone())) {
+            None => missing.push(format!("{source} {period}")),
+            Some(mut paths) if paths.len() > 1 => {
+                paths.sort();
+                return Err(RunError::Ambiguous {
+                    source_name: source,
+                    period,
+                    files: paths,
+                });
+            }
+            Some(mut paths) => arrivals.push(Arrival {
+                source,
+                period,
+                sealed: paths.pop().expect("one path"),
+            }),
+        }
+    }
+    if !missing.is_empty() {
+        return Err(RunError::Missing {
+            inbox: inbox.clone(),
+            missing,
+        });
+    }
+    Ok(arrivals)
+}
+
+/// `pfzw_dienstverbanden_2024.csv.sealed` → (`pfzw_dienstverbanden`, `2024`).
+pub fn sealed_name(name: &str, specs: &SpecSet) -> Option<(String, String)> {
+    let inner = name.strip_suffix(".sealed")?;
+    let spec = specs.for_file(Path::new(inner))?;
+    let rest = inner
+        .strip_prefix(spec.source.as_str())?
+        .strip_prefix('_')?;
+    let (period, ext) = rest.rsplit_once('.')?;
+    (matches!(ext, "csv" | "parquet") && !period.is_empty())
+        .then(|| (spec.source.clone(), period.to_owned()))
+}
+
+pub(crate) fn sha256_of(path: &Path) -> Result<(String, u64), RunError> {
+    let mut file = BufReader::with_capacity(1 << 20, File::open(path).map_err(RunError::io(path))?);
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut bytes = 0u64;
+    loop {
+        let n = file.read(&mut buf).map_err(RunError::io(path))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        bytes += n as u64;
+    }
+    Ok((hex::encode(hasher.finalize()), bytes))
+}
