@@ -632,11 +632,11 @@ fn replay_tamper_and_wrong_keys_fail_cleanly() {
         );
     }
 
-    // A partner cannot deliver another partner's source: Vernet's key sealing
-    // IZZ data is refused, even though the seal itself is sound.
+    // A partner cannot deliver another partner's source. Prepare refuses
+    // Vernet's keys on IZZ data outright ...
     let raw_izz = dir.path().join("raw/izz_verzekerden_2024.csv");
     let vernet_out = dir.path().join("sealed-by-vernet");
-    ok(
+    fails(
         &koppel(&[
             "partner",
             "prepare",
@@ -647,8 +647,36 @@ fn replay_tamper_and_wrong_keys_fail_cleanly() {
             "--out",
             vernet_out.to_str().unwrap(),
         ]),
-        "prepare with another partner's keys",
+        "is delivered by IZZ, but these are vernet's keys",
     );
+    assert!(!vernet_out.join("izz_verzekerden_2024.csv.sealed").exists());
+    // ... and the TTP refuses it even when a sound seal says so: IZZ's
+    // delivery, resealed by Vernet as its own.
+    let izz = PartnerKeys::open(&partners.join("izz.keys.yaml"), PASSPHRASE).unwrap();
+    let vernet = PartnerKeys::open(&partners.join("vernet.keys.yaml"), PASSPHRASE).unwrap();
+    let mut content = Vec::new();
+    let (_, manifest) = koppel_pseudonymise::seal::unseal(
+        std::fs::File::open(&sealed).unwrap(),
+        &izz.transport.1,
+        &mut content,
+    )
+    .unwrap();
+    let manifest = String::from_utf8(manifest)
+        .unwrap()
+        .replace("partner: izz", "partner: vernet");
+    std::fs::create_dir_all(&vernet_out).unwrap();
+    let mut resealed = Vec::new();
+    koppel_pseudonymise::seal::seal(
+        manifest.as_bytes(),
+        content.as_slice(),
+        &mut resealed,
+        &vernet.transport.1,
+        &vernet.transport.0.id,
+        vernet.transport.0.version,
+        koppel_pseudonymise::seal::DEFAULT_CHUNK_SIZE,
+    )
+    .unwrap();
+    std::fs::write(vernet_out.join("izz_verzekerden_2024.csv.sealed"), resealed).unwrap();
     let fresh = dir.path().join("staging-vernet");
     fails(
         &unseal(

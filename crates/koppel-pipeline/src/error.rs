@@ -65,6 +65,8 @@ pub enum RunError {
     Ledger(#[from] koppel_ledger::LedgerError),
     #[error("audit trail")]
     Audit(#[from] koppel_ledger::AuditError),
+    #[error("service: {0}")]
+    Daemon(String),
     #[error("{}", path.display())]
     Io {
         path: PathBuf,

@@ -14,12 +14,14 @@
 //! koppel-join, koppel-export); this crate orders them, names what failed,
 //! and records what happened.
 
+mod daemon;
 mod error;
 mod report;
 mod run;
 mod spec;
 mod state;
 
+pub use daemon::{DaemonSettings, DaemonSummary, REFUSED_FOLDER, run_daemon};
 pub use error::RunError;
 pub use run::{
     DeliveryOutcome, REPORT_FILE, Records, RejectCount, RunEvent, RunOutcome, RunSettings,
@@ -27,6 +29,7 @@ pub use run::{
 };
 pub use spec::{
     KeyIds, PipelineError, PipelineSpec, ReleaseSpec, RetentionSpec, ScheduleSpec, SourceEntry,
+    parse_cron,
 };
 pub use state::{Purged, StateDir};
 

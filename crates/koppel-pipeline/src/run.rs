@@ -50,7 +50,7 @@ pub struct Records<'a> {
 }
 
 impl Records<'_> {
-    fn audit(
+    pub(crate) fn audit(
         &mut self,
         action: &str,
         subject: &str,
@@ -182,11 +182,12 @@ pub struct RunOutcome {
     pub stages: Vec<StageTiming>,
 }
 
-/// A sealed delivery found in the inbox for an expected (source, period).
-struct Arrival {
-    source: String,
-    period: String,
-    sealed: PathBuf,
+/// A sealed delivery found in the inbox, with the source and period its
+/// file name gives.
+pub(crate) struct Arrival {
+    pub source: String,
+    pub period: String,
+    pub sealed: PathBuf,
 }
 
 /// Runs `settings.pipeline` once over the deliveries in the inbox.
@@ -252,7 +253,7 @@ pub fn run_pipeline(
     match attempt.go(records, observe) {
         Ok(outcome) => Ok(outcome),
         Err(error) => {
-            let text = format!("{:#}", anyhow_like(&error));
+            let text = format!("{:#}", chain(&error));
             warn!(error = %text, "run failed");
             // The failure is recorded even when recording more fails; the
             // first error is the one the operator needs.
@@ -273,7 +274,7 @@ pub fn run_pipeline(
 }
 
 /// An error with its chain of causes, `: `-separated.
-fn anyhow_like(error: &dyn std::error::Error) -> impl std::fmt::Display + '_ {
+pub(crate) fn chain(error: &dyn std::error::Error) -> impl std::fmt::Display + '_ {
     struct Chain<'a>(&'a dyn std::error::Error);
     impl std::fmt::Display for Chain<'_> {
         fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -352,7 +353,15 @@ impl Attempt<'_> {
         for arrival in &arrivals {
             let _span = info_span!("delivery", source = %arrival.source, period = %arrival.period)
                 .entered();
-            deliveries.push(self.receive(arrival, &staging, records)?);
+            let expected_partner = &pipeline.sources[&arrival.source].partner;
+            deliveries.push(admit(
+                arrival,
+                Some(expected_partner),
+                settings.store,
+                settings.specs,
+                &staging,
+                records,
+            )?);
             observe(RunEvent::Step {
                 stage: RunStage::Receive,
                 what: &format!("{} {}", arrival.source, arrival.period),
@@ -612,138 +621,6 @@ impl Attempt<'_> {
         Ok(())
     }
 
-    /// Unseals one delivery into the run's staging folder and registers it;
-    /// a delivery refused here is recorded as rejected or replayed.
-    fn receive(
-        &self,
-        arrival: &Arrival,
-        staging: &Path,
-        records: &mut Records<'_>,
-    ) -> Result<DeliveryOutcome, RunError> {
-        let settings = self.settings;
-        let (sha256, _) = sha256_of(&arrival.sealed)?;
-        let expected_partner = &settings.pipeline.sources[&arrival.source].partner;
-        let refused = |id: String, partner: Option<String>| NewDelivery {
-            id,
-            source: arrival.source.clone(),
-            period: arrival.period.clone(),
-            partner,
-            sha256: sha256.clone(),
-            path: arrival.sealed.clone(),
-            received: now(),
-        };
-        let file_name = arrival
-            .sealed
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let received = match unseal_delivery(
-            &arrival.sealed,
-            settings.store,
-            settings.specs,
-            staging,
-        ) {
-            Ok(received) => received,
-            Err(error) => {
-                let reason = format!("{:#}", anyhow_like(&error));
-                records
-                    .ledger
-                    .reject_delivery(&refused(file_name.clone(), None), &reason)?;
-                records.audit(
-                    "delivery.rejected",
-                    &file_name,
-                    serde_json::json!({"source": arrival.source, "period": arrival.period, "sha256": sha256, "reason": reason}),
-                )?;
-                return Err(RunError::Delivery {
-                    sealed: arrival.sealed.clone(),
-                    source: Box::new(error),
-                });
-            }
-        };
-        let m = &received.manifest;
-        let delivery_id = m.delivery_id.clone().unwrap_or_default();
-        let partner = m.partner.clone().unwrap_or_default();
-        let new = refused(delivery_id.clone(), Some(partner.clone()));
-        let mismatch = if m.source != arrival.source || m.period != arrival.period {
-            Some(format!(
-                "its manifest says {} {}, its file name {} {}",
-                m.source, m.period, arrival.source, arrival.period
-            ))
-        } else if !partner.eq_ignore_ascii_case(expected_partner) {
-            Some(format!(
-                "sealed by {partner}, but the pipeline expects {} from {expected_partner}",
-                arrival.source
-            ))
-        } else {
-            None
-        };
-        if let Some(what) = mismatch {
-            records.ledger.reject_delivery(&new, &what)?;
-            records.audit(
-                "delivery.rejected",
-                &delivery_id,
-                serde_json::json!({"source": arrival.source, "period": arrival.period, "sha256": sha256, "reason": what}),
-            )?;
-            return Err(RunError::Mismatch {
-                sealed: arrival.sealed.clone(),
-                what,
-            });
-        }
-        match records.ledger.register_delivery(&new)? {
-            Registration::Registered => {
-                records.audit(
-                    "delivery.registered",
-                    &delivery_id,
-                    serde_json::json!({
-                        "source": m.source, "period": m.period, "partner": partner,
-                        "sha256": sha256, "rows": m.rows,
-                        "transport_key": format!("{}:{}", received.transport_key.0, received.transport_key.1),
-                    }),
-                )?;
-            }
-            Registration::Replayed { original } if original.is_same_file(&new) => {
-                if original.status == DeliveryStatus::Rejected {
-                    return Err(RunError::Mismatch {
-                        sealed: arrival.sealed.clone(),
-                        what: format!(
-                            "delivery {delivery_id} was rejected before ({}); ask {partner} for a new delivery",
-                            original.reason.as_deref().unwrap_or("no reason recorded")
-                        ),
-                    });
-                }
-            }
-            Registration::Replayed { original } => {
-                records.ledger.record_replay(&new, &original)?;
-                records.audit(
-                    "delivery.replayed",
-                    &delivery_id,
-                    serde_json::json!({
-                        "source": m.source, "period": m.period, "sha256": sha256,
-                        "original": original.id, "original_path": original.path,
-                    }),
-                )?;
-                return Err(RunError::Replay {
-                    sealed: arrival.sealed.clone(),
-                    delivery_id,
-                    original_path: original.path,
-                    received: original.received.format("%Y-%m-%d %H:%M UTC").to_string(),
-                });
-            }
-        }
-        info!(delivery = %delivery_id, rows = m.rows, "delivery received");
-        Ok(DeliveryOutcome {
-            source: m.source.clone(),
-            period: m.period.clone(),
-            partner,
-            delivery_id,
-            sealed: arrival.sealed.clone(),
-            rows_read: m.rows,
-            rows_accepted: 0,
-            rows_rejected: 0,
-            rejects: Vec::new(),
-        })
-    }
-
     fn pseudonymise(
         &self,
         delivery: &DeliveryOutcome,
@@ -779,6 +656,137 @@ impl Attempt<'_> {
         })?;
         Ok(done.summary)
     }
+}
+
+/// Unseals one delivery into `staging` and registers it in the ledger; a
+/// delivery refused here is recorded as rejected or replayed, in the ledger
+/// and the audit trail. `expected_partner` is the partner the pipeline
+/// expects the source from, when a pipeline is known.
+pub(crate) fn admit(
+    arrival: &Arrival,
+    expected_partner: Option<&str>,
+    store: &KeyStore,
+    specs: &SpecSet,
+    staging: &Path,
+    records: &mut Records<'_>,
+) -> Result<DeliveryOutcome, RunError> {
+    let (sha256, _) = sha256_of(&arrival.sealed)?;
+    let refused = |id: String, partner: Option<String>| NewDelivery {
+        id,
+        source: arrival.source.clone(),
+        period: arrival.period.clone(),
+        partner,
+        sha256: sha256.clone(),
+        path: arrival.sealed.clone(),
+        received: now(),
+    };
+    let file_name = arrival
+        .sealed
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let received = match unseal_delivery(&arrival.sealed, store, specs, staging) {
+        Ok(received) => received,
+        Err(error) => {
+            let reason = format!("{:#}", chain(&error));
+            records
+                .ledger
+                .reject_delivery(&refused(file_name.clone(), None), &reason)?;
+            records.audit(
+                "delivery.rejected",
+                &file_name,
+                serde_json::json!({"source": arrival.source, "period": arrival.period, "sha256": sha256, "reason": reason}),
+            )?;
+            return Err(RunError::Delivery {
+                sealed: arrival.sealed.clone(),
+                source: Box::new(error),
+            });
+        }
+    };
+    let m = &received.manifest;
+    let delivery_id = m.delivery_id.clone().unwrap_or_default();
+    let partner = m.partner.clone().unwrap_or_default();
+    let new = refused(delivery_id.clone(), Some(partner.clone()));
+    let mismatch = if m.source != arrival.source || m.period != arrival.period {
+        Some(format!(
+            "its manifest says {} {}, its file name {} {}",
+            m.source, m.period, arrival.source, arrival.period
+        ))
+    } else {
+        expected_partner
+            .filter(|e| !partner.eq_ignore_ascii_case(e))
+            .map(|expected| {
+                format!(
+                    "sealed by {partner}, but the pipeline expects {} from {expected}",
+                    arrival.source
+                )
+            })
+    };
+    if let Some(what) = mismatch {
+        records.ledger.reject_delivery(&new, &what)?;
+        records.audit(
+            "delivery.rejected",
+            &delivery_id,
+            serde_json::json!({"source": arrival.source, "period": arrival.period, "sha256": sha256, "reason": what}),
+        )?;
+        return Err(RunError::Mismatch {
+            sealed: arrival.sealed.clone(),
+            what,
+        });
+    }
+    match records.ledger.register_delivery(&new)? {
+        Registration::Registered => {
+            records.audit(
+                "delivery.registered",
+                &delivery_id,
+                serde_json::json!({
+                    "source": m.source, "period": m.period, "partner": partner,
+                    "sha256": sha256, "rows": m.rows,
+                    "transport_key": format!("{}:{}", received.transport_key.0, received.transport_key.1),
+                }),
+            )?;
+        }
+        Registration::Replayed { original } if original.is_same_file(&new) => {
+            if original.status == DeliveryStatus::Rejected {
+                return Err(RunError::Mismatch {
+                    sealed: arrival.sealed.clone(),
+                    what: format!(
+                        "delivery {delivery_id} was rejected before ({}); ask {partner} for a new delivery",
+                        original.reason.as_deref().unwrap_or("no reason recorded")
+                    ),
+                });
+            }
+        }
+        Registration::Replayed { original } => {
+            records.ledger.record_replay(&new, &original)?;
+            records.audit(
+                "delivery.replayed",
+                &delivery_id,
+                serde_json::json!({
+                    "source": m.source, "period": m.period, "sha256": sha256,
+                    "original": original.id, "original_path": original.path,
+                }),
+            )?;
+            return Err(RunError::Replay {
+                sealed: arrival.sealed.clone(),
+                delivery_id,
+                original_path: original.path,
+                received: original.received.format("%Y-%m-%d %H:%M UTC").to_string(),
+            });
+        }
+    }
+    info!(delivery = %delivery_id, rows = m.rows, "delivery received");
+    Ok(DeliveryOutcome {
+        source: m.source.clone(),
+        period: m.period.clone(),
+        partner,
+        delivery_id,
+        sealed: arrival.sealed.clone(),
+        rows_read: m.rows,
+        rows_accepted: 0,
+        rows_rejected: 0,
+        rejects: Vec::new(),
+    })
 }
 
 /// Finds the sealed delivery of every expected (source, period) in the

@@ -49,6 +49,13 @@ pub enum PrepareError {
     },
     #[error("{}: the delivery's identifiers are already pseudonymised; prepare takes raw identifiers", path.display())]
     AlreadyPseudonymised { path: PathBuf },
+    #[error("{}: source {source_name} is delivered by {expected}, but these are {partner}'s keys", path.display())]
+    WrongPartner {
+        path: PathBuf,
+        source_name: String,
+        expected: String,
+        partner: String,
+    },
     #[error("{}: cannot write", path.display())]
     Io {
         path: PathBuf,
@@ -111,6 +118,16 @@ pub fn prepare_delivery(
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| format!("{}_{period}", spec.source));
+    // The TTP refuses a source sealed by another partner's key; say so
+    // here, before anything is read or written.
+    if !spec.partner.eq_ignore_ascii_case(&keys.partner) {
+        return Err(PrepareError::WrongPartner {
+            path: input.to_owned(),
+            source_name: spec.source.clone(),
+            expected: spec.partner.clone(),
+            partner: keys.partner.clone(),
+        });
+    }
     let sealed_path = out_dir.join(format!("{file_name}.sealed"));
     if sealed_path.exists() {
         return Err(PrepareError::Exists { path: sealed_path });

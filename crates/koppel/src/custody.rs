@@ -390,6 +390,12 @@ pub fn partner(command: PartnerCommand) -> Result<ExitCode> {
         keys.transport.0.version,
         prepared.sealed.display()
     );
+    // What the TTP's messages and ledger will name this delivery by.
+    println!(
+        "delivery id {}, content sha256 {}",
+        m.delivery_id.as_deref().unwrap_or("-"),
+        m.sha256
+    );
     Ok(ExitCode::SUCCESS)
 }
 

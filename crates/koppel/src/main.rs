@@ -92,6 +92,9 @@ enum Command {
     /// play the partners with the demo keys, run the pipeline, verify the
     /// release.
     Demo(demo::DemoArgs),
+    /// The scheduled service: admits sealed deliveries as they arrive and
+    /// runs each pipeline when its schedule is due and its deliveries are in.
+    Daemon(operate::DaemonArgs),
     /// Pipeline files: check one, or print their JSON Schema.
     #[command(subcommand)]
     Pipeline(operate::PipelineCommand),
@@ -199,6 +202,7 @@ fn main() -> ExitCode {
         Command::Export(args) => export::run(args),
         Command::Run(args) => operate::run(args),
         Command::Demo(args) => demo::run(args),
+        Command::Daemon(args) => operate::daemon(args),
         Command::Pipeline(command) => operate::pipeline(command),
         Command::Runs(command) => operate::runs(command),
         Command::Deliveries(command) => operate::deliveries(command),

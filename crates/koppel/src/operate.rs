@@ -51,6 +51,33 @@ pub struct RunArgs {
     pub threads: Option<usize>,
 }
 
+#[derive(Args)]
+pub struct DaemonArgs {
+    /// Folder of pipeline files (*.yaml); every one needs a schedule.
+    #[arg(long)]
+    pub pipelines: PathBuf,
+    /// Folder where partners' sealed deliveries arrive.
+    #[arg(long)]
+    pub inbox: PathBuf,
+    /// Folder under which releases are written (default: each pipeline's
+    /// `release.destination`).
+    #[arg(long)]
+    pub release_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub state: StateArgs,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Directory of source specs.
+    #[arg(long, env = "KOPPEL_SPECS", default_value = "pipelines/sources")]
+    pub specs: PathBuf,
+    /// Seconds between looks at the inbox and the schedules.
+    #[arg(long, default_value_t = 10)]
+    pub poll_seconds: u64,
+    /// Memory for the linking stage's joins before they spill, in MiB.
+    #[arg(long, default_value_t = 1536)]
+    pub memory_limit_mib: usize,
+}
+
 #[derive(Subcommand)]
 pub enum PipelineCommand {
     /// Check a pipeline file without running it: syntax, source specs,
@@ -301,6 +328,66 @@ pub fn print_outcome(o: &RunOutcome) {
         "verify with: (cd {} && sha256sum -c SHA256SUMS)",
         o.release_dir.display()
     );
+}
+
+pub fn daemon(args: DaemonArgs) -> Result<ExitCode> {
+    let specs = crate::load_specs(&args.specs)?;
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&args.pipelines)
+        .with_context(|| format!("cannot read {}", args.pipelines.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file() && p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
+        .collect();
+    files.sort();
+    let pipelines = files
+        .iter()
+        .map(|f| PipelineSpec::from_file(f, &specs))
+        .collect::<Result<Vec<_>, _>>()?;
+    if pipelines.is_empty() {
+        bail!("{} holds no pipeline file", args.pipelines.display());
+    }
+    let store = open_store(&args.store)?;
+    for p in &pipelines {
+        p.check_keys(&store)?;
+    }
+    let settings = koppel_pipeline::DaemonSettings {
+        pipelines,
+        specs: &specs,
+        store: &store,
+        inbox: args.inbox.clone(),
+        release_dir: args.release_dir.clone(),
+        state: StateDir::new(&args.state.state),
+        link: LinkConfig {
+            memory_limit: args.memory_limit_mib << 20,
+            ..LinkConfig::default()
+        },
+        poll: Duration::from_secs(args.poll_seconds.max(1)),
+    };
+    // One worker: the service does one thing at a time, and the linking
+    // stage brings its own thread pool.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    eprintln!(
+        "koppel daemon: watching {} every {} s for {} pipeline(s); stop with SIGTERM or Ctrl-C",
+        args.inbox.display(),
+        args.poll_seconds.max(1),
+        settings.pipelines.len()
+    );
+    let summary = runtime.block_on(koppel_pipeline::run_daemon(
+        settings,
+        "daemon",
+        std::future::pending(),
+    ))?;
+    eprintln!(
+        "koppel daemon stopped: {} deliveries admitted, {} refused, {} runs succeeded, {} failed",
+        summary.deliveries_admitted,
+        summary.deliveries_refused,
+        summary.runs_succeeded,
+        summary.runs_failed
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 pub fn pipeline(command: PipelineCommand) -> Result<ExitCode> {

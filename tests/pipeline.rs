@@ -1,0 +1,658 @@
+//! The operator's pipeline end to end, through the `koppel` binary:
+//! `koppel demo` on a small synthetic sector, then `koppel run` over copies
+//! of its inbox with a tampered, a replayed, a missing and a failing
+//! delivery — each a clear failure with no release — a rerun after the fix,
+//! byte-identical releases, and the audit trail verifying until edited.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+use koppel_ingest::DeliveryManifest;
+use koppel_pseudonymise::{PartnerKeys, seal};
+
+const PASSPHRASE: &str = "koppel-demo-passphrase";
+const PERSONS: &str = "2000";
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn koppel(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_koppel"))
+        .args(args)
+        .current_dir(repo())
+        .env("KOPPEL_PASSPHRASE", PASSPHRASE)
+        .env_remove("KOPPEL_STATE")
+        .env_remove("KOPPEL_KEYSTORE")
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("koppel runs")
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn ok(out: &Output, what: &str) -> String {
+    let t = text(out);
+    assert!(out.status.success(), "{what} failed:\n{t}");
+    t
+}
+
+fn failed(out: &Output, what: &str) -> String {
+    let t = text(out);
+    assert!(!out.status.success(), "{what} should have failed:\n{t}");
+    t
+}
+
+/// One demo per test binary: its inbox, keys and first release are the
+/// fixtures every test copies.
+struct Demo {
+    _dir: tempfile::TempDir,
+    out: PathBuf,
+}
+
+fn demo() -> &'static Demo {
+    static DEMO: OnceLock<Demo> = OnceLock::new();
+    DEMO.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("demo");
+        let result = koppel(&["demo", "--persons", PERSONS, "--out", out.to_str().unwrap()]);
+        ok(&result, "koppel demo");
+        Demo { _dir: dir, out }
+    })
+}
+
+fn files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file())
+        .collect();
+    files.sort();
+    files
+}
+
+/// A fresh operator's corner: a copy of the demo's inbox, an empty state
+/// directory and release folder.
+struct Operator {
+    dir: tempfile::TempDir,
+}
+
+impl Operator {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let inbox = dir.path().join("inbox");
+        std::fs::create_dir_all(&inbox).unwrap();
+        for f in files(&demo().out.join("inbox")) {
+            std::fs::copy(&f, inbox.join(f.file_name().unwrap())).unwrap();
+        }
+        Operator { dir }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn inbox(&self, file: &str) -> PathBuf {
+        self.path("inbox").join(file)
+    }
+
+    fn run_in(&self, inbox: &str) -> Output {
+        koppel(&[
+            "run",
+            "pipelines/preventieplan.yaml",
+            "--inbox",
+            self.path(inbox).to_str().unwrap(),
+            "--release-dir",
+            self.path("releases").to_str().unwrap(),
+            "--state",
+            self.path("state").to_str().unwrap(),
+            "--store",
+            demo().out.join("keys/ttp.keystore.yaml").to_str().unwrap(),
+        ])
+    }
+
+    fn run(&self) -> Output {
+        self.run_in("inbox")
+    }
+
+    fn releases(&self) -> Vec<PathBuf> {
+        match std::fs::read_dir(self.path("releases")) {
+            Ok(entries) => {
+                let mut dirs: Vec<PathBuf> = entries.map(|e| e.unwrap().path()).collect();
+                dirs.sort();
+                dirs
+            }
+            Err(_) => Vec::new(),
+        }
+    }
+
+    fn state(&self, args: &[&str]) -> String {
+        let state = self.path("state");
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(["--state", state.to_str().unwrap()]);
+        ok(&koppel(&all), &args.join(" "))
+    }
+}
+
+fn sha256sum_check(release: &Path) {
+    let sums = std::fs::read_to_string(release.join("SHA256SUMS")).unwrap();
+    let mut names = Vec::new();
+    for line in sums.lines() {
+        let (sum, name) = line.split_once("  ").unwrap();
+        let (actual, _) = koppel_export::release::sha256_file(&release.join(name)).unwrap();
+        assert_eq!(actual, sum, "{name}");
+        names.push(name.to_owned());
+    }
+    for expected in [
+        "persons.parquet",
+        "organisations.parquet",
+        "report.html",
+        "codebook.md",
+        "manifest.json",
+        "disclosure-report.json",
+    ] {
+        assert!(
+            names.iter().any(|n| n == expected),
+            "{expected} not in SHA256SUMS"
+        );
+    }
+}
+
+#[test]
+fn the_demo_writes_a_release_that_verifies_with_its_report_and_records() {
+    let out = &demo().out;
+    let releases: Vec<PathBuf> = files_or_dirs(&out.join("releases"));
+    assert_eq!(releases.len(), 1, "{releases:?}");
+    let release = &releases[0];
+    sha256sum_check(release);
+    let report = std::fs::read_to_string(release.join("report.html")).unwrap();
+    assert!(report.contains("<svg"), "the report has charts");
+    assert!(!report.contains("<script"), "the report runs no scripts");
+    // The operator's copy of the report beside the run's summary.
+    let run_dir = out.join("state/runs/preventieplan/run-1");
+    assert_eq!(
+        std::fs::read(run_dir.join("report.html")).unwrap(),
+        report.as_bytes()
+    );
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run_dir.join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["deliveries"].as_array().unwrap().len(), 13);
+
+    let state = out.join("state");
+    let state = state.to_str().unwrap();
+    let runs = ok(&koppel(&["runs", "list", "--state", state]), "runs list");
+    assert!(runs.contains("succeeded"), "{runs}");
+    let show = ok(
+        &koppel(&["runs", "show", "1", "--state", state]),
+        "runs show",
+    );
+    for stage in ["receive", "pseudonymise", "link", "export"] {
+        assert!(show.contains(&format!("stage {stage}")), "{show}");
+    }
+    assert!(show.contains("release:"), "{show}");
+    let deliveries = ok(
+        &koppel(&[
+            "deliveries",
+            "list",
+            "--state",
+            state,
+            "--status",
+            "consumed",
+        ]),
+        "deliveries list",
+    );
+    assert_eq!(deliveries.lines().count(), 1 + 13, "{deliveries}");
+    ok(
+        &koppel(&["audit", "verify", "--state", state]),
+        "audit verify",
+    );
+}
+
+fn files_or_dirs(dir: &Path) -> Vec<PathBuf> {
+    let mut all: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    all.sort();
+    all
+}
+
+#[test]
+fn the_same_inputs_and_keys_give_a_byte_identical_release() {
+    let op = Operator::new();
+    ok(&op.run(), "first run");
+    ok(&op.run(), "second run over the same deliveries");
+    let releases = op.releases();
+    assert_eq!(releases.len(), 2);
+    let (a, b) = (files(&releases[0]), files(&releases[1]));
+    assert_eq!(a.len(), b.len());
+    for (x, y) in a.iter().zip(&b) {
+        assert_eq!(x.file_name(), y.file_name());
+        assert!(
+            std::fs::read(x).unwrap() == std::fs::read(y).unwrap(),
+            "{} differs between runs",
+            x.file_name().unwrap().to_string_lossy()
+        );
+    }
+    // And the demo's own release, made in another state directory.
+    let demo_release = &files_or_dirs(&demo().out.join("releases"))[0];
+    assert_eq!(
+        std::fs::read(demo_release.join("manifest.json")).unwrap(),
+        std::fs::read(releases[0].join("manifest.json")).unwrap()
+    );
+}
+
+#[test]
+fn a_tampered_delivery_fails_the_run_and_a_rerun_after_the_fix_succeeds() {
+    let op = Operator::new();
+    let name = "vernet_verzuimmeldingen_2024.csv.sealed";
+    let original = std::fs::read(op.inbox(name)).unwrap();
+    let mut tampered = original.clone();
+    let at = tampered.len() / 2;
+    tampered[at] ^= 0x01;
+    std::fs::write(op.inbox(name), &tampered).unwrap();
+
+    let t = failed(&op.run(), "a run with a tampered delivery");
+    assert!(t.contains(name), "the error names the delivery:\n{t}");
+    assert!(t.contains("not a valid sealed delivery"), "{t}");
+    assert!(op.releases().is_empty(), "no release after a failure");
+    let runs = op.state(&["runs", "list"]);
+    assert!(runs.contains("failed"), "{runs}");
+    let rejected = op.state(&["deliveries", "list", "--status", "rejected"]);
+    assert!(rejected.contains(name), "{rejected}");
+    op.state(&["audit", "verify"]);
+
+    // The partner sends it again, intact: no clean-up needed.
+    std::fs::write(op.inbox(name), &original).unwrap();
+    ok(&op.run(), "the rerun after the fix");
+    assert_eq!(op.releases().len(), 1);
+    let runs = op.state(&["runs", "list"]);
+    assert!(
+        runs.contains("failed") && runs.contains("succeeded"),
+        "{runs}"
+    );
+}
+
+#[test]
+fn a_replayed_delivery_fails_the_run() {
+    let op = Operator::new();
+    ok(&op.run(), "the first run");
+    // The same sealed files arrive again in another folder: the ledger has
+    // seen their delivery ids.
+    let again = op.path("inbox-again");
+    std::fs::create_dir_all(&again).unwrap();
+    for f in files(&op.path("inbox")) {
+        std::fs::copy(&f, again.join(f.file_name().unwrap())).unwrap();
+    }
+    let t = failed(&op.run_in("inbox-again"), "a run over replayed deliveries");
+    assert!(t.contains("replay"), "{t}");
+    assert!(
+        t.contains("inbox-again"),
+        "the error names the delivery:\n{t}"
+    );
+    assert_eq!(op.releases().len(), 1, "no second release");
+    let replayed = op.state(&["deliveries", "list", "--status", "replayed"]);
+    assert_eq!(replayed.lines().count(), 2, "{replayed}");
+}
+
+#[test]
+fn a_missing_delivery_fails_the_run_naming_it() {
+    let op = Operator::new();
+    std::fs::remove_file(op.inbox("pfzw_dienstverbanden_2024.csv.sealed")).unwrap();
+    let t = failed(&op.run(), "a run with a delivery missing");
+    assert!(
+        t.contains("missing deliveries: pfzw_dienstverbanden 2024"),
+        "{t}"
+    );
+    assert!(op.releases().is_empty());
+    assert!(op.state(&["runs", "list"]).contains("failed"));
+}
+
+#[test]
+fn a_delivery_that_fails_at_the_ttp_fails_the_run_naming_it() {
+    let op = Operator::new();
+    // IZZ seals a delivery whose manifest claims one row more than the
+    // file holds: the seal and checksum are fine, the TTP's own reading is
+    // not.
+    let name = "izz_verzekerden_2024.csv.sealed";
+    let keys = PartnerKeys::open(&demo().out.join("keys/izz.keys.yaml"), PASSPHRASE).unwrap();
+    let mut content = Vec::new();
+    let (_, manifest) = seal::unseal(
+        std::fs::File::open(op.inbox(name)).unwrap(),
+        &keys.transport.1,
+        &mut content,
+    )
+    .unwrap();
+    let mut manifest =
+        DeliveryManifest::parse(std::str::from_utf8(&manifest).unwrap(), Path::new(name)).unwrap();
+    manifest.rows += 1;
+    manifest.delivery_id = Some("0123456789abcdef0123456789abcdef".into());
+    let mut sealed = Vec::new();
+    seal::seal(
+        manifest.to_yaml().as_bytes(),
+        content.as_slice(),
+        &mut sealed,
+        &keys.transport.1,
+        &keys.transport.0.id,
+        keys.transport.0.version,
+        seal::DEFAULT_CHUNK_SIZE,
+    )
+    .unwrap();
+    std::fs::write(op.inbox(name), sealed).unwrap();
+
+    let t = failed(&op.run(), "a run with a failing source");
+    assert!(t.contains(name), "the error names the delivery:\n{t}");
+    assert!(t.contains("failed at the TTP"), "{t}");
+    assert!(t.contains("row"), "the error says what failed:\n{t}");
+    assert!(op.releases().is_empty());
+    let show = op.state(&["runs", "show", "1"]);
+    assert!(show.contains("status:   failed"), "{show}");
+    assert!(show.contains("stage receive"), "{show}");
+    assert!(!show.contains("stage link"), "{show}");
+}
+
+#[test]
+fn audit_verify_passes_on_a_real_trail_and_fails_on_an_edited_one() {
+    let op = Operator::new();
+    ok(&op.run(), "a run");
+    op.state(&["audit", "verify"]);
+    let trail = op.path("state/audit.jsonl");
+    let text = std::fs::read_to_string(&trail).unwrap();
+    assert!(text.lines().count() >= 15, "{text}");
+    // Someone hides that a key was used.
+    let edited = text.replacen("\"action\":\"key.used\"", "\"action\":\"key.seen\"", 1);
+    assert_ne!(edited, text);
+    std::fs::write(&trail, edited).unwrap();
+    let state = op.path("state");
+    let t = failed(
+        &koppel(&["audit", "verify", "--state", state.to_str().unwrap()]),
+        "audit verify on an edited trail",
+    );
+    assert!(t.contains("line"), "the error names the line:\n{t}");
+}
+
+#[test]
+fn pipeline_check_and_schema() {
+    let t = ok(
+        &koppel(&["pipeline", "check", "pipelines/preventieplan.yaml"]),
+        "pipeline check",
+    );
+    assert!(t.contains("is valid"), "{t}");
+    let store = demo().out.join("keys/ttp.keystore.yaml");
+    let t = ok(
+        &koppel(&[
+            "pipeline",
+            "check",
+            "pipelines/preventieplan.yaml",
+            "--store",
+            store.to_str().unwrap(),
+        ]),
+        "pipeline check with keys",
+    );
+    assert!(
+        t.contains("key release-preventieplan v1 (release) found"),
+        "{t}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.yaml");
+    let text = std::fs::read_to_string(repo().join("pipelines/preventieplan.yaml")).unwrap();
+    std::fs::write(
+        &bad,
+        text.replace("max_suppression_pct", "max_suppresion_pct"),
+    )
+    .unwrap();
+    let t = failed(
+        &koppel(&["pipeline", "check", bad.to_str().unwrap()]),
+        "pipeline check of a misspelt field",
+    );
+    assert!(t.contains("bad.yaml"), "{t}");
+    assert!(
+        t.contains("line 33, column 5: disclosure.person: unknown field"),
+        "{t}"
+    );
+    assert!(!t.contains("at line"), "the place is said once:\n{t}");
+    assert!(t.contains("max_suppresion_pct"), "{t}");
+
+    let schema = ok(&koppel(&["pipeline", "schema"]), "pipeline schema");
+    let schema: serde_json::Value = serde_json::from_str(&schema).unwrap();
+    assert_eq!(schema["title"], "PipelineSpec");
+    assert_eq!(schema["additionalProperties"], false);
+    for field in ["sources", "keys", "release", "disclosure", "schedule"] {
+        assert!(schema["properties"][field].is_object(), "{field}");
+    }
+}
+
+/// The scheduled service: start, deliveries arrive, stop, more arrive
+/// while it is down, restart, it runs once; a further restart runs nothing.
+#[test]
+fn the_daemon_survives_restarts_without_losing_a_delivery_or_running_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let inbox = dir.path().join("inbox");
+    let pipelines = dir.path().join("pipelines");
+    std::fs::create_dir_all(&inbox).unwrap();
+    std::fs::create_dir_all(&pipelines).unwrap();
+    // Due at once: the last 06:00 on the 2nd of a month has passed.
+    std::fs::copy(
+        repo().join("pipelines/preventieplan.yaml"),
+        pipelines.join("preventieplan.yaml"),
+    )
+    .unwrap();
+    let state = dir.path().join("state");
+    let releases = dir.path().join("releases");
+    let store = demo().out.join("keys/ttp.keystore.yaml");
+    let start = || {
+        Command::new(env!("CARGO_BIN_EXE_koppel"))
+            .args([
+                "daemon",
+                "--pipelines",
+                pipelines.to_str().unwrap(),
+                "--inbox",
+                inbox.to_str().unwrap(),
+                "--state",
+                state.to_str().unwrap(),
+                "--release-dir",
+                releases.to_str().unwrap(),
+                "--store",
+                store.to_str().unwrap(),
+                "--poll-seconds",
+                "1",
+            ])
+            .current_dir(repo())
+            .env("KOPPEL_PASSPHRASE", PASSPHRASE)
+            .env_remove("RUST_LOG")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let stop = |child: std::process::Child| {
+        let pid = child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let out = child.wait_with_output().unwrap();
+        let t = text(&out);
+        assert!(
+            out.status.success(),
+            "the daemon stops cleanly on SIGTERM:\n{t}"
+        );
+        assert!(t.contains("koppel daemon stopped"), "{t}");
+        t
+    };
+    let state_arg = state.to_str().unwrap().to_owned();
+    let count = |status: &str| {
+        let out = koppel(&[
+            "deliveries",
+            "list",
+            "--state",
+            &state_arg,
+            "--status",
+            status,
+        ]);
+        if !out.status.success() {
+            return 0;
+        }
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .count()
+            .saturating_sub(1)
+    };
+    let wait_for = |what: &str, done: &dyn Fn() -> bool| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
+        while !done() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "timed out waiting for {what}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(300));
+        }
+    };
+    // Partners upload under a temporary name and rename when done.
+    let deliver = |files: &[PathBuf]| {
+        for f in files {
+            let name = f.file_name().unwrap().to_string_lossy().into_owned();
+            let part = inbox.join(format!(".{name}.part"));
+            std::fs::copy(f, &part).unwrap();
+            std::fs::rename(&part, inbox.join(&name)).unwrap();
+        }
+    };
+    let sealed = files(&demo().out.join("inbox"));
+    assert_eq!(sealed.len(), 13);
+    let (first, rest) = sealed.split_at(6);
+
+    let daemon = start();
+    deliver(first);
+    wait_for("6 deliveries admitted", &|| count("registered") == 6);
+    stop(daemon);
+
+    // These arrive while the service is down.
+    deliver(rest);
+    let daemon = start();
+    wait_for("a succeeded run", &|| count("consumed") == 13);
+    let t = stop(daemon);
+    assert!(t.contains("1 runs succeeded"), "{t}");
+
+    let daemon = start();
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let t = stop(daemon);
+    assert!(
+        t.contains("0 runs succeeded, 0 failed"),
+        "a finished period is not run again:\n{t}"
+    );
+
+    let runs = ok(
+        &koppel(&["runs", "list", "--state", &state_arg]),
+        "runs list",
+    );
+    assert_eq!(runs.lines().count(), 2, "exactly one run:\n{runs}");
+    assert!(runs.contains("succeeded"), "{runs}");
+    let release_dirs = files_or_dirs(&releases);
+    assert_eq!(release_dirs.len(), 1);
+    sha256sum_check(&release_dirs[0]);
+    ok(
+        &koppel(&["audit", "verify", "--state", &state_arg]),
+        "audit verify",
+    );
+    let trail = std::fs::read_to_string(state.join("audit.jsonl")).unwrap();
+    assert_eq!(trail.matches("\"action\":\"daemon.started\"").count(), 3);
+    assert_eq!(
+        trail.matches("\"action\":\"delivery.registered\"").count(),
+        13
+    );
+    assert_eq!(trail.matches("\"action\":\"run.succeeded\"").count(), 1);
+}
+
+#[test]
+fn the_daemon_moves_a_tampered_delivery_aside_and_records_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let inbox = dir.path().join("inbox");
+    let pipelines = dir.path().join("pipelines");
+    std::fs::create_dir_all(&inbox).unwrap();
+    std::fs::create_dir_all(&pipelines).unwrap();
+    std::fs::copy(
+        repo().join("pipelines/preventieplan.yaml"),
+        pipelines.join("preventieplan.yaml"),
+    )
+    .unwrap();
+    let name = "fwg_functiekenmerken_2024.csv.sealed";
+    let mut bytes = std::fs::read(demo().out.join("inbox").join(name)).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x80;
+    std::fs::write(inbox.join(name), bytes).unwrap();
+    std::fs::write(inbox.join("notes.txt.sealed"), b"not a delivery").unwrap();
+    let state = dir.path().join("state");
+    let child = Command::new(env!("CARGO_BIN_EXE_koppel"))
+        .args([
+            "daemon",
+            "--pipelines",
+            pipelines.to_str().unwrap(),
+            "--inbox",
+            inbox.to_str().unwrap(),
+            "--state",
+            state.to_str().unwrap(),
+            "--store",
+            demo().out.join("keys/ttp.keystore.yaml").to_str().unwrap(),
+            "--poll-seconds",
+            "1",
+        ])
+        .current_dir(repo())
+        .env("KOPPEL_PASSPHRASE", PASSPHRASE)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let refused = inbox.join(koppel_pipeline::REFUSED_FOLDER);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !(refused.join(name).exists() && refused.join("notes.txt.sealed").exists()) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the bad files were not moved aside"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(!inbox.join(name).exists());
+    let state_arg = state.to_str().unwrap();
+    let rejected = ok(
+        &koppel(&[
+            "deliveries",
+            "list",
+            "--state",
+            state_arg,
+            "--status",
+            "rejected",
+        ]),
+        "deliveries list",
+    );
+    assert!(rejected.contains(name), "{rejected}");
+    assert!(rejected.contains("notes.txt.sealed"), "{rejected}");
+    let trail = std::fs::read_to_string(state.join("audit.jsonl")).unwrap();
+    assert_eq!(
+        trail.matches("\"action\":\"delivery.rejected\"").count(),
+        2,
+        "{trail}"
+    );
+    ok(
+        &koppel(&["audit", "verify", "--state", state_arg]),
+        "audit verify",
+    );
+}
