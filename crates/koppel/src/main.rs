@@ -190,6 +190,12 @@ fn parse_years(s: &str) -> Result<RangeInclusive<i32>, String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if matches!(
+        cli.command,
+        Command::Runs(_) | Command::Deliveries(_) | Command::Pipeline(_)
+    ) {
+        end_quietly_on_closed_pipe();
+    }
     init_logging(cli.verbose, cli.log_format);
     let result = match cli.command {
         Command::Synth(args) => synth(args),
@@ -214,6 +220,20 @@ fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Listings end quietly when their reader goes away (`koppel runs list |
+/// head`), as other command-line tools do, instead of panicking on a
+/// closed pipe. Only for read-only listings: a run must never die halfway
+/// because its output was piped into `head`.
+fn end_quietly_on_closed_pipe() {
+    #[cfg(unix)]
+    // SAFETY: restores the default action of one signal before any thread
+    // starts; nothing in these read-only commands relies on SIGPIPE being
+    // ignored.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 
