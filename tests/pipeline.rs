@@ -656,3 +656,80 @@ fn the_daemon_moves_a_tampered_delivery_aside_and_records_it() {
         "audit verify",
     );
 }
+
+/// SIGTERM while a scheduled run is working: the run finishes, its release
+/// is complete, and the service stops cleanly.
+#[test]
+fn sigterm_during_a_run_lets_the_run_finish() {
+    let dir = tempfile::tempdir().unwrap();
+    let inbox = dir.path().join("inbox");
+    let pipelines = dir.path().join("pipelines");
+    std::fs::create_dir_all(&pipelines).unwrap();
+    std::fs::create_dir_all(&inbox).unwrap();
+    std::fs::copy(
+        repo().join("pipelines/preventieplan.yaml"),
+        pipelines.join("preventieplan.yaml"),
+    )
+    .unwrap();
+    for f in files(&demo().out.join("inbox")) {
+        std::fs::copy(&f, inbox.join(f.file_name().unwrap())).unwrap();
+    }
+    let state = dir.path().join("state");
+    let releases = dir.path().join("releases");
+    let child = Command::new(env!("CARGO_BIN_EXE_koppel"))
+        .args([
+            "daemon",
+            "--pipelines",
+            pipelines.to_str().unwrap(),
+            "--inbox",
+            inbox.to_str().unwrap(),
+            "--state",
+            state.to_str().unwrap(),
+            "--release-dir",
+            releases.to_str().unwrap(),
+            "--store",
+            demo().out.join("keys/ttp.keystore.yaml").to_str().unwrap(),
+            "--poll-seconds",
+            "1",
+        ])
+        .current_dir(repo())
+        .env("KOPPEL_PASSPHRASE", PASSPHRASE)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let state_arg = state.to_str().unwrap().to_owned();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        let out = koppel(&["runs", "list", "--state", &state_arg]);
+        if out.status.success() && String::from_utf8_lossy(&out.stdout).contains("running") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no run started");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let out = child.wait_with_output().unwrap();
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(
+        t.contains("1 runs succeeded"),
+        "the run finished before the stop:\n{t}"
+    );
+    let runs = ok(
+        &koppel(&["runs", "list", "--state", &state_arg]),
+        "runs list",
+    );
+    assert!(
+        runs.contains("succeeded") && !runs.contains("running"),
+        "{runs}"
+    );
+    let release_dirs = files_or_dirs(&releases);
+    assert_eq!(release_dirs.len(), 1);
+    sha256sum_check(&release_dirs[0]);
+}

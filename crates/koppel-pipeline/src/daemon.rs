@@ -105,6 +105,7 @@ pub async fn run_daemon(
         settings: &settings,
         due: load_due(&settings.state)?,
         seen: HashMap::new(),
+        sighted: HashMap::new(),
         waiting_for: HashMap::new(),
         failed_with: HashMap::new(),
         summary: DaemonSummary {
@@ -158,6 +159,8 @@ struct Service<'a> {
     /// Inbox files already looked at, by path, with the size and time they
     /// had; a file that changes is looked at again.
     seen: HashMap<PathBuf, (u64, SystemTime)>,
+    /// Files seen once, with the size and time they had then.
+    sighted: HashMap<PathBuf, (u64, SystemTime)>,
     /// What each pending pipeline waits for, to log only changes.
     waiting_for: HashMap<String, Vec<String>>,
     /// The deliveries a failed run had, so the same inputs are not tried
@@ -194,10 +197,16 @@ impl Service<'_> {
                 Some(seen) if *seen == stamp => continue,
                 _ => {}
             }
+            // Taken only once it looked the same twice in a row: a file
+            // still being written is not refused for being incomplete.
+            if self.sighted.insert(path.clone(), stamp) != Some(stamp) {
+                continue;
+            }
             candidates.push((path, name, stamp));
         }
         candidates.sort();
         for (path, name, stamp) in candidates {
+            self.sighted.remove(&path);
             self.seen.insert(path.clone(), stamp);
             let Some((source, period)) = sealed_name(&name, self.settings.specs) else {
                 self.refuse(

@@ -26,7 +26,8 @@ pub enum RunError {
         period: String,
         files: Vec<PathBuf>,
     },
-    #[error("{}: refused", sealed.display())]
+    /// The receive error names the sealed file already.
+    #[error("delivery refused")]
     Delivery {
         sealed: PathBuf,
         #[source]
