@@ -430,38 +430,48 @@ fn pipeline_check_and_schema() {
     }
 }
 
-/// The scheduled service: start, deliveries arrive, stop, more arrive
-/// while it is down, restart, it runs once; a further restart runs nothing.
-#[test]
-fn the_daemon_survives_restarts_without_losing_a_delivery_or_running_twice() {
-    let dir = tempfile::tempdir().unwrap();
-    let inbox = dir.path().join("inbox");
-    let pipelines = dir.path().join("pipelines");
-    std::fs::create_dir_all(&inbox).unwrap();
-    std::fs::create_dir_all(&pipelines).unwrap();
-    // Due at once: the last 06:00 on the 2nd of a month has passed.
-    std::fs::copy(
-        repo().join("pipelines/preventieplan.yaml"),
-        pipelines.join("preventieplan.yaml"),
-    )
-    .unwrap();
-    let state = dir.path().join("state");
-    let releases = dir.path().join("releases");
-    let store = demo().out.join("keys/ttp.keystore.yaml");
-    let start = || {
+/// A service's corner: a pipelines folder with the project's pipeline (due
+/// at once: the last 06:00 on the 2nd of a month has passed), an inbox, a
+/// state directory and a release folder.
+struct Service {
+    dir: tempfile::TempDir,
+}
+
+impl Service {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("inbox")).unwrap();
+        std::fs::create_dir_all(dir.path().join("pipelines")).unwrap();
+        std::fs::copy(
+            repo().join("pipelines/preventieplan.yaml"),
+            dir.path().join("pipelines/preventieplan.yaml"),
+        )
+        .unwrap();
+        Service { dir }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn state_arg(&self) -> String {
+        self.path("state").to_str().unwrap().to_owned()
+    }
+
+    fn start(&self) -> std::process::Child {
         Command::new(env!("CARGO_BIN_EXE_koppel"))
             .args([
                 "daemon",
                 "--pipelines",
-                pipelines.to_str().unwrap(),
+                self.path("pipelines").to_str().unwrap(),
                 "--inbox",
-                inbox.to_str().unwrap(),
+                self.path("inbox").to_str().unwrap(),
                 "--state",
-                state.to_str().unwrap(),
+                self.path("state").to_str().unwrap(),
                 "--release-dir",
-                releases.to_str().unwrap(),
+                self.path("releases").to_str().unwrap(),
                 "--store",
-                store.to_str().unwrap(),
+                demo().out.join("keys/ttp.keystore.yaml").to_str().unwrap(),
                 "--poll-seconds",
                 "1",
             ])
@@ -472,8 +482,10 @@ fn the_daemon_survives_restarts_without_losing_a_delivery_or_running_twice() {
             .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap()
-    };
-    let stop = |child: std::process::Child| {
+    }
+
+    /// SIGTERM, then the service's own account of what it did.
+    fn stop(child: std::process::Child) -> String {
         let pid = child.id().to_string();
         assert!(
             Command::new("kill")
@@ -490,14 +502,24 @@ fn the_daemon_survives_restarts_without_losing_a_delivery_or_running_twice() {
         );
         assert!(t.contains("koppel daemon stopped"), "{t}");
         t
-    };
-    let state_arg = state.to_str().unwrap().to_owned();
-    let count = |status: &str| {
+    }
+
+    /// Partners upload under a temporary name and rename when done.
+    fn deliver(&self, files: &[PathBuf]) {
+        for f in files {
+            let name = f.file_name().unwrap().to_string_lossy().into_owned();
+            let part = self.path("inbox").join(format!(".{name}.part"));
+            std::fs::copy(f, &part).unwrap();
+            std::fs::rename(&part, self.path("inbox").join(&name)).unwrap();
+        }
+    }
+
+    fn deliveries(&self, status: &str) -> usize {
         let out = koppel(&[
             "deliveries",
             "list",
             "--state",
-            &state_arg,
+            &self.state_arg(),
             "--status",
             status,
         ]);
@@ -508,64 +530,67 @@ fn the_daemon_survives_restarts_without_losing_a_delivery_or_running_twice() {
             .lines()
             .count()
             .saturating_sub(1)
-    };
-    let wait_for = |what: &str, done: &dyn Fn() -> bool| {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
-        while !done() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "timed out waiting for {what}"
-            );
-            std::thread::sleep(std::time::Duration::from_millis(300));
-        }
-    };
-    // Partners upload under a temporary name and rename when done.
-    let deliver = |files: &[PathBuf]| {
-        for f in files {
-            let name = f.file_name().unwrap().to_string_lossy().into_owned();
-            let part = inbox.join(format!(".{name}.part"));
-            std::fs::copy(f, &part).unwrap();
-            std::fs::rename(&part, inbox.join(&name)).unwrap();
-        }
-    };
+    }
+
+    fn trail(&self) -> String {
+        std::fs::read_to_string(self.path("state/audit.jsonl")).unwrap()
+    }
+}
+
+fn wait_for(what: &str, done: &dyn Fn() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// The scheduled service: start, deliveries arrive, stop, more arrive
+/// while it is down, restart, it runs once; a further restart runs nothing.
+#[test]
+fn the_daemon_survives_restarts_without_losing_a_delivery_or_running_twice() {
+    let service = Service::new();
     let sealed = files(&demo().out.join("inbox"));
     assert_eq!(sealed.len(), 13);
     let (first, rest) = sealed.split_at(6);
 
-    let daemon = start();
-    deliver(first);
-    wait_for("6 deliveries admitted", &|| count("registered") == 6);
-    stop(daemon);
+    let daemon = service.start();
+    service.deliver(first);
+    wait_for("6 deliveries admitted", &|| {
+        service.deliveries("registered") == 6
+    });
+    Service::stop(daemon);
 
     // These arrive while the service is down.
-    deliver(rest);
-    let daemon = start();
-    wait_for("a succeeded run", &|| count("consumed") == 13);
-    let t = stop(daemon);
+    service.deliver(rest);
+    let daemon = service.start();
+    wait_for("a succeeded run", &|| service.deliveries("consumed") == 13);
+    let t = Service::stop(daemon);
     assert!(t.contains("1 runs succeeded"), "{t}");
 
-    let daemon = start();
+    let daemon = service.start();
     std::thread::sleep(std::time::Duration::from_secs(3));
-    let t = stop(daemon);
+    let t = Service::stop(daemon);
     assert!(
         t.contains("0 runs succeeded, 0 failed"),
         "a finished period is not run again:\n{t}"
     );
 
-    let runs = ok(
-        &koppel(&["runs", "list", "--state", &state_arg]),
-        "runs list",
-    );
+    let state = service.state_arg();
+    let runs = ok(&koppel(&["runs", "list", "--state", &state]), "runs list");
     assert_eq!(runs.lines().count(), 2, "exactly one run:\n{runs}");
     assert!(runs.contains("succeeded"), "{runs}");
-    let release_dirs = files_or_dirs(&releases);
+    let release_dirs = files_or_dirs(&service.path("releases"));
     assert_eq!(release_dirs.len(), 1);
     sha256sum_check(&release_dirs[0]);
     ok(
-        &koppel(&["audit", "verify", "--state", &state_arg]),
+        &koppel(&["audit", "verify", "--state", &state]),
         "audit verify",
     );
-    let trail = std::fs::read_to_string(state.join("audit.jsonl")).unwrap();
+    let trail = service.trail();
     assert_eq!(trail.matches("\"action\":\"daemon.started\"").count(), 3);
     assert_eq!(
         trail.matches("\"action\":\"delivery.registered\"").count(),
@@ -576,68 +601,30 @@ fn the_daemon_survives_restarts_without_losing_a_delivery_or_running_twice() {
 
 #[test]
 fn the_daemon_moves_a_tampered_delivery_aside_and_records_it() {
-    let dir = tempfile::tempdir().unwrap();
-    let inbox = dir.path().join("inbox");
-    let pipelines = dir.path().join("pipelines");
-    std::fs::create_dir_all(&inbox).unwrap();
-    std::fs::create_dir_all(&pipelines).unwrap();
-    std::fs::copy(
-        repo().join("pipelines/preventieplan.yaml"),
-        pipelines.join("preventieplan.yaml"),
-    )
-    .unwrap();
+    let service = Service::new();
+    let inbox = service.path("inbox");
     let name = "fwg_functiekenmerken_2024.csv.sealed";
     let mut bytes = std::fs::read(demo().out.join("inbox").join(name)).unwrap();
     let last = bytes.len() - 1;
     bytes[last] ^= 0x80;
     std::fs::write(inbox.join(name), bytes).unwrap();
     std::fs::write(inbox.join("notes.txt.sealed"), b"not a delivery").unwrap();
-    let state = dir.path().join("state");
-    let child = Command::new(env!("CARGO_BIN_EXE_koppel"))
-        .args([
-            "daemon",
-            "--pipelines",
-            pipelines.to_str().unwrap(),
-            "--inbox",
-            inbox.to_str().unwrap(),
-            "--state",
-            state.to_str().unwrap(),
-            "--store",
-            demo().out.join("keys/ttp.keystore.yaml").to_str().unwrap(),
-            "--poll-seconds",
-            "1",
-        ])
-        .current_dir(repo())
-        .env("KOPPEL_PASSPHRASE", PASSPHRASE)
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+
+    let daemon = service.start();
     let refused = inbox.join(koppel_pipeline::REFUSED_FOLDER);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while !(refused.join(name).exists() && refused.join("notes.txt.sealed").exists()) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the bad files were not moved aside"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    }
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", text(&out));
+    wait_for("the bad files moved aside", &|| {
+        refused.join(name).exists() && refused.join("notes.txt.sealed").exists()
+    });
+    let t = Service::stop(daemon);
+    assert!(t.contains("2 refused"), "{t}");
     assert!(!inbox.join(name).exists());
-    let state_arg = state.to_str().unwrap();
+    let state = service.state_arg();
     let rejected = ok(
         &koppel(&[
             "deliveries",
             "list",
             "--state",
-            state_arg,
+            &state,
             "--status",
             "rejected",
         ]),
@@ -645,14 +632,14 @@ fn the_daemon_moves_a_tampered_delivery_aside_and_records_it() {
     );
     assert!(rejected.contains(name), "{rejected}");
     assert!(rejected.contains("notes.txt.sealed"), "{rejected}");
-    let trail = std::fs::read_to_string(state.join("audit.jsonl")).unwrap();
+    let trail = service.trail();
     assert_eq!(
         trail.matches("\"action\":\"delivery.rejected\"").count(),
         2,
         "{trail}"
     );
     ok(
-        &koppel(&["audit", "verify", "--state", state_arg]),
+        &koppel(&["audit", "verify", "--state", &state]),
         "audit verify",
     );
 }
@@ -661,75 +648,25 @@ fn the_daemon_moves_a_tampered_delivery_aside_and_records_it() {
 /// is complete, and the service stops cleanly.
 #[test]
 fn sigterm_during_a_run_lets_the_run_finish() {
-    let dir = tempfile::tempdir().unwrap();
-    let inbox = dir.path().join("inbox");
-    let pipelines = dir.path().join("pipelines");
-    std::fs::create_dir_all(&pipelines).unwrap();
-    std::fs::create_dir_all(&inbox).unwrap();
-    std::fs::copy(
-        repo().join("pipelines/preventieplan.yaml"),
-        pipelines.join("preventieplan.yaml"),
-    )
-    .unwrap();
-    for f in files(&demo().out.join("inbox")) {
-        std::fs::copy(&f, inbox.join(f.file_name().unwrap())).unwrap();
-    }
-    let state = dir.path().join("state");
-    let releases = dir.path().join("releases");
-    let child = Command::new(env!("CARGO_BIN_EXE_koppel"))
-        .args([
-            "daemon",
-            "--pipelines",
-            pipelines.to_str().unwrap(),
-            "--inbox",
-            inbox.to_str().unwrap(),
-            "--state",
-            state.to_str().unwrap(),
-            "--release-dir",
-            releases.to_str().unwrap(),
-            "--store",
-            demo().out.join("keys/ttp.keystore.yaml").to_str().unwrap(),
-            "--poll-seconds",
-            "1",
-        ])
-        .current_dir(repo())
-        .env("KOPPEL_PASSPHRASE", PASSPHRASE)
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let state_arg = state.to_str().unwrap().to_owned();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    loop {
-        let out = koppel(&["runs", "list", "--state", &state_arg]);
-        if out.status.success() && String::from_utf8_lossy(&out.stdout).contains("running") {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "no run started");
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let out = child.wait_with_output().unwrap();
-    let t = text(&out);
-    assert!(out.status.success(), "{t}");
+    let service = Service::new();
+    service.deliver(&files(&demo().out.join("inbox")));
+    let daemon = service.start();
+    let state = service.state_arg();
+    wait_for("a run to start", &|| {
+        let out = koppel(&["runs", "list", "--state", &state]);
+        out.status.success() && String::from_utf8_lossy(&out.stdout).contains("running")
+    });
+    let t = Service::stop(daemon);
     assert!(
         t.contains("1 runs succeeded"),
         "the run finished before the stop:\n{t}"
     );
-    let runs = ok(
-        &koppel(&["runs", "list", "--state", &state_arg]),
-        "runs list",
-    );
+    let runs = ok(&koppel(&["runs", "list", "--state", &state]), "runs list");
     assert!(
         runs.contains("succeeded") && !runs.contains("running"),
         "{runs}"
     );
-    let release_dirs = files_or_dirs(&releases);
+    let release_dirs = files_or_dirs(&service.path("releases"));
     assert_eq!(release_dirs.len(), 1);
     sha256sum_check(&release_dirs[0]);
 }

@@ -21,7 +21,7 @@ use std::time::{Duration, SystemTime};
 use chrono::{DateTime, Utc};
 use koppel_ingest::SpecSet;
 use koppel_join::LinkConfig;
-use koppel_ledger::{AuditTrail, DeliveryFilter, DeliveryStatus, Ledger};
+use koppel_ledger::{DeliveryFilter, DeliveryStatus};
 use koppel_pseudonymise::KeyStore;
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
@@ -92,9 +92,7 @@ pub async fn run_daemon(
             )));
         }
     }
-    settings.state.create()?;
-    let mut ledger = Ledger::open(&settings.state.ledger_path())?;
-    let mut audit = AuditTrail::open(&settings.state.audit_path())?;
+    let (mut ledger, mut audit) = settings.state.open_records()?;
     let mut records = Records {
         ledger: &mut ledger,
         audit: &mut audit,

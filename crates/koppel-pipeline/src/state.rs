@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
-use koppel_ledger::{Ledger, RunId, RunStatus};
+use koppel_ledger::{AuditTrail, Ledger, RunId, RunStatus};
 use serde::Serialize;
 
 use crate::error::RunError;
@@ -62,6 +62,15 @@ impl StateDir {
                 .map_err(RunError::io(&self.root))?;
         }
         Ok(())
+    }
+
+    /// Creates the directory if needed and opens the ledger and the audit
+    /// trail (which stays locked for this process while it is open).
+    pub fn open_records(&self) -> Result<(Ledger, AuditTrail), RunError> {
+        self.create()?;
+        let ledger = Ledger::open(&self.ledger_path())?;
+        let audit = AuditTrail::open(&self.audit_path())?;
+        Ok((ledger, audit))
     }
 
     /// Removes the staged data of every finished run of `pipeline` that

@@ -25,14 +25,14 @@ pub struct StateArgs {
     pub state: PathBuf,
 }
 
+/// What `run` and `daemon` share: where deliveries arrive and releases go,
+/// the state and keys, and the linking stage's resources.
 #[derive(Args)]
-pub struct RunArgs {
-    /// The pipeline file, e.g. pipelines/preventieplan.yaml.
-    pub pipeline: PathBuf,
+pub struct OperateArgs {
     /// Folder where partners' sealed deliveries arrive.
     #[arg(long)]
     pub inbox: PathBuf,
-    /// Folder under which the release is written (default: the pipeline's
+    /// Folder under which releases are written (default: the pipeline's
     /// `release.destination`).
     #[arg(long)]
     pub release_dir: Option<PathBuf>,
@@ -46,9 +46,27 @@ pub struct RunArgs {
     /// Memory for the linking stage's joins before they spill, in MiB.
     #[arg(long, default_value_t = 1536)]
     pub memory_limit_mib: usize,
-    /// Parallelism (default: the number of cores).
+    /// Parallelism of the linking stage (default: the number of cores).
     #[arg(long)]
     pub threads: Option<usize>,
+}
+
+impl OperateArgs {
+    fn link_config(&self) -> LinkConfig {
+        LinkConfig {
+            memory_limit: self.memory_limit_mib << 20,
+            target_partitions: self.threads,
+            ..LinkConfig::default()
+        }
+    }
+}
+
+#[derive(Args)]
+pub struct RunArgs {
+    /// The pipeline file, e.g. pipelines/preventieplan.yaml.
+    pub pipeline: PathBuf,
+    #[command(flatten)]
+    pub operate: OperateArgs,
 }
 
 #[derive(Args)]
@@ -56,26 +74,11 @@ pub struct DaemonArgs {
     /// Folder of pipeline files (*.yaml); every one needs a schedule.
     #[arg(long)]
     pub pipelines: PathBuf,
-    /// Folder where partners' sealed deliveries arrive.
-    #[arg(long)]
-    pub inbox: PathBuf,
-    /// Folder under which releases are written (default: each pipeline's
-    /// `release.destination`).
-    #[arg(long)]
-    pub release_dir: Option<PathBuf>,
-    #[command(flatten)]
-    pub state: StateArgs,
-    #[command(flatten)]
-    pub store: StoreArgs,
-    /// Directory of source specs.
-    #[arg(long, env = "KOPPEL_SPECS", default_value = "pipelines/sources")]
-    pub specs: PathBuf,
     /// Seconds between looks at the inbox and the schedules.
     #[arg(long, default_value_t = 10)]
     pub poll_seconds: u64,
-    /// Memory for the linking stage's joins before they spill, in MiB.
-    #[arg(long, default_value_t = 1536)]
-    pub memory_limit_mib: usize,
+    #[command(flatten)]
+    pub operate: OperateArgs,
 }
 
 #[derive(Subcommand)]
@@ -157,27 +160,24 @@ pub fn operator() -> String {
 }
 
 pub fn run(args: RunArgs) -> Result<ExitCode> {
-    let specs = crate::load_specs(&args.specs)?;
+    let o = &args.operate;
+    let specs = crate::load_specs(&o.specs)?;
     let pipeline = PipelineSpec::from_file(&args.pipeline, &specs)?;
-    let store = open_store(&args.store)?;
-    let release_dir = args
+    let store = open_store(&o.store)?;
+    let release_dir = o
         .release_dir
         .clone()
         .unwrap_or_else(|| pipeline.release.destination.clone());
-    let state = StateDir::new(&args.state.state);
+    let state = StateDir::new(&o.state.state);
     let outcome = run_with_progress(
         &RunSettings {
             pipeline: &pipeline,
             specs: &specs,
             store: &store,
-            inbox: args.inbox.clone(),
+            inbox: o.inbox.clone(),
             release_dir,
             state: &state,
-            link: LinkConfig {
-                memory_limit: args.memory_limit_mib << 20,
-                target_partitions: args.threads,
-                ..LinkConfig::default()
-            },
+            link: o.link_config(),
         },
         &operator(),
     )?;
@@ -188,9 +188,7 @@ pub fn run(args: RunArgs) -> Result<ExitCode> {
 /// Opens the records, runs the pipeline with a progress display, and
 /// returns what it did.
 pub fn run_with_progress(settings: &RunSettings<'_>, actor: &str) -> Result<RunOutcome> {
-    settings.state.create()?;
-    let mut ledger = Ledger::open(&settings.state.ledger_path())?;
-    let mut audit = AuditTrail::open(&settings.state.audit_path())?;
+    let (mut ledger, mut audit) = settings.state.open_records()?;
     let mut records = Records {
         ledger: &mut ledger,
         audit: &mut audit,
@@ -331,7 +329,8 @@ pub fn print_outcome(o: &RunOutcome) {
 }
 
 pub fn daemon(args: DaemonArgs) -> Result<ExitCode> {
-    let specs = crate::load_specs(&args.specs)?;
+    let o = &args.operate;
+    let specs = crate::load_specs(&o.specs)?;
     let mut files: Vec<PathBuf> = std::fs::read_dir(&args.pipelines)
         .with_context(|| format!("cannot read {}", args.pipelines.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -345,7 +344,7 @@ pub fn daemon(args: DaemonArgs) -> Result<ExitCode> {
     if pipelines.is_empty() {
         bail!("{} holds no pipeline file", args.pipelines.display());
     }
-    let store = open_store(&args.store)?;
+    let store = open_store(&o.store)?;
     for p in &pipelines {
         p.check_keys(&store)?;
     }
@@ -353,13 +352,10 @@ pub fn daemon(args: DaemonArgs) -> Result<ExitCode> {
         pipelines,
         specs: &specs,
         store: &store,
-        inbox: args.inbox.clone(),
-        release_dir: args.release_dir.clone(),
-        state: StateDir::new(&args.state.state),
-        link: LinkConfig {
-            memory_limit: args.memory_limit_mib << 20,
-            ..LinkConfig::default()
-        },
+        inbox: o.inbox.clone(),
+        release_dir: o.release_dir.clone(),
+        state: StateDir::new(&o.state.state),
+        link: o.link_config(),
         poll: Duration::from_secs(args.poll_seconds.max(1)),
     };
     // One worker: the service does one thing at a time, and the linking
@@ -371,7 +367,7 @@ pub fn daemon(args: DaemonArgs) -> Result<ExitCode> {
         .context("cannot start the async runtime")?;
     eprintln!(
         "koppel daemon: watching {} every {} s for {} pipeline(s); stop with SIGTERM or Ctrl-C",
-        args.inbox.display(),
+        o.inbox.display(),
         args.poll_seconds.max(1),
         settings.pipelines.len()
     );
