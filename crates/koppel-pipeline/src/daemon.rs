@@ -267,7 +267,7 @@ impl Service<'_> {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         warn!(file = %name, what, "delivery refused");
-        let (sha256, _) = crate::run::sha256_of(path)?;
+        let (sha256, _) = koppel_export::release::sha256_file(path)?;
         records.ledger.reject_delivery(
             &koppel_ledger::NewDelivery {
                 id: name.clone(),

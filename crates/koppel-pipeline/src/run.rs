@@ -10,12 +10,11 @@
 //! check passed (koppel-export writes it atomically).
 
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use koppel_export::release::sha256_file;
 use koppel_export::{Attachment, DisclosureReport, ExportOptions, LeakGuard};
 use koppel_ingest::{DeliverySummary, SpecSet};
 use koppel_join::{LinkConfig, LinkageReport};
@@ -28,7 +27,6 @@ use koppel_pseudonymise::{
     unseal_delivery,
 };
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 use tracing::{info, info_span, warn};
 
 use crate::error::RunError;
@@ -151,6 +149,9 @@ pub struct DeliveryOutcome {
     pub rows_rejected: u64,
     /// Rejected rows by column and rule.
     pub rejects: Vec<RejectCount>,
+    /// Where `admit` staged it (run folder only; not in the summary).
+    #[serde(skip)]
+    pub staged: PathBuf,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -202,9 +203,18 @@ pub fn run_pipeline(
 ) -> Result<RunOutcome, RunError> {
     let pipeline = settings.pipeline;
     let period = pipeline.period_label();
-    let (stage2_info, stage2) = project_key(settings.store, &pipeline.keys.stage2, Stage::Stage2)?;
-    let (release_info, research) =
-        project_key(settings.store, &pipeline.keys.release, Stage::Research)?;
+    let (stage2_info, stage2) = project_key(
+        settings.store,
+        &pipeline.keys.stage2,
+        KeyPurpose::Stage2,
+        Stage::Stage2,
+    )?;
+    let (release_info, research) = project_key(
+        settings.store,
+        &pipeline.keys.release,
+        KeyPurpose::Release,
+        Stage::Research,
+    )?;
     let key_ids = vec![
         format!("{}:{}", stage2_info.id, stage2_info.version),
         format!("{}:{}", release_info.id, release_info.version),
@@ -303,12 +313,9 @@ pub(crate) fn run_subject(pipeline: &str, run: RunId) -> String {
 fn project_key(
     store: &KeyStore,
     id: &str,
+    purpose: KeyPurpose,
     stage: Stage,
 ) -> Result<(KeyInfo, Pseudonymiser), RunError> {
-    let purpose = match stage {
-        Stage::Stage2 => KeyPurpose::Stage2,
-        _ => KeyPurpose::Release,
-    };
     let (info, key) = store.key(id, None)?;
     if info.purpose != purpose {
         return Err(RunError::KeyPurpose {
@@ -391,7 +398,7 @@ impl Attempt<'_> {
             let _span =
                 info_span!("delivery", source = %delivery.source, period = %delivery.period)
                     .entered();
-            let summary = self.pseudonymise(delivery, &staging, &stage2_dir)?;
+            let summary = self.pseudonymise(delivery, &stage2_dir)?;
             delivery.rows_read = summary.rows_read;
             delivery.rows_accepted = summary.rows_accepted;
             delivery.rows_rejected = summary.rows_rejected;
@@ -527,7 +534,7 @@ impl Attempt<'_> {
         std::fs::copy(exported.release_dir.join(REPORT_FILE), &report_copy)
             .map_err(RunError::io(&report_copy))?;
         let (manifest_sha256, _) =
-            sha256_of(&exported.release_dir.join(koppel_export::MANIFEST_FILE))?;
+            sha256_file(&exported.release_dir.join(koppel_export::MANIFEST_FILE))?;
         records.ledger.record_release(
             self.run,
             &ReleaseRecord {
@@ -624,7 +631,6 @@ impl Attempt<'_> {
     fn pseudonymise(
         &self,
         delivery: &DeliveryOutcome,
-        staging: &Path,
         out: &Path,
     ) -> Result<DeliverySummary, RunError> {
         let spec = self
@@ -632,28 +638,15 @@ impl Attempt<'_> {
             .specs
             .get(&delivery.source)
             .expect("pipeline sources are checked against the specs");
-        let staged = std::fs::read_dir(staging)
-            .map_err(RunError::io(staging))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .find(|p| {
-                koppel_ingest::manifest_path(p).exists()
-                    && p.file_name().is_some_and(|n| {
-                        let n = n.to_string_lossy();
-                        n.starts_with(&format!("{}_{}.", delivery.source, delivery.period))
-                    })
-            })
-            .ok_or_else(|| RunError::Mismatch {
-                sealed: delivery.sealed.clone(),
-                what: "its staged content is missing".into(),
-            })?;
         let transform = Stage2Transform::new(&spec.source, self.stage2.clone())?;
         let output = out.join(format!("{}_{}.parquet", delivery.source, delivery.period));
-        let done = pseudonymise_staged(&staged, spec, &transform, &output).map_err(|e| {
-            RunError::Source {
-                sealed: delivery.sealed.clone(),
-                source: Box::new(e),
-            }
-        })?;
+        let done =
+            pseudonymise_staged(&delivery.staged, spec, &transform, &output).map_err(|e| {
+                RunError::Source {
+                    sealed: delivery.sealed.clone(),
+                    source: Box::new(e),
+                }
+            })?;
         Ok(done.summary)
     }
 }
@@ -670,7 +663,7 @@ pub(crate) fn admit(
     staging: &Path,
     records: &mut Records<'_>,
 ) -> Result<DeliveryOutcome, RunError> {
-    let (sha256, _) = sha256_of(&arrival.sealed)?;
+    let (sha256, _) = sha256_file(&arrival.sealed)?;
     let refused = |id: String, partner: Option<String>| NewDelivery {
         id,
         source: arrival.source.clone(),
@@ -786,6 +779,7 @@ pub(crate) fn admit(
         rows_accepted: 0,
         rows_rejected: 0,
         rejects: Vec::new(),
+        staged: received.staged,
     })
 }
 
@@ -844,20 +838,4 @@ pub fn sealed_name(name: &str, specs: &SpecSet) -> Option<(String, String)> {
     let (period, ext) = rest.rsplit_once('.')?;
     (matches!(ext, "csv" | "parquet") && !period.is_empty())
         .then(|| (spec.source.clone(), period.to_owned()))
-}
-
-pub(crate) fn sha256_of(path: &Path) -> Result<(String, u64), RunError> {
-    let mut file = BufReader::with_capacity(1 << 20, File::open(path).map_err(RunError::io(path))?);
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut bytes = 0u64;
-    loop {
-        let n = file.read(&mut buf).map_err(RunError::io(path))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-        bytes += n as u64;
-    }
-    Ok((hex::encode(hasher.finalize()), bytes))
 }

@@ -91,34 +91,46 @@ pub fn run(args: ExportArgs) -> Result<ExitCode> {
     bar.finish_and_clear();
     let outcome =
         outcome.with_context(|| format!("no release was written to {}", args.out.display()))?;
-    let r = &outcome.report;
     println!(
         "release {} → {}",
         outcome.release_id,
         outcome.release_dir.display()
     );
+    print_disclosure(&outcome.report);
+    println!(
+        "verify with: (cd {} && sha256sum -c SHA256SUMS)",
+        outcome.release_dir.display()
+    );
+    println!("{:.1} s", started.elapsed().as_secs_f64());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What disclosure control did, for `koppel export` and a pipeline run's
+/// summary.
+pub fn print_disclosure(r: &koppel_export::DisclosureReport) {
+    let p = &r.person;
     println!(
         "persons: {} of {} rows released, k = {} reached (asked {}), {} rows locally suppressed, {} left out",
-        r.person.rows_released,
-        r.person.rows_in,
-        r.person.smallest_class,
-        r.person.k,
-        r.person.rows_locally_suppressed,
-        r.person.rows_dropped
+        p.rows_released,
+        p.rows_in,
+        p.smallest_class,
+        p.k,
+        p.rows_locally_suppressed,
+        p.rows_dropped
     );
-    for q in &r.person.quasi_identifiers {
+    for q in &p.quasi_identifiers {
         println!(
-            "  {:<20} {}",
+            "  {:<20} {:<28} {} values suppressed",
             q.column,
-            koppel_export::report::hierarchy_name(&q.hierarchy, q.level)
+            koppel_export::report::hierarchy_name(&q.hierarchy, q.level),
+            q.values_suppressed
         );
     }
+    let org = &r.organisation;
+    let suppressed: u64 = org.suppressed.values().sum();
     println!(
-        "organisations: {} of {} released ({} below {} persons)",
-        r.organisation.rows_released,
-        r.organisation.rows_in,
-        r.organisation.rows_left_out,
-        r.organisation.min_persons
+        "organisations: {} of {} released ({} below {} persons); {} statistics suppressed",
+        org.rows_released, org.rows_in, org.rows_left_out, org.min_persons, suppressed
     );
     for t in &r.tables {
         let status: Vec<String> = t.status.iter().map(|(k, v)| format!("{k} {v}")).collect();
@@ -129,10 +141,4 @@ pub fn run(args: ExportArgs) -> Result<ExitCode> {
             status.join(", ")
         );
     }
-    println!(
-        "verify with: (cd {} && sha256sum -c SHA256SUMS)",
-        outcome.release_dir.display()
-    );
-    println!("{:.1} s", started.elapsed().as_secs_f64());
-    Ok(ExitCode::SUCCESS)
 }

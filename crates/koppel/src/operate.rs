@@ -271,40 +271,8 @@ pub fn print_outcome(o: &RunOutcome) {
             s.unit
         );
     }
-    let p = &o.disclosure.person;
     println!();
-    println!(
-        "persons: {} of {} rows released; k = {} reached (asked {}); {} rows locally suppressed, {} left out",
-        p.rows_released,
-        p.rows_in,
-        p.smallest_class,
-        p.k,
-        p.rows_locally_suppressed,
-        p.rows_dropped
-    );
-    for q in &p.quasi_identifiers {
-        println!(
-            "  {:<20} {:<28} {} values suppressed",
-            q.column,
-            koppel_export::report::hierarchy_name(&q.hierarchy, q.level),
-            q.values_suppressed
-        );
-    }
-    let org = &o.disclosure.organisation;
-    let suppressed: u64 = org.suppressed.values().sum();
-    println!(
-        "organisations: {} of {} released ({} below {} persons); {} statistics suppressed",
-        org.rows_released, org.rows_in, org.rows_left_out, org.min_persons, suppressed
-    );
-    for t in &o.disclosure.tables {
-        let status: Vec<String> = t.status.iter().map(|(k, v)| format!("{k} {v}")).collect();
-        println!(
-            "table {}: {} cells ({})",
-            t.name,
-            t.cells,
-            status.join(", ")
-        );
-    }
+    crate::export::print_disclosure(&o.disclosure);
     println!();
     let total: u64 = o.stages.iter().map(|s| s.wall_ms).sum();
     let stages: Vec<String> = o
