@@ -196,6 +196,29 @@ fn the_demo_writes_a_release_that_verifies_with_its_report_and_records() {
     for stage in ["receive", "pseudonymise", "link", "export"] {
         assert!(show.contains(&format!("stage {stage}")), "{show}");
     }
+    // The leak guard learnt both pseudonym layers while stage 2 ran: at
+    // least a stage-1 and a stage-2 fingerprint for every person and
+    // employer on the payroll.
+    let mut payroll_ids = std::collections::HashSet::new();
+    for year in ["2023", "2024"] {
+        let staged = run_dir.join(format!("staging/pfzw_dienstverbanden_{year}.csv"));
+        for line in std::fs::read_to_string(staged).unwrap().lines().skip(1) {
+            let mut fields = line.split(';');
+            payroll_ids.insert(fields.next().unwrap().to_owned());
+            payroll_ids.insert(fields.next().unwrap().to_owned());
+        }
+    }
+    let fingerprints: usize = show
+        .split("\"leak_guard_fingerprints\":")
+        .nth(1)
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no leak guard count in {show}"));
+    assert!(
+        fingerprints >= 2 * payroll_ids.len(),
+        "{fingerprints} fingerprints for {} payroll identifiers",
+        payroll_ids.len()
+    );
     assert!(show.contains("release:"), "{show}");
     let deliveries = ok(
         &koppel(&[

@@ -29,10 +29,15 @@ use crate::error::ExportError;
 /// Fingerprints of the identifiers and pseudonyms a run has seen.
 pub struct LeakGuard {
     hasher: std::collections::hash_map::RandomState,
+    /// Guards made by [`LeakGuard::fork`] share their parent's family and
+    /// fingerprint key; only those can be absorbed back.
+    family: u64,
     fingerprints: Vec<u64>,
     sorted: bool,
     compact_at: usize,
 }
+
+static FAMILIES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 const COMPACT_MIN: usize = 1 << 20;
 
@@ -66,10 +71,47 @@ impl LeakGuard {
     pub fn new() -> Self {
         LeakGuard {
             hasher: std::collections::hash_map::RandomState::new(),
+            family: FAMILIES.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             fingerprints: Vec::new(),
             sorted: true,
             compact_at: COMPACT_MIN,
         }
+    }
+
+    /// An empty guard with this one's fingerprint key, for a worker thread
+    /// to fill while other threads fill theirs; [`LeakGuard::absorb`] brings
+    /// them together.
+    pub fn fork(&self) -> LeakGuard {
+        LeakGuard {
+            hasher: self.hasher.clone(),
+            family: self.family,
+            fingerprints: Vec::new(),
+            sorted: true,
+            compact_at: COMPACT_MIN,
+        }
+    }
+
+    /// Takes in everything a fork of this guard has seen.
+    ///
+    /// # Panics
+    /// If `other` is not a fork of this guard (its fingerprints would be
+    /// under another key, and the guard would silently miss them).
+    pub fn absorb(&mut self, mut other: LeakGuard) {
+        assert_eq!(
+            self.family, other.family,
+            "only a fork of this leak guard can be absorbed"
+        );
+        other.seal();
+        self.fingerprints.append(&mut other.fingerprints);
+        self.sorted = false;
+        self.seal();
+        self.compact_at = (self.fingerprints.len() * 2).max(COMPACT_MIN);
+    }
+
+    /// How many distinct identifiers and pseudonyms the guard knows.
+    pub fn distinct(&mut self) -> usize {
+        self.seal();
+        self.fingerprints.len()
     }
 
     pub fn len(&self) -> usize {
@@ -502,6 +544,30 @@ mod tests {
         assert!(guard.check_array("f", "c", &inside).is_err());
         let clean = StringArray::from(vec!["P-ABCDEFGH", "25-29"]);
         guard.check_array("f", "c", &clean).unwrap();
+    }
+
+    #[test]
+    fn forks_fill_apart_and_are_absorbed_under_one_key() {
+        let mut guard = LeakGuard::new();
+        guard.insert_pseudonym(&[1u8; 32]);
+        let mut forks: Vec<LeakGuard> = (0..2).map(|_| guard.fork()).collect();
+        forks[0].insert_pseudonym(&[2u8; 32]);
+        forks[1].insert_pseudonym(&[3u8; 32]);
+        forks[1].insert_pseudonym(&[1u8; 32]);
+        for fork in forks {
+            guard.absorb(fork);
+        }
+        assert_eq!(guard.distinct(), 3);
+        for p in [[1u8; 32], [2u8; 32], [3u8; 32]] {
+            let text = StringArray::from(vec![hex::encode(p)]);
+            assert!(guard.check_array("f", "c", &text).is_err());
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "only a fork")]
+    fn a_guard_of_another_family_cannot_be_absorbed() {
+        LeakGuard::new().absorb(LeakGuard::new());
     }
 
     #[test]

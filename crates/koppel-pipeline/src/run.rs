@@ -11,6 +11,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -23,8 +24,8 @@ use koppel_ledger::{
     RunId, RunStatus, StageRecord,
 };
 use koppel_pseudonymise::{
-    KeyInfo, KeyPurpose, KeyStore, Pseudonymiser, Stage, Stage2Transform, pseudonymise_staged,
-    unseal_delivery,
+    KeyInfo, KeyPurpose, KeyStore, Pseudonymiser, Stage, Stage2Transform,
+    pseudonymise_staged_inspecting, unseal_delivery,
 };
 use serde::Serialize;
 use tracing::{info, info_span, warn};
@@ -394,11 +395,9 @@ impl Attempt<'_> {
             serde_json::json!({"purpose": "stage2", "run": self.run}),
         )?;
         std::fs::create_dir_all(&stage2_dir).map_err(RunError::io(&stage2_dir))?;
-        for delivery in &mut deliveries {
-            let _span =
-                info_span!("delivery", source = %delivery.source, period = %delivery.period)
-                    .entered();
-            let summary = self.pseudonymise(delivery, &stage2_dir)?;
+        let mut guard = LeakGuard::new();
+        let summaries = self.pseudonymise_all(&deliveries, &stage2_dir, &mut guard, observe)?;
+        for (delivery, summary) in deliveries.iter_mut().zip(summaries) {
             delivery.rows_read = summary.rows_read;
             delivery.rows_accepted = summary.rows_accepted;
             delivery.rows_rejected = summary.rows_rejected;
@@ -411,15 +410,6 @@ impl Attempt<'_> {
                     rows: v.count,
                 })
                 .collect();
-            info!(
-                rows = summary.rows_read,
-                rejected = summary.rows_rejected,
-                "stage 2 written"
-            );
-            observe(RunEvent::Step {
-                stage: RunStage::Pseudonymise,
-                what: &format!("{} {}", delivery.source, delivery.period),
-            });
         }
         let rows: u64 = deliveries.iter().map(|d| d.rows_accepted).sum();
         let rejected: u64 = deliveries.iter().map(|d| d.rows_rejected).sum();
@@ -427,7 +417,11 @@ impl Attempt<'_> {
             RunStage::Pseudonymise,
             started,
             clock,
-            serde_json::json!({"rows": rows, "rows_rejected": rejected}),
+            serde_json::json!({
+                "rows": rows,
+                "rows_rejected": rejected,
+                "leak_guard_fingerprints": guard.distinct(),
+            }),
             records,
             &mut timings,
             observe,
@@ -461,9 +455,6 @@ impl Attempt<'_> {
             &format!("{}:{}", self.release_info.id, self.release_info.version),
             serde_json::json!({"purpose": "release", "run": self.run}),
         )?;
-        let mut guard = LeakGuard::new();
-        guard.insert_parquet_dir(&stage2_dir)?;
-        guard.insert_staging_dir(&staging, settings.specs)?;
         let release_dir = settings.release_dir.join(format!(
             "{}_{}_run-{}",
             pipeline.pipeline, self.period, self.run
@@ -628,10 +619,100 @@ impl Attempt<'_> {
         Ok(())
     }
 
+    /// Stage 2 over every delivery, several at a time: ingest parses a
+    /// file on one core, so the two payroll years run side by side. Largest
+    /// first, so that what starts last is small. Each worker fills a fork
+    /// of the leak guard with the pseudonyms of both layers as they pass;
+    /// the first failing delivery (in delivery order) stops the stage.
+    fn pseudonymise_all(
+        &self,
+        deliveries: &[DeliveryOutcome],
+        out: &Path,
+        guard: &mut LeakGuard,
+        observe: &mut dyn FnMut(RunEvent<'_>),
+    ) -> Result<Vec<DeliverySummary>, RunError> {
+        let mut order: Vec<usize> = (0..deliveries.len()).collect();
+        order.sort_by_key(|&i| {
+            let size = std::fs::metadata(&deliveries[i].staged).map_or(0, |m| m.len());
+            (std::cmp::Reverse(size), i)
+        });
+        let workers = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .clamp(1, deliveries.len().max(1));
+        let next = AtomicUsize::new(0);
+        let failed = AtomicBool::new(false);
+        let parent = tracing::Span::current();
+        let mut results: Vec<Option<Result<DeliverySummary, RunError>>> =
+            deliveries.iter().map(|_| None).collect();
+        std::thread::scope(|scope| {
+            let (done, finished) = std::sync::mpsc::channel();
+            let handles: Vec<_> = (0..workers)
+                .map(|_| {
+                    let mut fork = guard.fork();
+                    let (done, order, next, failed, parent) =
+                        (done.clone(), &order, &next, &failed, &parent);
+                    scope.spawn(move || {
+                        while !failed.load(Ordering::Relaxed) {
+                            let Some(&i) = order.get(next.fetch_add(1, Ordering::Relaxed)) else {
+                                break;
+                            };
+                            let delivery = &deliveries[i];
+                            let _span = info_span!(parent: parent, "delivery",
+                                source = %delivery.source, period = %delivery.period)
+                            .entered();
+                            let result = self.pseudonymise(delivery, out, &mut fork);
+                            if result.is_err() {
+                                failed.store(true, Ordering::Relaxed);
+                            }
+                            if done.send((i, result)).is_err() {
+                                break;
+                            }
+                        }
+                        fork
+                    })
+                })
+                .collect();
+            drop(done);
+            for (i, result) in finished {
+                if let Ok(summary) = &result {
+                    info!(source = %deliveries[i].source, period = %deliveries[i].period,
+                        rows = summary.rows_read, rejected = summary.rows_rejected, "stage 2 written");
+                    observe(RunEvent::Step {
+                        stage: RunStage::Pseudonymise,
+                        what: &format!("{} {}", deliveries[i].source, deliveries[i].period),
+                    });
+                }
+                results[i] = Some(result);
+            }
+            for handle in handles {
+                match handle.join() {
+                    Ok(fork) => guard.absorb(fork),
+                    Err(panic) => std::panic::resume_unwind(panic),
+                }
+            }
+        });
+        let mut summaries = Vec::with_capacity(deliveries.len());
+        for result in results {
+            match result {
+                Some(Ok(summary)) => summaries.push(summary),
+                Some(Err(e)) => return Err(e),
+                // Not started because another delivery failed.
+                None => {}
+            }
+        }
+        assert_eq!(
+            summaries.len(),
+            deliveries.len(),
+            "with no failure every delivery was pseudonymised"
+        );
+        Ok(summaries)
+    }
+
     fn pseudonymise(
         &self,
         delivery: &DeliveryOutcome,
         out: &Path,
+        guard: &mut LeakGuard,
     ) -> Result<DeliverySummary, RunError> {
         let spec = self
             .settings
@@ -640,13 +721,19 @@ impl Attempt<'_> {
             .expect("pipeline sources are checked against the specs");
         let transform = Stage2Transform::new(&spec.source, self.stage2.clone())?;
         let output = out.join(format!("{}_{}.parquet", delivery.source, delivery.period));
-        let done =
-            pseudonymise_staged(&delivery.staged, spec, &transform, &output).map_err(|e| {
-                RunError::Source {
-                    sealed: delivery.sealed.clone(),
-                    source: Box::new(e),
-                }
-            })?;
+        let done = pseudonymise_staged_inspecting(
+            &delivery.staged,
+            spec,
+            &transform,
+            &output,
+            &mut |batch| {
+                guard.insert_identifier_columns(batch);
+            },
+        )
+        .map_err(|e| RunError::Source {
+            sealed: delivery.sealed.clone(),
+            source: Box::new(e),
+        })?;
         Ok(done.summary)
     }
 }

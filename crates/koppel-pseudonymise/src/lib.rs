@@ -23,4 +23,6 @@ pub use pseudonym::{
 pub use receive::{REGISTER_FILE, ReceiveError, ReceivedDelivery, unseal_delivery};
 pub use secret::KeyMaterial;
 pub use stage2::{Stage2Error, Stage2Transform};
-pub use staged::{PseudonymisedDelivery, StagedError, pseudonymise_staged};
+pub use staged::{
+    PseudonymisedDelivery, StagedError, pseudonymise_staged, pseudonymise_staged_inspecting,
+};

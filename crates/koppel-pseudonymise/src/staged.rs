@@ -52,6 +52,20 @@ pub fn pseudonymise_staged(
     transform: &Stage2Transform,
     output: &Path,
 ) -> Result<PseudonymisedDelivery, StagedError> {
+    pseudonymise_staged_inspecting(staged, spec, transform, output, &mut |_| {})
+}
+
+/// [`pseudonymise_staged`], showing `inspect` every batch it reads (the
+/// stage-1 layer) and every batch it writes (the stage-2 layer): the run's
+/// leak guard learns the pseudonyms of both here, in the one pass over the
+/// delivery, instead of reading everything again before the export.
+pub fn pseudonymise_staged_inspecting(
+    staged: &Path,
+    spec: &SourceSpec,
+    transform: &Stage2Transform,
+    output: &Path,
+    inspect: &mut dyn FnMut(&RecordBatch),
+) -> Result<PseudonymisedDelivery, StagedError> {
     let write_err = |message: String| StagedError::Write {
         path: output.to_owned(),
         message,
@@ -81,7 +95,9 @@ pub fn pseudonymise_staged(
     let mut writer = ArrowWriter::try_new(partial.as_file_mut(), schema, Some(properties))
         .map_err(|e| write_err(e.to_string()))?;
     while let Some(batch) = reader.next_batch()? {
+        inspect(&batch);
         let batch = transform.apply(&batch).map_err(stage2_err)?;
+        inspect(&batch);
         writer.write(&batch).map_err(|e| write_err(e.to_string()))?;
     }
     // Only an accepted delivery is handed on; the partial file is removed
@@ -143,6 +159,25 @@ mod tests {
         .write(&manifest_path(&file))
         .unwrap();
         file
+    }
+
+    #[test]
+    fn inspect_sees_each_batch_before_and_after_stage_2() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = SourceSpec::from_yaml(SPEC, Path::new("s.yaml")).unwrap();
+        let p1 = "f80ce1cdf1a48876ab00530de42b5ef61e90658b86720874e31a39dc5a516692";
+        let staged = stage(dir.path(), &format!("{p1},2024\n{p1},2023\n{p1},2022\n"), 3);
+        let output = dir.path().join("out.parquet");
+        let mut seen = Vec::new();
+        pseudonymise_staged_inspecting(&staged, &spec, &transform(), &output, &mut |batch| {
+            seen.push((batch.schema().field(0).name().clone(), batch.num_rows()))
+        })
+        .unwrap();
+        assert_eq!(
+            seen,
+            [("bsn_p1".to_owned(), 3), ("bsn_p2".to_owned(), 3)],
+            "the stage-1 batch, then the stage-2 batch made of it"
+        );
     }
 
     #[test]
