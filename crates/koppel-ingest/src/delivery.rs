@@ -30,6 +30,11 @@ pub struct ReadOptions {
     pub verify_manifest: bool,
     /// Refuse the delivery when no manifest is present.
     pub require_manifest: bool,
+    /// The caller verified the file's SHA-256 against its manifest while
+    /// writing it (unsealing hashes what it decrypts): the manifest's
+    /// source and row count are still checked, but the file is not read
+    /// and hashed a second time.
+    pub checksum_verified: bool,
     /// Where each reject is written as it is found.
     pub reject_sink: Option<Box<dyn RejectSink>>,
 }
@@ -41,6 +46,7 @@ impl Default for ReadOptions {
             identifier_mode: None,
             verify_manifest: true,
             require_manifest: false,
+            checksum_verified: false,
             reject_sink: None,
         }
     }
@@ -81,7 +87,10 @@ impl DeliveryReader {
         let manifest_file = manifest_path(path);
         let manifest = if options.verify_manifest && manifest_file.exists() {
             let manifest = DeliveryManifest::load(&manifest_file)?;
-            manifest.verify_before_reading(path, &spec.source)?;
+            manifest.verify_source(path, &spec.source)?;
+            if !options.checksum_verified {
+                manifest.verify_checksum(path)?;
+            }
             Some(manifest)
         } else if options.require_manifest {
             return Err(IngestError::ManifestInvalid {

@@ -138,8 +138,8 @@ impl DeliveryManifest {
         std::fs::write(path, self.to_yaml())
     }
 
-    /// Checks source and checksum: what can be known before reading a row.
-    pub fn verify_before_reading(&self, file: &Path, source: &str) -> Result<(), IngestError> {
+    /// The manifest is for this source.
+    pub fn verify_source(&self, file: &Path, source: &str) -> Result<(), IngestError> {
         if self.source != source {
             return Err(IngestError::ManifestSource {
                 path: file.to_owned(),
@@ -147,6 +147,11 @@ impl DeliveryManifest {
                 found: self.source.clone(),
             });
         }
+        Ok(())
+    }
+
+    /// The file's content has the manifest's SHA-256.
+    pub fn verify_checksum(&self, file: &Path) -> Result<(), IngestError> {
         let actual = sha256_file(file).map_err(|source| IngestError::Io {
             path: file.to_owned(),
             source,

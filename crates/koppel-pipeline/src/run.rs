@@ -721,8 +721,10 @@ impl Attempt<'_> {
             .expect("pipeline sources are checked against the specs");
         let transform = Stage2Transform::new(&spec.source, self.stage2.clone())?;
         let output = out.join(format!("{}_{}.parquet", delivery.source, delivery.period));
+        // `admit` verified the checksum as it unsealed the file.
         let done = pseudonymise_staged_inspecting(
             &delivery.staged,
+            true,
             spec,
             &transform,
             &output,

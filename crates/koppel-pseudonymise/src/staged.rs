@@ -52,15 +52,18 @@ pub fn pseudonymise_staged(
     transform: &Stage2Transform,
     output: &Path,
 ) -> Result<PseudonymisedDelivery, StagedError> {
-    pseudonymise_staged_inspecting(staged, spec, transform, output, &mut |_| {})
+    pseudonymise_staged_inspecting(staged, false, spec, transform, output, &mut |_| {})
 }
 
 /// [`pseudonymise_staged`], showing `inspect` every batch it reads (the
 /// stage-1 layer) and every batch it writes (the stage-2 layer): the run's
 /// leak guard learns the pseudonyms of both here, in the one pass over the
 /// delivery, instead of reading everything again before the export.
+/// `checksum_verified`: the caller unsealed the file and verified its
+/// checksum as it wrote it, so it is not hashed a second time.
 pub fn pseudonymise_staged_inspecting(
     staged: &Path,
+    checksum_verified: bool,
     spec: &SourceSpec,
     transform: &Stage2Transform,
     output: &Path,
@@ -72,6 +75,7 @@ pub fn pseudonymise_staged_inspecting(
     };
     let options = ReadOptions {
         require_manifest: true,
+        checksum_verified,
         ..ReadOptions::default()
     };
     let mut reader = DeliveryReader::open(staged, spec, options)?;
@@ -169,9 +173,14 @@ mod tests {
         let staged = stage(dir.path(), &format!("{p1},2024\n{p1},2023\n{p1},2022\n"), 3);
         let output = dir.path().join("out.parquet");
         let mut seen = Vec::new();
-        pseudonymise_staged_inspecting(&staged, &spec, &transform(), &output, &mut |batch| {
-            seen.push((batch.schema().field(0).name().clone(), batch.num_rows()))
-        })
+        pseudonymise_staged_inspecting(
+            &staged,
+            false,
+            &spec,
+            &transform(),
+            &output,
+            &mut |batch| seen.push((batch.schema().field(0).name().clone(), batch.num_rows())),
+        )
         .unwrap();
         assert_eq!(
             seen,
