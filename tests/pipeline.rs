@@ -199,14 +199,48 @@ fn the_demo_writes_a_release_that_verifies_with_its_report_and_records() {
     // The leak guard learnt both pseudonym layers while stage 2 ran: at
     // least a stage-1 and a stage-2 fingerprint for every person and
     // employer on the payroll.
+    // The run staged nothing in clear; the operator unseals the payroll to
+    // count its identifiers.
+    let unsealed = tempfile::tempdir().unwrap();
+    let store = out.join("keys/ttp.keystore.yaml");
+    let inbox = out.join("inbox");
+    ok(
+        &koppel(&[
+            "unseal",
+            "--store",
+            store.to_str().unwrap(),
+            "--staging",
+            unsealed.path().to_str().unwrap(),
+            inbox
+                .join("pfzw_dienstverbanden_2023.csv.sealed")
+                .to_str()
+                .unwrap(),
+            inbox
+                .join("pfzw_dienstverbanden_2024.csv.sealed")
+                .to_str()
+                .unwrap(),
+        ]),
+        "unseal the payroll",
+    );
     let mut payroll_ids = std::collections::HashSet::new();
     for year in ["2023", "2024"] {
-        let staged = run_dir.join(format!("staging/pfzw_dienstverbanden_{year}.csv"));
+        let staged = unsealed
+            .path()
+            .join(format!("pfzw_dienstverbanden_{year}.csv"));
         for line in std::fs::read_to_string(staged).unwrap().lines().skip(1) {
             let mut fields = line.split(';');
             payroll_ids.insert(fields.next().unwrap().to_owned());
             payroll_ids.insert(fields.next().unwrap().to_owned());
         }
+    }
+    assert!(!run_dir.join("staging").exists());
+    for file in walk(&out.join("state")) {
+        let bytes = std::fs::read(&file).unwrap();
+        let found = bytes
+            .split(|b| !b.is_ascii_hexdigit())
+            .filter(|run| run.len() == 64)
+            .any(|run| payroll_ids.contains(std::str::from_utf8(run).unwrap()));
+        assert!(!found, "{} holds a stage-1 pseudonym", file.display());
     }
     let fingerprints: usize = show
         .split("\"leak_guard_fingerprints\":")
@@ -236,6 +270,20 @@ fn the_demo_writes_a_release_that_verifies_with_its_report_and_records() {
         &koppel(&["audit", "verify", "--state", state]),
         "audit verify",
     );
+}
+
+/// Every file under `dir`, recursively.
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            found.extend(walk(&path));
+        } else {
+            found.push(path);
+        }
+    }
+    found
 }
 
 fn files_or_dirs(dir: &Path) -> Vec<PathBuf> {

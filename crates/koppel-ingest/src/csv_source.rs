@@ -21,6 +21,11 @@ pub const MAX_RECORD_BYTES: usize = 1 << 20;
 pub const MAX_FIELD_BYTES: usize = 64 << 10;
 const READ_BUFFER: usize = 256 << 10;
 
+/// Bytes of a stream kept behind the read position: enough to scan the last
+/// record again (it is at most [`MAX_RECORD_BYTES`] plus the read-ahead the
+/// guard allows, plus one read).
+const TAIL_KEEP: usize = MAX_RECORD_BYTES + 2 * READ_BUFFER;
+
 /// Strips a leading UTF-8 byte-order mark, counts bytes, and refuses to feed
 /// one record more than [`MAX_RECORD_BYTES`] (plus one read-ahead buffer).
 struct GuardedReader<R> {
@@ -29,6 +34,57 @@ struct GuardedReader<R> {
     bom_len: u64,
     consumed: u64,
     record_start: Cell<u64>,
+    /// For a stream: the last bytes handed out, since the last record
+    /// cannot be read again from a file.
+    tail: Option<Box<Tail>>,
+}
+
+/// The last [`TAIL_KEEP`] (or more) bytes read from a stream, as the blocks
+/// they were read in; blocks are recycled, so keeping them costs one copy.
+#[derive(Default)]
+struct Tail {
+    blocks: std::collections::VecDeque<Vec<u8>>,
+    /// Offset (after any BOM) of the first byte kept.
+    start: u64,
+    len: usize,
+    spare: Vec<Vec<u8>>,
+}
+
+impl Tail {
+    fn push(&mut self, bytes: &[u8]) {
+        if bytes.is_empty() {
+            return;
+        }
+        let mut block = self.spare.pop().unwrap_or_default();
+        block.clear();
+        block.extend_from_slice(bytes);
+        self.len += block.len();
+        self.blocks.push_back(block);
+        while let Some(front) = self.blocks.front()
+            && self.len - front.len() >= TAIL_KEEP
+        {
+            let front = self.blocks.pop_front().expect("checked");
+            self.start += front.len() as u64;
+            self.len -= front.len();
+            self.spare.push(front);
+        }
+    }
+
+    /// The kept bytes from `offset` on (from the first kept byte if
+    /// `offset` is older than that).
+    fn since(&self, offset: u64) -> Vec<u8> {
+        let mut skip = offset.saturating_sub(self.start) as usize;
+        let mut out = Vec::with_capacity(self.len.saturating_sub(skip));
+        for block in &self.blocks {
+            if skip >= block.len() {
+                skip -= block.len();
+                continue;
+            }
+            out.extend_from_slice(&block[skip..]);
+            skip = 0;
+        }
+        out
+    }
 }
 
 #[derive(Debug)]
@@ -63,6 +119,9 @@ impl<R: Read> Read for GuardedReader<R> {
             let rest = &head[skip..n];
             buf[..rest.len()].copy_from_slice(rest);
             self.consumed += rest.len() as u64;
+            if let Some(tail) = &mut self.tail {
+                tail.push(rest);
+            }
             if !rest.is_empty() {
                 return Ok(rest.len());
             }
@@ -72,6 +131,9 @@ impl<R: Read> Read for GuardedReader<R> {
         }
         let n = self.inner.read(buf)?;
         self.consumed += n as u64;
+        if let Some(tail) = &mut self.tail {
+            tail.push(&buf[..n]);
+        }
         Ok(n)
     }
 }
@@ -80,7 +142,10 @@ impl<R: Read> Read for GuardedReader<R> {
 /// what validation reads, and what a partner tool rewrites record by record.
 pub struct CsvRecords {
     path: PathBuf,
-    reader: csv::Reader<GuardedReader<File>>,
+    /// The file, when the records come from one (it is read again to
+    /// diagnose an unterminated quote); `None` for a stream.
+    file: Option<PathBuf>,
+    reader: csv::Reader<GuardedReader<Box<dyn Read + Send>>>,
     width: usize,
     delimiter: u8,
     /// Byte offset (after any BOM) and line of the last record read.
@@ -95,12 +160,32 @@ impl CsvRecords {
             path: path.to_owned(),
             source,
         })?;
+        Self::start(path, Some(path), Box::new(file), delimiter)
+    }
+
+    /// Reads records from a stream (a delivery decrypted as it is read);
+    /// `name` is what messages call it. The same checks as for a file.
+    pub fn from_stream(
+        name: &Path,
+        stream: Box<dyn Read + Send>,
+        delimiter: u8,
+    ) -> Result<(Self, Vec<String>), IngestError> {
+        Self::start(name, None, stream, delimiter)
+    }
+
+    fn start(
+        path: &Path,
+        file: Option<&Path>,
+        input: Box<dyn Read + Send>,
+        delimiter: u8,
+    ) -> Result<(Self, Vec<String>), IngestError> {
         let guarded = GuardedReader {
-            inner: file,
+            inner: input,
             bom_checked: false,
             bom_len: 0,
             consumed: 0,
             record_start: Cell::new(0),
+            tail: file.is_none().then(Box::default),
         };
         let reader = csv::ReaderBuilder::new()
             .delimiter(delimiter)
@@ -114,6 +199,7 @@ impl CsvRecords {
             .from_reader(guarded);
         let mut records = CsvRecords {
             path: path.to_owned(),
+            file: file.map(Path::to_owned),
             reader,
             width: 0,
             delimiter,
@@ -249,7 +335,7 @@ impl CsvRecords {
 
     /// An unterminated quote swallows everything up to the end of the file
     /// into the last record, so only that record needs a second look.
-    fn check_unterminated(&self) -> Result<(), IngestError> {
+    fn check_unterminated(&mut self) -> Result<(), IngestError> {
         let Some((start, line)) = self.last_start else {
             return Ok(());
         };
@@ -257,13 +343,29 @@ impl CsvRecords {
             path: self.path.clone(),
             source,
         };
-        let mut file = File::open(&self.path).map_err(io_err)?;
-        file.seek(SeekFrom::Start(start + self.reader.get_ref().bom_len))
-            .map_err(io_err)?;
+        let limit = (MAX_RECORD_BYTES + READ_BUFFER) as u64 + 1;
         let mut tail = Vec::new();
-        file.take((MAX_RECORD_BYTES + READ_BUFFER) as u64 + 1)
-            .read_to_end(&mut tail)
-            .map_err(io_err)?;
+        let guarded = self.reader.get_mut();
+        match (&self.file, &guarded.tail) {
+            (Some(path), _) => {
+                let mut file = File::open(path).map_err(io_err)?;
+                file.seek(SeekFrom::Start(start + guarded.bom_len))
+                    .map_err(io_err)?;
+                file.take(limit).read_to_end(&mut tail).map_err(io_err)?;
+            }
+            (None, Some(kept)) => {
+                // What was read of the record, and what follows it in the
+                // stream (which is failing anyway if this is not its end).
+                tail = kept.since(start);
+                tail.truncate(limit as usize);
+                let more = limit - tail.len() as u64;
+                (&mut guarded.inner)
+                    .take(more)
+                    .read_to_end(&mut tail)
+                    .map_err(io_err)?;
+            }
+            (None, None) => unreachable!("a stream keeps its tail"),
+        }
         // The same quote grammar the csv crate applies: a quote opens only at
         // the start of a field, and a doubled quote inside stays inside.
         #[derive(PartialEq)]

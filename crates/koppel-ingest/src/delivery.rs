@@ -1,6 +1,7 @@
 //! The entry point: open a delivery file against its spec and stream its
 //! accepted rows as canonical record batches.
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use arrow::array::RecordBatch;
@@ -30,11 +31,6 @@ pub struct ReadOptions {
     pub verify_manifest: bool,
     /// Refuse the delivery when no manifest is present.
     pub require_manifest: bool,
-    /// The caller verified the file's SHA-256 against its manifest while
-    /// writing it (unsealing hashes what it decrypts): the manifest's
-    /// source and row count are still checked, but the file is not read
-    /// and hashed a second time.
-    pub checksum_verified: bool,
     /// Where each reject is written as it is found.
     pub reject_sink: Option<Box<dyn RejectSink>>,
 }
@@ -46,7 +42,6 @@ impl Default for ReadOptions {
             identifier_mode: None,
             verify_manifest: true,
             require_manifest: false,
-            checksum_verified: false,
             reject_sink: None,
         }
     }
@@ -83,14 +78,11 @@ impl DeliveryReader {
     /// Opens a delivery: verifies its manifest when present, reads and
     /// matches the header (or Parquet schema). File-level problems end here.
     pub fn open(path: &Path, spec: &SourceSpec, options: ReadOptions) -> Result<Self, IngestError> {
-        let batch_size = options.batch_size.max(1);
         let manifest_file = manifest_path(path);
         let manifest = if options.verify_manifest && manifest_file.exists() {
             let manifest = DeliveryManifest::load(&manifest_file)?;
             manifest.verify_source(path, &spec.source)?;
-            if !options.checksum_verified {
-                manifest.verify_checksum(path)?;
-            }
+            manifest.verify_checksum(path)?;
             Some(manifest)
         } else if options.require_manifest {
             return Err(IngestError::ManifestInvalid {
@@ -103,30 +95,11 @@ impl DeliveryReader {
         let expected_mode = options
             .identifier_mode
             .or(manifest.as_ref().map(|m| m.identifier_mode));
+        let batch_size = options.batch_size.max(1);
         let (source, mode) = match &spec.format {
             FormatSpec::Csv(dialect) => {
                 let (records, names) = CsvRecords::open(path, dialect.delimiter)?;
-                if names.len() == 1 && spec.columns.len() + spec.ignored_columns.len() > 1 {
-                    return Err(IngestError::WrongDelimiter {
-                        path: path.to_owned(),
-                        expected: dialect.delimiter as char,
-                        found: [b';', b',', b'\t', b'|']
-                            .into_iter()
-                            .find(|d| *d != dialect.delimiter && names[0].as_bytes().contains(d))
-                            .map(char::from),
-                    });
-                }
-                let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-                let map = map_headers(path, spec, &refs, expected_mode)?;
-                (
-                    Source::Csv {
-                        records,
-                        field_of_column: map.field_of_column,
-                        buffer: vec![ByteRecord::new(); batch_size],
-                        lines: Vec::with_capacity(batch_size),
-                    },
-                    map.mode,
-                )
+                csv_source(path, spec, records, names, expected_mode, batch_size)?
             }
             FormatSpec::Parquet => {
                 let batches = ParquetBatches::open(path, spec, expected_mode, batch_size)?;
@@ -134,6 +107,62 @@ impl DeliveryReader {
                 (Source::Parquet(batches), mode)
             }
         };
+        Self::new(path, spec, options, manifest, source, mode)
+    }
+
+    /// Opens a delivery whose content arrives as a stream, not as a file:
+    /// the TTP reads a sealed delivery as it decrypts it. `name` is what
+    /// messages call the delivery (the sealed file). The stream vouches for
+    /// the content's checksum (a decrypting stream verifies it at its end
+    /// and fails the read otherwise); the manifest's source, identifier
+    /// mode and row count are checked as for a file. CSV is parsed as it
+    /// streams; a Parquet delivery, which needs random access, is read into
+    /// memory whole first.
+    pub fn from_stream(
+        name: &Path,
+        mut content: Box<dyn Read + Send>,
+        manifest: DeliveryManifest,
+        spec: &SourceSpec,
+        options: ReadOptions,
+    ) -> Result<Self, IngestError> {
+        manifest.verify_source(name, &spec.source)?;
+        let expected_mode = options.identifier_mode.or(Some(manifest.identifier_mode));
+        let batch_size = options.batch_size.max(1);
+        let (source, mode) = match &spec.format {
+            FormatSpec::Csv(dialect) => {
+                let (records, names) = CsvRecords::from_stream(name, content, dialect.delimiter)?;
+                csv_source(name, spec, records, names, expected_mode, batch_size)?
+            }
+            FormatSpec::Parquet => {
+                let mut bytes = Vec::new();
+                content
+                    .read_to_end(&mut bytes)
+                    .map_err(|source| IngestError::Io {
+                        path: name.to_owned(),
+                        source,
+                    })?;
+                let batches = ParquetBatches::from_bytes(
+                    name,
+                    bytes.into(),
+                    spec,
+                    expected_mode,
+                    batch_size,
+                )?;
+                let mode = batches.mode;
+                (Source::Parquet(batches), mode)
+            }
+        };
+        Self::new(name, spec, options, Some(manifest), source, mode)
+    }
+
+    fn new(
+        path: &Path,
+        spec: &SourceSpec,
+        options: ReadOptions,
+        manifest: Option<DeliveryManifest>,
+        source: Source,
+        mode: IdentifierMode,
+    ) -> Result<Self, IngestError> {
         if let Some(m) = &manifest
             && m.identifier_mode != mode
         {
@@ -152,7 +181,7 @@ impl DeliveryReader {
                 manifest
                     .as_ref()
                     .and_then(|m| m.keys.iter().find(|k| k.purpose == "stage1")),
-                batch_size,
+                options.batch_size.max(1),
             ),
             source,
             log: RejectLog::new(options.reject_sink),
@@ -302,6 +331,42 @@ impl DeliveryReader {
         }
         Ok(summary)
     }
+}
+
+/// A CSV source once its header is read: the delimiter sanity check and
+/// the header matched against the spec.
+fn csv_source(
+    path: &Path,
+    spec: &SourceSpec,
+    records: CsvRecords,
+    names: Vec<String>,
+    expected_mode: Option<IdentifierMode>,
+    batch_size: usize,
+) -> Result<(Source, IdentifierMode), IngestError> {
+    let FormatSpec::Csv(dialect) = &spec.format else {
+        unreachable!("called for CSV specs only")
+    };
+    if names.len() == 1 && spec.columns.len() + spec.ignored_columns.len() > 1 {
+        return Err(IngestError::WrongDelimiter {
+            path: path.to_owned(),
+            expected: dialect.delimiter as char,
+            found: [b';', b',', b'\t', b'|']
+                .into_iter()
+                .find(|d| *d != dialect.delimiter && names[0].as_bytes().contains(d))
+                .map(char::from),
+        });
+    }
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let map = map_headers(path, spec, &refs, expected_mode)?;
+    Ok((
+        Source::Csv {
+            records,
+            field_of_column: map.field_of_column,
+            buffer: vec![ByteRecord::new(); batch_size],
+            lines: Vec::with_capacity(batch_size),
+        },
+        map.mode,
+    ))
 }
 
 impl Iterator for DeliveryReader {

@@ -9,6 +9,7 @@ use arrow::compute::cast;
 use arrow::datatypes::{DataType, Date32Type, Float64Type, Int64Type};
 use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::{ParquetRecordBatchReader, ParquetRecordBatchReaderBuilder};
+use parquet::file::reader::ChunkReader;
 
 use crate::IngestError;
 use crate::batch::Assembler;
@@ -69,20 +70,44 @@ impl ParquetBatches {
         expected_mode: Option<IdentifierMode>,
         batch_size: usize,
     ) -> Result<Self, IngestError> {
-        let parquet_err = |e: parquet::errors::ParquetError| IngestError::Parquet {
-            path: path.to_owned(),
-            message: e.to_string(),
-        };
         let file = File::open(path).map_err(|source| IngestError::Io {
             path: path.to_owned(),
             source,
         })?;
-        if file.metadata().map(|m| m.len()).unwrap_or(0) == 0 {
+        let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+        Self::from_chunks(path, file, len, spec, expected_mode, batch_size)
+    }
+
+    /// A Parquet delivery already in memory (`path` names it in messages).
+    pub fn from_bytes(
+        path: &Path,
+        content: bytes::Bytes,
+        spec: &SourceSpec,
+        expected_mode: Option<IdentifierMode>,
+        batch_size: usize,
+    ) -> Result<Self, IngestError> {
+        let len = content.len() as u64;
+        Self::from_chunks(path, content, len, spec, expected_mode, batch_size)
+    }
+
+    fn from_chunks<T: ChunkReader + 'static>(
+        path: &Path,
+        input: T,
+        len: u64,
+        spec: &SourceSpec,
+        expected_mode: Option<IdentifierMode>,
+        batch_size: usize,
+    ) -> Result<Self, IngestError> {
+        let parquet_err = |e: parquet::errors::ParquetError| IngestError::Parquet {
+            path: path.to_owned(),
+            message: e.to_string(),
+        };
+        if len == 0 {
             return Err(IngestError::Empty {
                 path: path.to_owned(),
             });
         }
-        let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(parquet_err)?;
+        let builder = ParquetRecordBatchReaderBuilder::try_new(input).map_err(parquet_err)?;
         let schema = builder.schema().clone();
         let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
         let map = map_headers(path, spec, &names, expected_mode)?;

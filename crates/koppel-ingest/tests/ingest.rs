@@ -36,6 +36,51 @@ fn read_all(
     Ok((batches, reader.finish()?))
 }
 
+/// A stream that hands out a few bytes at a time, as a decrypting reader
+/// may: every read boundary falls somewhere else.
+struct Dribble {
+    bytes: Vec<u8>,
+    at: usize,
+    step: usize,
+}
+
+impl std::io::Read for Dribble {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.step = self.step % 13 + 1;
+        let n = self.step.min(buf.len()).min(self.bytes.len() - self.at);
+        buf[..n].copy_from_slice(&self.bytes[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
+}
+
+/// [`read_all`] over `content` as a stream, as the TTP reads a sealed
+/// delivery; `name` names it in messages.
+fn read_stream(
+    name: &Path,
+    content: &[u8],
+    manifest: DeliveryManifest,
+    spec: &SourceSpec,
+) -> Result<(Vec<RecordBatch>, DeliverySummary), IngestError> {
+    let stream = Dribble {
+        bytes: content.to_vec(),
+        at: 0,
+        step: 0,
+    };
+    let mut reader = DeliveryReader::from_stream(
+        name,
+        Box::new(stream),
+        manifest,
+        spec,
+        ReadOptions::default(),
+    )?;
+    let mut batches = Vec::new();
+    while let Some(b) = reader.next_batch()? {
+        batches.push(b);
+    }
+    Ok((batches, reader.finish()?))
+}
+
 /// A sink that keeps rejects for inspection.
 #[derive(Clone, Default)]
 struct Collect(Arc<Mutex<Vec<Reject>>>);
@@ -129,6 +174,22 @@ fn golden_pfzw_fixture() {
     assert_eq!(summary.count("fwg_function_code", Rule::InvalidCode), 1);
     // 6 of 8 rows rejected is far above the 1% the source allows.
     assert!(matches!(summary.verdict, Verdict::Failed { .. }));
+
+    // The same delivery read as a stream gives the same rows and verdict.
+    let content = std::fs::read(&fixture).unwrap();
+    let manifest = DeliveryManifest::describe(
+        &fixture,
+        "pfzw_dienstverbanden",
+        "2024",
+        8,
+        IdentifierMode::Raw,
+    )
+    .unwrap();
+    let (streamed, streamed_summary) =
+        read_stream(&fixture, &content, manifest, &spec("pfzw_dienstverbanden")).unwrap();
+    assert_eq!(streamed, batches);
+    assert_eq!(streamed_summary.rows_rejected, 6);
+    assert_eq!(streamed_summary.verdict, summary.verdict);
 }
 
 #[test]
@@ -431,6 +492,17 @@ fn file_level_problems() {
             ":2:12: field exceeds the size limit",
         ),
         (
+            // Far more than the tail a stream keeps behind its last record.
+            "unterminated_quote_after_many_rows",
+            format!(
+                "{PFZW_HEADER}\n{}{}\n",
+                format!("{PFZW_ROW}\n").repeat(40_000),
+                PFZW_ROW.replace("VAST", "\"VAST")
+            )
+            .into_bytes(),
+            ":40002: a quoted field opened on this line is never closed",
+        ),
+        (
             "record_too_large",
             format!(
                 "{PFZW_HEADER}\n{PFZW_ROW}\n\"{}",
@@ -448,6 +520,20 @@ fn file_level_problems() {
         let msg = err.to_string();
         assert!(msg.contains(&format!("{name}.csv")), "{name}: {msg}");
         assert!(msg.contains(expect), "{name}: {msg}");
+        // Read as a stream (no second look at a file possible), the same
+        // problem gets the same message.
+        let manifest = DeliveryManifest::describe(
+            &file,
+            "pfzw_dienstverbanden",
+            "2024",
+            1,
+            IdentifierMode::Raw,
+        )
+        .unwrap();
+        let streamed = read_stream(&file, &bytes, manifest, &pfzw)
+            .err()
+            .unwrap_or_else(|| panic!("{name}: no error from the stream"));
+        assert_eq!(streamed.to_string(), msg, "{name}");
     }
 }
 
@@ -568,6 +654,15 @@ fn parquet_survey_by_column_name() {
         &DataType::Int64
     );
 
+    // A Parquet delivery that arrives as a stream is read into memory first.
+    let manifest =
+        DeliveryManifest::describe(&file, "izz_monitor", "2024", 4, IdentifierMode::Raw).unwrap();
+    let content = std::fs::read(&file).unwrap();
+    let (streamed, streamed_summary) =
+        read_stream(&file, &content, manifest, &spec("izz_monitor")).unwrap();
+    assert_eq!(streamed, std::slice::from_ref(&batch));
+    assert_eq!(streamed_summary.rows_rejected, 3);
+
     // An Int64 year is fine too: columns are matched by type family.
     write_survey(&file, vec![Some("111222333")], DataType::Int64);
     assert_eq!(
@@ -651,13 +746,24 @@ fn manifest_is_verified() {
         .err()
         .unwrap();
     assert!(matches!(err, IngestError::ManifestChecksum { .. }), "{err}");
-    // A caller that verified the checksum while writing the file (unseal)
-    // is believed: the file is not hashed again, the row count still counts.
-    let trusted = ReadOptions {
-        checksum_verified: true,
-        ..ReadOptions::default()
+    // A stream (a sealed delivery decrypted as it is read) vouches for its
+    // own checksum; the manifest's row count and source still count.
+    let content = std::fs::read(&file).unwrap();
+    let (_, summary) = read_stream(&file, &content, manifest.clone(), &spec).unwrap();
+    assert_eq!(summary.rows_accepted, 2);
+    assert!(summary.manifest_verified);
+    let three = DeliveryManifest {
+        rows: 3,
+        ..manifest.clone()
     };
-    assert!(validate_file(&file, &spec, trusted).is_ok());
+    let err = read_stream(&file, &content, three, &spec).err().unwrap();
+    assert!(matches!(err, IngestError::ManifestRowCount { .. }), "{err}");
+    let other = DeliveryManifest {
+        source: "izz_zorggebruik".into(),
+        ..manifest.clone()
+    };
+    let err = read_stream(&file, &content, other, &spec).err().unwrap();
+    assert!(matches!(err, IngestError::ManifestSource { .. }), "{err}");
 
     DeliveryManifest {
         source: "izz_zorggebruik".into(),

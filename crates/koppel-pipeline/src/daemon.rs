@@ -214,10 +214,6 @@ impl Service<'_> {
                 )?;
                 continue;
             };
-            let scratch = tempfile::Builder::new()
-                .prefix("arrival-")
-                .tempdir_in(self.settings.state.root())
-                .map_err(RunError::io(self.settings.state.root()))?;
             let arrival = Arrival {
                 source,
                 period,
@@ -234,11 +230,8 @@ impl Service<'_> {
                 expected_partner.as_deref(),
                 self.settings.store,
                 self.settings.specs,
-                scratch.path(),
                 records,
             );
-            // The staged plaintext is not kept: a run unseals again.
-            drop(scratch);
             match outcome {
                 Ok(d) => {
                     self.summary.deliveries_admitted += 1;

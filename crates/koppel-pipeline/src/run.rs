@@ -24,8 +24,8 @@ use koppel_ledger::{
     RunId, RunStatus, StageRecord,
 };
 use koppel_pseudonymise::{
-    KeyInfo, KeyPurpose, KeyStore, Pseudonymiser, Stage, Stage2Transform,
-    pseudonymise_staged_inspecting, unseal_delivery,
+    KeyInfo, KeyPurpose, KeyStore, Pseudonymiser, ReceiveError, Stage, Stage2Transform,
+    VerifiedDelivery, pseudonymise_sealed, verify_delivery,
 };
 use serde::Serialize;
 use tracing::{info, info_span, warn};
@@ -150,9 +150,10 @@ pub struct DeliveryOutcome {
     pub rows_rejected: u64,
     /// Rejected rows by column and rule.
     pub rejects: Vec<RejectCount>,
-    /// Where `admit` staged it (run folder only; not in the summary).
+    /// What `admit` verified; stage 2 reads the sealed file again through
+    /// it (not in the summary).
     #[serde(skip)]
-    pub staged: PathBuf,
+    pub verified: VerifiedDelivery,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -349,25 +350,42 @@ impl Attempt<'_> {
     ) -> Result<RunOutcome, RunError> {
         let settings = self.settings;
         let pipeline = settings.pipeline;
-        let staging = self.run_dir.join("staging");
         let stage2_dir = self.run_dir.join("stage2");
         let linked_dir = self.run_dir.join("linked");
         let mut timings = Vec::new();
 
-        // Receive.
+        // Receive: every delivery verified (side by side, nothing written),
+        // then admitted in order.
         let arrivals = find_arrivals(settings)?;
         let (started, clock) = self.stage_start(RunStage::Receive, arrivals.len(), observe);
+        let sizes: Vec<u64> = arrivals
+            .iter()
+            .map(|a| std::fs::metadata(&a.sealed).map_or(0, |m| m.len()))
+            .collect();
+        let parent = tracing::Span::current();
+        let (verified, _) = largest_first(
+            &sizes,
+            false,
+            || (),
+            |_, i| {
+                let arrival = &arrivals[i];
+                let _span = info_span!(parent: &parent, "delivery",
+                    source = %arrival.source, period = %arrival.period)
+                .entered();
+                verify_delivery(&arrival.sealed, settings.store, settings.specs)
+            },
+            |_, _| {},
+        );
         let mut deliveries = Vec::new();
-        for arrival in &arrivals {
+        for (arrival, verified) in arrivals.iter().zip(verified) {
             let _span = info_span!("delivery", source = %arrival.source, period = %arrival.period)
                 .entered();
             let expected_partner = &pipeline.sources[&arrival.source].partner;
-            deliveries.push(admit(
+            let verified = verified.expect("receive verifies every delivery");
+            deliveries.push(admit_verified(
                 arrival,
+                verified,
                 Some(expected_partner),
-                settings.store,
-                settings.specs,
-                &staging,
                 records,
             )?);
             observe(RunEvent::Step {
@@ -620,10 +638,10 @@ impl Attempt<'_> {
     }
 
     /// Stage 2 over every delivery, several at a time: ingest parses a
-    /// file on one core, so the two payroll years run side by side. Largest
-    /// first, so that what starts last is small. Each worker fills a fork
-    /// of the leak guard with the pseudonyms of both layers as they pass;
-    /// the first failing delivery (in delivery order) stops the stage.
+    /// file on one core, so the two payroll years run side by side. Each
+    /// worker fills a fork of the leak guard with the pseudonyms of both
+    /// layers as they pass; the first failing delivery (in delivery order)
+    /// stops the stage.
     fn pseudonymise_all(
         &self,
         deliveries: &[DeliveryOutcome],
@@ -631,50 +649,21 @@ impl Attempt<'_> {
         guard: &mut LeakGuard,
         observe: &mut dyn FnMut(RunEvent<'_>),
     ) -> Result<Vec<DeliverySummary>, RunError> {
-        let mut order: Vec<usize> = (0..deliveries.len()).collect();
-        order.sort_by_key(|&i| {
-            let size = std::fs::metadata(&deliveries[i].staged).map_or(0, |m| m.len());
-            (std::cmp::Reverse(size), i)
-        });
-        let workers = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .clamp(1, deliveries.len().max(1));
-        let next = AtomicUsize::new(0);
-        let failed = AtomicBool::new(false);
+        let sizes: Vec<u64> = deliveries.iter().map(|d| d.verified.content_len).collect();
         let parent = tracing::Span::current();
-        let mut results: Vec<Option<Result<DeliverySummary, RunError>>> =
-            deliveries.iter().map(|_| None).collect();
-        std::thread::scope(|scope| {
-            let (done, finished) = std::sync::mpsc::channel();
-            let handles: Vec<_> = (0..workers)
-                .map(|_| {
-                    let mut fork = guard.fork();
-                    let (done, order, next, failed, parent) =
-                        (done.clone(), &order, &next, &failed, &parent);
-                    scope.spawn(move || {
-                        while !failed.load(Ordering::Relaxed) {
-                            let Some(&i) = order.get(next.fetch_add(1, Ordering::Relaxed)) else {
-                                break;
-                            };
-                            let delivery = &deliveries[i];
-                            let _span = info_span!(parent: parent, "delivery",
-                                source = %delivery.source, period = %delivery.period)
-                            .entered();
-                            let result = self.pseudonymise(delivery, out, &mut fork);
-                            if result.is_err() {
-                                failed.store(true, Ordering::Relaxed);
-                            }
-                            if done.send((i, result)).is_err() {
-                                break;
-                            }
-                        }
-                        fork
-                    })
-                })
-                .collect();
-            drop(done);
-            for (i, result) in finished {
-                if let Ok(summary) = &result {
+        let (results, forks) = largest_first(
+            &sizes,
+            true,
+            || guard.fork(),
+            |fork, i| {
+                let delivery = &deliveries[i];
+                let _span = info_span!(parent: &parent, "delivery",
+                    source = %delivery.source, period = %delivery.period)
+                .entered();
+                self.pseudonymise(delivery, out, fork)
+            },
+            |i, result| {
+                if let Ok(summary) = result {
                     info!(source = %deliveries[i].source, period = %deliveries[i].period,
                         rows = summary.rows_read, rejected = summary.rows_rejected, "stage 2 written");
                     observe(RunEvent::Step {
@@ -682,15 +671,11 @@ impl Attempt<'_> {
                         what: &format!("{} {}", deliveries[i].source, deliveries[i].period),
                     });
                 }
-                results[i] = Some(result);
-            }
-            for handle in handles {
-                match handle.join() {
-                    Ok(fork) => guard.absorb(fork),
-                    Err(panic) => std::panic::resume_unwind(panic),
-                }
-            }
-        });
+            },
+        );
+        for fork in forks {
+            guard.absorb(fork);
+        }
         let mut summaries = Vec::with_capacity(deliveries.len());
         for result in results {
             match result {
@@ -721,10 +706,9 @@ impl Attempt<'_> {
             .expect("pipeline sources are checked against the specs");
         let transform = Stage2Transform::new(&spec.source, self.stage2.clone())?;
         let output = out.join(format!("{}_{}.parquet", delivery.source, delivery.period));
-        // `admit` verified the checksum as it unsealed the file.
-        let done = pseudonymise_staged_inspecting(
-            &delivery.staged,
-            true,
+        let done = pseudonymise_sealed(
+            &delivery.verified,
+            self.settings.store,
             spec,
             &transform,
             &output,
@@ -740,40 +724,111 @@ impl Attempt<'_> {
     }
 }
 
-/// Unseals one delivery into `staging` and registers it in the ledger; a
-/// delivery refused here is recorded as rejected or replayed, in the ledger
-/// and the audit trail. `expected_partner` is the partner the pipeline
-/// expects the source from, when a pipeline is known.
+/// Runs `work` over the items `0..sizes.len()` on one thread per core (no
+/// more threads than items), largest first, so that what starts last is
+/// small. Each worker carries a state made by `state` on the calling thread
+/// and handed back at the end; `done` sees each result as it arrives, on
+/// the calling thread. With `stop_on_error`, no item starts after one
+/// failed; those stay `None`.
+fn largest_first<S: Send, T: Send, E: Send>(
+    sizes: &[u64],
+    stop_on_error: bool,
+    state: impl Fn() -> S,
+    work: impl Fn(&mut S, usize) -> Result<T, E> + Sync,
+    mut done: impl FnMut(usize, &Result<T, E>),
+) -> (Vec<Option<Result<T, E>>>, Vec<S>) {
+    let mut order: Vec<usize> = (0..sizes.len()).collect();
+    order.sort_by_key(|&i| (std::cmp::Reverse(sizes[i]), i));
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, sizes.len().max(1));
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let mut results: Vec<Option<Result<T, E>>> = sizes.iter().map(|_| None).collect();
+    let mut states = Vec::with_capacity(workers);
+    std::thread::scope(|scope| {
+        let (sender, finished) = std::sync::mpsc::channel();
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                let mut state = state();
+                let (sender, order, next, failed, work) =
+                    (sender.clone(), &order, &next, &failed, &work);
+                scope.spawn(move || {
+                    while !(stop_on_error && failed.load(Ordering::Relaxed)) {
+                        let Some(&i) = order.get(next.fetch_add(1, Ordering::Relaxed)) else {
+                            break;
+                        };
+                        let result = work(&mut state, i);
+                        if result.is_err() {
+                            failed.store(true, Ordering::Relaxed);
+                        }
+                        if sender.send((i, result)).is_err() {
+                            break;
+                        }
+                    }
+                    state
+                })
+            })
+            .collect();
+        drop(sender);
+        for (i, result) in finished {
+            done(i, &result);
+            results[i] = Some(result);
+        }
+        for handle in handles {
+            match handle.join() {
+                Ok(state) => states.push(state),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+    });
+    (results, states)
+}
+
+/// Verifies one sealed delivery (writing nothing) and registers it in the
+/// ledger; a delivery refused here is recorded as rejected or replayed, in
+/// the ledger and the audit trail. `expected_partner` is the partner the
+/// pipeline expects the source from, when a pipeline is known.
 pub(crate) fn admit(
     arrival: &Arrival,
     expected_partner: Option<&str>,
     store: &KeyStore,
     specs: &SpecSet,
-    staging: &Path,
     records: &mut Records<'_>,
 ) -> Result<DeliveryOutcome, RunError> {
-    let (sha256, _) = sha256_file(&arrival.sealed)?;
-    let refused = |id: String, partner: Option<String>| NewDelivery {
-        id,
-        source: arrival.source.clone(),
-        period: arrival.period.clone(),
-        partner,
-        sha256: sha256.clone(),
-        path: arrival.sealed.clone(),
-        received: now(),
-    };
-    let file_name = arrival
-        .sealed
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let received = match unseal_delivery(&arrival.sealed, store, specs, staging) {
+    let verified = verify_delivery(&arrival.sealed, store, specs);
+    admit_verified(arrival, verified, expected_partner, records)
+}
+
+/// [`admit`] for a delivery already verified (or refused by verification).
+pub(crate) fn admit_verified(
+    arrival: &Arrival,
+    verified: Result<VerifiedDelivery, ReceiveError>,
+    expected_partner: Option<&str>,
+    records: &mut Records<'_>,
+) -> Result<DeliveryOutcome, RunError> {
+    let received = match verified {
         Ok(received) => received,
         Err(error) => {
+            // Verification may have stopped before the end of the file; the
+            // ledger keeps the whole file's hash.
+            let (sha256, _) = sha256_file(&arrival.sealed)?;
+            let file_name = arrival
+                .sealed
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
             let reason = format!("{:#}", chain(&error));
-            records
-                .ledger
-                .reject_delivery(&refused(file_name.clone(), None), &reason)?;
+            let refused = NewDelivery {
+                id: file_name.clone(),
+                source: arrival.source.clone(),
+                period: arrival.period.clone(),
+                partner: None,
+                sha256: sha256.clone(),
+                path: arrival.sealed.clone(),
+                received: now(),
+            };
+            records.ledger.reject_delivery(&refused, &reason)?;
             records.audit(
                 "delivery.rejected",
                 &file_name,
@@ -785,10 +840,19 @@ pub(crate) fn admit(
             });
         }
     };
+    let sha256 = received.sealed_sha256.clone();
     let m = &received.manifest;
     let delivery_id = m.delivery_id.clone().unwrap_or_default();
     let partner = m.partner.clone().unwrap_or_default();
-    let new = refused(delivery_id.clone(), Some(partner.clone()));
+    let new = NewDelivery {
+        id: delivery_id.clone(),
+        source: arrival.source.clone(),
+        period: arrival.period.clone(),
+        partner: Some(partner.clone()),
+        sha256: sha256.clone(),
+        path: arrival.sealed.clone(),
+        received: now(),
+    };
     let mismatch = if m.source != arrival.source || m.period != arrival.period {
         Some(format!(
             "its manifest says {} {}, its file name {} {}",
@@ -868,7 +932,7 @@ pub(crate) fn admit(
         rows_accepted: 0,
         rows_rejected: 0,
         rejects: Vec::new(),
-        staged: received.staged,
+        verified: received,
     })
 }
 

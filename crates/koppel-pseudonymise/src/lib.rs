@@ -20,9 +20,10 @@ pub use pseudonym::{
     KeyedHash, META_KEY_ID, META_KEY_VERSION, META_PSEUDONYM_STAGE, PSEUDONYM_BYTES, Pseudonymiser,
     RESEARCH_ID_BYTES, Stage, research_prefix,
 };
-pub use receive::{REGISTER_FILE, ReceiveError, ReceivedDelivery, unseal_delivery};
+pub use receive::{
+    DeliveryStream, REGISTER_FILE, ReceiveError, ReceivedDelivery, VerifiedDelivery,
+    unseal_delivery, verify_delivery,
+};
 pub use secret::KeyMaterial;
 pub use stage2::{Stage2Error, Stage2Transform};
-pub use staged::{
-    PseudonymisedDelivery, StagedError, pseudonymise_staged, pseudonymise_staged_inspecting,
-};
+pub use staged::{PseudonymisedDelivery, StagedError, pseudonymise_sealed, pseudonymise_staged};

@@ -1,23 +1,28 @@
-//! The TTP side of a sealed delivery: verify, decrypt into the staging
-//! area, and refuse replays.
+//! The TTP side of a sealed delivery: verify it, then read it.
 //!
-//! Input: a sealed file, the TTP's key store (for the partner's transport
-//! key), a staging directory. Output: `<staging>/<file>` and its
-//! `<file>.manifest.yaml`, and one line in the staging area's delivery
-//! register. Nothing appears under the delivery's own name unless the whole
-//! file authenticated, its checksum matched its manifest and its delivery id
-//! was new.
+//! Input: a sealed file and the TTP's key store (for the partner's transport
+//! key). A run calls [`verify_delivery`], which reads the file once and
+//! writes nothing: every chunk authenticated, the content's checksum the
+//! manifest's, the manifest's claims in line with the key; stage 2 then
+//! reads the content through [`VerifiedDelivery::open`], decrypted as it is
+//! parsed. An operator's `koppel unseal` calls [`unseal_delivery`], which
+//! writes `<staging>/<file>`, its `<file>.manifest.yaml` and one line in the
+//! staging area's delivery register; nothing appears under the delivery's
+//! own name unless the whole file authenticated, its checksum matched its
+//! manifest and its delivery id was new.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, BufRead, BufReader, BufWriter, Write};
+use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
-use crate::hashing::HashingWriter;
+use crate::hashing::{HashingReader, HashingWriter};
 use koppel_ingest::{DeliveryManifest, IdentifierMode, IngestError, SpecSet, manifest_path};
+use sha2::{Digest, Sha256};
 use thiserror::Error;
 
-use crate::keystore::{KeyPurpose, KeyStatus, KeyStore, KeyStoreError};
+use crate::keystore::{KeyInfo, KeyPurpose, KeyStatus, KeyStore, KeyStoreError};
 use crate::seal::{self, SealError};
+use crate::secret::KeyMaterial;
 
 /// File in the staging directory listing every delivery id received.
 pub const REGISTER_FILE: &str = "delivery-register.tsv";
@@ -91,27 +96,153 @@ fn ids_in(file: &File, path: &Path) -> Result<Vec<String>, ReceiveError> {
     Ok(ids)
 }
 
-/// Verifies and decrypts one sealed delivery into `staging`.
+/// A sealed delivery that verified end to end: every chunk authentic, the
+/// content's SHA-256 the one in its manifest, the manifest's claims in line
+/// with the key that sealed it. Verifying writes nothing; [`open`] decrypts
+/// the content again as it is consumed, so no plaintext copy of a delivery
+/// (stage-1 pseudonyms) ever lands on disk.
+///
+/// [`open`]: VerifiedDelivery::open
+#[derive(Debug, Clone)]
+pub struct VerifiedDelivery {
+    pub sealed: PathBuf,
+    /// SHA-256 of the sealed file as read: the delivery's identity in the
+    /// run ledger.
+    pub sealed_sha256: String,
+    pub manifest: DeliveryManifest,
+    pub transport_key: (String, u32),
+    /// Bytes of content (the plaintext delivery file).
+    pub content_len: u64,
+    manifest_bytes: Vec<u8>,
+}
+
+/// Verifies one sealed delivery without writing anything: reads the file
+/// once, hashing the sealed bytes and decrypting and hashing the content.
 ///
 /// `specs` ties each source to its partner: a transport key opens only
-/// deliveries its own partner may send.
-pub fn unseal_delivery(
+/// deliveries its own partner may send. Replays are the caller's to detect
+/// (by delivery id or sealed SHA-256).
+pub fn verify_delivery(
     sealed: &Path,
     store: &KeyStore,
     specs: &SpecSet,
-    staging: &Path,
-) -> Result<ReceivedDelivery, ReceiveError> {
-    let io_err = |path: &Path| {
-        let path = path.to_owned();
-        move |source| ReceiveError::Io { path, source }
-    };
-    let seal_err = |source| ReceiveError::Seal {
+) -> Result<VerifiedDelivery, ReceiveError> {
+    let file = File::open(sealed).map_err(io_err(sealed))?;
+    let mut input = HashingReader::new(BufReader::with_capacity(1 << 20, file));
+    let header = seal::read_header(&mut input).map_err(seal_err(sealed))?;
+    let (info, key) = transport_key(sealed, &header, store)?;
+    let mut reader =
+        seal::UnsealReader::new(&header, &mut input, &key).map_err(seal_err(sealed))?;
+    drop(key);
+    let mut content = Sha256::new();
+    let mut content_len = 0u64;
+    while let Some(piece) = reader.next_content().map_err(seal_err(sealed))? {
+        content.update(piece);
+        content_len += piece.len() as u64;
+    }
+    let manifest_bytes = reader.into_manifest();
+    // The final chunk verified only because the input ended right after it,
+    // so the hash covers the whole file.
+    let sealed_sha256 = input.finish().map_err(io_err(sealed))?;
+    let manifest = check_manifest(sealed, &info, specs, &manifest_bytes)?;
+    if hex::encode(content.finalize()) != manifest.sha256 {
+        return Err(ReceiveError::Checksum {
+            path: sealed.to_owned(),
+        });
+    }
+    Ok(VerifiedDelivery {
+        sealed: sealed.to_owned(),
+        sealed_sha256,
+        manifest,
+        transport_key: (info.id, info.version),
+        content_len,
+        manifest_bytes,
+    })
+}
+
+impl VerifiedDelivery {
+    /// The content again, decrypted as it is read. The stream checks that
+    /// the sealed file still holds the delivery that verified: the same
+    /// manifest, every chunk authentic, and at its end the content's
+    /// SHA-256; a `read` that finds otherwise fails (the error carries a
+    /// [`ReceiveError`] or [`SealError`]), so a consumer must keep nothing
+    /// it made of a stream that did not end with `Ok(0)`.
+    pub fn open(&self, store: &KeyStore) -> Result<DeliveryStream, ReceiveError> {
+        let sealed = self.sealed.as_path();
+        let file = File::open(sealed).map_err(io_err(sealed))?;
+        let mut input = BufReader::with_capacity(1 << 20, file);
+        let header = seal::read_header(&mut input).map_err(seal_err(sealed))?;
+        if (header.key_id.as_str(), header.key_version)
+            != (self.transport_key.0.as_str(), self.transport_key.1)
+        {
+            return Err(changed(sealed));
+        }
+        let (_, key) = transport_key(sealed, &header, store)?;
+        let reader = seal::UnsealReader::new(&header, input, &key).map_err(seal_err(sealed))?;
+        drop(key);
+        if reader.manifest() != self.manifest_bytes.as_slice() {
+            return Err(changed(sealed));
+        }
+        Ok(DeliveryStream {
+            sealed: self.sealed.clone(),
+            reader,
+            hasher: Some(Sha256::new()),
+            expected: self.manifest.sha256.clone(),
+        })
+    }
+}
+
+fn changed(sealed: &Path) -> ReceiveError {
+    ReceiveError::Refused {
         path: sealed.to_owned(),
-        source,
-    };
-    std::fs::create_dir_all(staging).map_err(io_err(staging))?;
-    let mut input = BufReader::with_capacity(1 << 20, File::open(sealed).map_err(io_err(sealed))?);
-    let header = seal::read_header(&mut input).map_err(seal_err)?;
+        what: "the sealed file changed after it was received".into(),
+    }
+}
+
+/// The verified content of a delivery, decrypted as it is read (see
+/// [`VerifiedDelivery::open`]).
+pub struct DeliveryStream {
+    sealed: PathBuf,
+    reader: seal::UnsealReader<BufReader<File>>,
+    hasher: Option<Sha256>,
+    expected: String,
+}
+
+impl Read for DeliveryStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.reader.read(buf)?;
+        if n > 0 {
+            if let Some(hasher) = &mut self.hasher {
+                hasher.update(&buf[..n]);
+            }
+        } else if let Some(hasher) = self.hasher.take()
+            && hex::encode(hasher.finalize()) != self.expected
+        {
+            return Err(io::Error::other(ReceiveError::Checksum {
+                path: self.sealed.clone(),
+            }));
+        }
+        Ok(n)
+    }
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> ReceiveError + use<> {
+    let path = path.to_owned();
+    move |source| ReceiveError::Io { path, source }
+}
+
+fn seal_err(path: &Path) -> impl FnOnce(SealError) -> ReceiveError + use<> {
+    let path = path.to_owned();
+    move |source| ReceiveError::Seal { path, source }
+}
+
+/// The transport key the header names, if the store holds it and it may
+/// still open deliveries.
+fn transport_key(
+    sealed: &Path,
+    header: &seal::SealHeader,
+    store: &KeyStore,
+) -> Result<(KeyInfo, KeyMaterial), ReceiveError> {
     let (info, key) = store
         .key(&header.key_id, Some(header.key_version))
         .map_err(|source| ReceiveError::Key {
@@ -136,43 +267,37 @@ pub fn unseal_delivery(
             ),
         });
     }
+    Ok((info, key))
+}
 
-    // Decrypt into a temporary file: a chunk is written only once verified,
-    // but the file as a whole counts only after the last chunk verified.
-    let mut content = tempfile::Builder::new()
-        .prefix(".koppel-unseal-")
-        .tempfile_in(staging)
-        .map_err(io_err(staging))?;
-    let (manifest_bytes, sha256) = {
-        let mut writer =
-            HashingWriter::new(BufWriter::with_capacity(1 << 20, content.as_file_mut()));
-        let manifest =
-            seal::unseal_after_header(&header, &mut input, &key, &mut writer).map_err(seal_err)?;
-        (manifest, writer.finish().map_err(io_err(staging))?)
-    };
-    drop(key);
-
-    let text = String::from_utf8(manifest_bytes).map_err(|_| ReceiveError::Refused {
-        path: sealed.to_owned(),
-        what: "the manifest is not UTF-8".into(),
-    })?;
-    let manifest =
-        DeliveryManifest::parse(&text, sealed).map_err(|source| ReceiveError::Manifest {
-            path: sealed.to_owned(),
-            source,
-        })?;
+/// Parses the manifest that came out of the seal and checks its claims: a
+/// delivery id, a plain file name, the partner of the key that sealed it,
+/// a source that partner may deliver, stage-1 pseudonyms.
+fn check_manifest(
+    sealed: &Path,
+    info: &KeyInfo,
+    specs: &SpecSet,
+    manifest_bytes: &[u8],
+) -> Result<DeliveryManifest, ReceiveError> {
     let refuse = |what: &str| ReceiveError::Refused {
         path: sealed.to_owned(),
         what: what.to_owned(),
     };
-    let delivery_id = manifest
+    let text =
+        std::str::from_utf8(manifest_bytes).map_err(|_| refuse("the manifest is not UTF-8"))?;
+    let manifest =
+        DeliveryManifest::parse(text, sealed).map_err(|source| ReceiveError::Manifest {
+            path: sealed.to_owned(),
+            source,
+        })?;
+    manifest
         .delivery_id
-        .clone()
+        .as_ref()
         .filter(|id| id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()))
         .ok_or_else(|| refuse("the manifest has no valid delivery id"))?;
     let file_name = manifest
         .file
-        .clone()
+        .as_ref()
         .filter(|f| safe_file_name(f))
         .ok_or_else(|| refuse("the manifest names no plain file name for the content"))?;
     // The seal proves who sealed (the transport key's partner); the manifest
@@ -202,6 +327,40 @@ pub fn unseal_delivery(
             "a sealed delivery must carry stage-1 pseudonyms, not raw identifiers",
         ));
     }
+    Ok(manifest)
+}
+
+/// Verifies and decrypts one sealed delivery into `staging`: what an
+/// operator's `koppel unseal` does (a run never stages plaintext; it
+/// verifies with [`verify_delivery`] and reads the sealed file again).
+pub fn unseal_delivery(
+    sealed: &Path,
+    store: &KeyStore,
+    specs: &SpecSet,
+    staging: &Path,
+) -> Result<ReceivedDelivery, ReceiveError> {
+    std::fs::create_dir_all(staging).map_err(io_err(staging))?;
+    let mut input = BufReader::with_capacity(1 << 20, File::open(sealed).map_err(io_err(sealed))?);
+    let header = seal::read_header(&mut input).map_err(seal_err(sealed))?;
+    let (info, key) = transport_key(sealed, &header, store)?;
+
+    // Decrypt into a temporary file: a chunk is written only once verified,
+    // but the file as a whole counts only after the last chunk verified.
+    let mut content = tempfile::Builder::new()
+        .prefix(".koppel-unseal-")
+        .tempfile_in(staging)
+        .map_err(io_err(staging))?;
+    let (manifest_bytes, sha256) = {
+        let mut writer =
+            HashingWriter::new(BufWriter::with_capacity(1 << 20, content.as_file_mut()));
+        let manifest = seal::unseal_after_header(&header, &mut input, &key, &mut writer)
+            .map_err(seal_err(sealed))?;
+        (manifest, writer.finish().map_err(io_err(staging))?)
+    };
+    drop(key);
+    let manifest = check_manifest(sealed, &info, specs, &manifest_bytes)?;
+    let delivery_id = manifest.delivery_id.clone().unwrap_or_default();
+    let file_name = manifest.file.clone().unwrap_or_default();
     if sha256 != manifest.sha256 {
         return Err(ReceiveError::Checksum {
             path: sealed.to_owned(),
@@ -268,9 +427,199 @@ fn safe_file_name(name: &str) -> bool {
         && name != REGISTER_FILE
 }
 
+/// Sealed deliveries for tests: a key store with IZZ's transport key and
+/// the project's source specs.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use std::path::{Path, PathBuf};
+
+    use koppel_ingest::{DeliveryManifest, IdentifierMode, SpecSet};
+    use zeroize::Zeroizing;
+
+    use crate::keystore::{KdfParams, KeyPurpose, KeyStore, Unlock};
+    use crate::seal;
+
+    pub struct Sealed {
+        pub dir: tempfile::TempDir,
+        pub store: KeyStore,
+        pub specs: SpecSet,
+        pub sealed: PathBuf,
+        pub manifest: DeliveryManifest,
+    }
+
+    /// `izz_verzekerden_2024.csv` (header `bsn_P1,jaar`, then `body`)
+    /// sealed by IZZ in 4 KiB chunks, so that even small files have several.
+    pub fn izz_delivery(body: &str, rows: u64) -> Sealed {
+        let dir = tempfile::tempdir().unwrap();
+        let unlock = Unlock::Passphrase(Zeroizing::new("test".to_owned()));
+        let mut store = KeyStore::create(
+            &dir.path().join("keys.yaml"),
+            &unlock,
+            KdfParams::demo(),
+            false,
+        )
+        .unwrap();
+        store
+            .generate("transport-izz", KeyPurpose::Transport, Some("IZZ"), None)
+            .unwrap();
+        let specs = SpecSet::load_dir(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("../../pipelines/sources"),
+        )
+        .unwrap();
+        let content = dir.path().join("izz_verzekerden_2024.csv");
+        std::fs::write(&content, format!("bsn_P1,jaar\n{body}")).unwrap();
+        let mut manifest = DeliveryManifest::describe(
+            &content,
+            "izz_verzekerden",
+            "2024",
+            rows,
+            IdentifierMode::PrePseudonymised,
+        )
+        .unwrap();
+        manifest.delivery_id = Some("0123456789abcdef0123456789abcdef".into());
+        manifest.partner = Some("IZZ".into());
+        manifest.file = Some("izz_verzekerden_2024.csv".into());
+        let sealed = dir.path().join("izz_verzekerden_2024.csv.sealed");
+        let delivery = Sealed {
+            dir,
+            store,
+            specs,
+            sealed,
+            manifest,
+        };
+        delivery.seal(&std::fs::read(&content).unwrap());
+        delivery
+    }
+
+    impl Sealed {
+        /// Seals `content` under the delivery's manifest, replacing the
+        /// sealed file: an authentic file whose content may not be the one
+        /// the manifest describes.
+        pub fn seal(&self, content: &[u8]) {
+            let (_, key) = self.store.key("transport-izz", None).unwrap();
+            let mut out = Vec::new();
+            seal::seal(
+                self.manifest.to_yaml().as_bytes(),
+                content,
+                &mut out,
+                &key,
+                "transport-izz",
+                1,
+                seal::MIN_CHUNK_SIZE,
+            )
+            .unwrap();
+            std::fs::write(&self.sealed, out).unwrap();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::safe_file_name;
+    use std::io::Read;
+
+    use super::test_support::izz_delivery;
+    use super::*;
+    use crate::seal;
+
+    const P1: &str = "f80ce1cdf1a48876ab00530de42b5ef61e90658b86720874e31a39dc5a516692";
+
+    fn body(rows: usize) -> String {
+        format!("{P1},2024\n").repeat(rows)
+    }
+
+    fn flip_byte(path: &Path, at: u64) {
+        let mut bytes = std::fs::read(path).unwrap();
+        bytes[at as usize] ^= 1;
+        std::fs::write(path, bytes).unwrap();
+    }
+
+    fn seal_error(error: io::Error) -> SealError {
+        SealError::from_io(error)
+    }
+
+    #[test]
+    fn a_verified_delivery_reads_back_exactly_and_leaves_nothing_behind() {
+        let d = izz_delivery(&body(300), 300);
+        let before: Vec<_> = std::fs::read_dir(d.dir.path()).unwrap().collect();
+        let verified = verify_delivery(&d.sealed, &d.store, &d.specs).unwrap();
+        let after: Vec<_> = std::fs::read_dir(d.dir.path()).unwrap().collect();
+        assert_eq!(before.len(), after.len(), "verifying writes nothing");
+        let expected = format!("bsn_P1,jaar\n{}", body(300));
+        assert_eq!(verified.content_len, expected.len() as u64);
+        assert!(verified.content_len > 4 * seal::MIN_CHUNK_SIZE as u64);
+        assert_eq!(
+            verified.sealed_sha256,
+            koppel_ingest::sha256_file(&d.sealed).unwrap()
+        );
+        assert_eq!(verified.manifest, d.manifest);
+        assert_eq!(verified.transport_key, ("transport-izz".to_owned(), 1));
+        let mut content = String::new();
+        verified
+            .open(&d.store)
+            .unwrap()
+            .read_to_string(&mut content)
+            .unwrap();
+        assert_eq!(content, expected);
+    }
+
+    #[test]
+    fn verification_refuses_a_tampered_file_and_a_wrong_checksum() {
+        let d = izz_delivery(&body(300), 300);
+        flip_byte(&d.sealed, 9_000);
+        let err = verify_delivery(&d.sealed, &d.store, &d.specs).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ReceiveError::Seal {
+                    source: SealError::Authentication,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        // Authentic, but not the content the manifest describes.
+        d.seal(body(300).as_bytes());
+        let err = verify_delivery(&d.sealed, &d.store, &d.specs).unwrap_err();
+        assert!(matches!(err, ReceiveError::Checksum { .. }), "{err}");
+    }
+
+    #[test]
+    fn the_stream_fails_when_the_sealed_file_changed_after_verification() {
+        let d = izz_delivery(&body(300), 300);
+        let verified = verify_delivery(&d.sealed, &d.store, &d.specs).unwrap();
+
+        // A modified chunk fails as the stream reaches it.
+        flip_byte(&d.sealed, 9_000);
+        let mut stream = verified.open(&d.store).unwrap();
+        let err = std::io::copy(&mut stream, &mut std::io::sink()).unwrap_err();
+        assert!(matches!(seal_error(err), SealError::Authentication));
+
+        // Another authentic content under the same manifest: every chunk
+        // verifies, the checksum at the end does not.
+        let mut other = std::fs::read(d.dir.path().join("izz_verzekerden_2024.csv")).unwrap();
+        other[20] = b'0';
+        d.seal(&other);
+        let mut stream = verified.open(&d.store).unwrap();
+        let err = std::io::copy(&mut stream, &mut std::io::sink()).unwrap_err();
+        let inner = err.into_inner().unwrap();
+        assert!(
+            matches!(
+                inner.downcast_ref::<ReceiveError>(),
+                Some(ReceiveError::Checksum { .. })
+            ),
+            "{inner}"
+        );
+
+        // Another manifest: refused before any content is read.
+        let mut d = d;
+        d.manifest.rows = 301;
+        d.seal(&other);
+        let err = verified.open(&d.store).err().unwrap();
+        assert!(
+            err.to_string().contains("changed after it was received"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn manifest_file_names_stay_in_staging() {

@@ -4,8 +4,10 @@
 //! **Job.** [`seal`] turns a manifest (opaque bytes, in practice the YAML
 //! delivery manifest) plus a content stream into one sealed file;
 //! [`unseal`] verifies such a file and gives the manifest and the content
-//! back. [`read_header`] reads only the public header, so the TTP can look up
-//! the transport key by id and version before it decrypts.
+//! back; [`UnsealReader`] gives the content as a verified stream instead, so
+//! the TTP parses a delivery as it decrypts it. [`read_header`] reads only
+//! the public header, so the TTP can look up the transport key by id and
+//! version before it decrypts.
 //!
 //! **Inputs.** A 32-byte transport key ([`KeyMaterial`]) shared by one
 //! partner and the TTP, the key's id and version (written into the header in
@@ -414,57 +416,237 @@ pub fn unseal(
 /// same contract on `content_out` as for [`unseal`] applies.
 pub fn unseal_after_header(
     header: &SealHeader,
-    mut input: impl Read,
+    input: impl Read,
     key: &KeyMaterial,
-    content_out: impl Write,
+    mut content_out: impl Write,
 ) -> Result<Vec<u8>, SealError> {
-    // The public fields may have been edited since `read_header`; the
-    // header is re-checked and re-encoded (the encoding is canonical), and
-    // any difference from the sealed header fails authentication.
-    if header.version != FORMAT_VERSION {
-        return Err(SealError::UnsupportedVersion(header.version));
+    let mut reader = UnsealReader::new(header, input, key)?;
+    while let Some(piece) = reader.next_content()? {
+        content_out.write_all(piece)?;
     }
-    let aad = header.encode().map_err(SealError::BadHeader)?;
-    let content_key = derive_content_key(key, &header.salt);
-    let aead = Aes256Gcm::new((&*content_key).into());
-    let mut decryptor = DecryptorBE32::<Aes256Gcm>::from_aead(aead, (&header.nonce_prefix).into());
+    content_out.flush()?;
+    Ok(reader.into_manifest())
+}
 
-    let chunk = header.chunk_size as usize;
-    let unit = chunk + TAG_LEN;
-    let mut buf = Zeroizing::new(Vec::with_capacity(unit));
-    let mut payload = PayloadSink::new(content_out);
-    // The decryptor counts chunks too, but privately; this copy is needed to
-    // diagnose a failure at a given position.
-    let mut position: u32 = 0;
-    loop {
-        buf.resize(unit, 0);
-        let n = read_full(&mut input, &mut buf)?;
-        buf.truncate(n);
+/// The content of a sealed delivery as a stream: [`Read`] hands out the
+/// content chunk by chunk, each only after its tag verified, so a consumer
+/// (the TTP's ingest) can parse a delivery as it is decrypted and no
+/// plaintext copy is ever written. The manifest is read when the reader is
+/// made.
+///
+/// The caution of [`unseal`] holds here too: every byte read is authentic,
+/// but the *sequence* is complete and untouched only once `read` returned
+/// `Ok(0)` (the final chunk verified and the input ended right after it);
+/// a consumer must discard what it made of the content on any error. The
+/// error of a failing `read` carries the [`SealError`]
+/// ([`SealError::from_io`] takes it back out). After an error the reader
+/// stays failed.
+pub struct UnsealReader<R> {
+    input: R,
+    header: SealHeader,
+    aad: Vec<u8>,
+    content_key: Zeroizing<[u8; 32]>,
+    /// `None` once the final chunk was taken, or after a failure.
+    decryptor: Option<DecryptorBE32<Aes256Gcm>>,
+    failed: bool,
+    /// Plaintext of the current chunk (zeroized on drop); `buf[pos..]` has
+    /// not been handed out yet.
+    buf: Zeroizing<Vec<u8>>,
+    pos: usize,
+    /// The decryptor counts chunks too, but privately; this copy is needed
+    /// to diagnose a failure at a given position.
+    position: u32,
+    manifest: Vec<u8>,
+}
+
+impl<R: Read> UnsealReader<R> {
+    /// Starts decrypting after the header (`input` positioned at the first
+    /// chunk, as [`read_header`] leaves it) and reads the manifest.
+    pub fn new(header: &SealHeader, input: R, key: &KeyMaterial) -> Result<Self, SealError> {
+        // The public fields may have been edited since `read_header`; the
+        // header is re-checked and re-encoded (the encoding is canonical),
+        // and any difference from the sealed header fails authentication.
+        if header.version != FORMAT_VERSION {
+            return Err(SealError::UnsupportedVersion(header.version));
+        }
+        let aad = header.encode().map_err(SealError::BadHeader)?;
+        let content_key = derive_content_key(key, &header.salt);
+        let aead = Aes256Gcm::new((&*content_key).into());
+        let decryptor = DecryptorBE32::<Aes256Gcm>::from_aead(aead, (&header.nonce_prefix).into());
+        let unit = header.chunk_size as usize + TAG_LEN;
+        let mut reader = UnsealReader {
+            input,
+            header: header.clone(),
+            aad,
+            content_key,
+            decryptor: Some(decryptor),
+            failed: false,
+            buf: Zeroizing::new(Vec::with_capacity(unit)),
+            pos: 0,
+            position: 0,
+            manifest: Vec::new(),
+        };
+        // The payload is `manifest length (u32 BE) ‖ manifest ‖ content`.
+        let mut length = [0u8; 4];
+        if reader.fill(&mut length)? < length.len() {
+            return Err(SealError::MalformedPayload(
+                "payload is shorter than the 4-byte manifest length".to_owned(),
+            ));
+        }
+        let declared = u32::from_be_bytes(length);
+        if declared > MAX_MANIFEST_LEN {
+            return Err(SealError::ManifestTooLarge(u64::from(declared)));
+        }
+        let mut manifest = vec![0u8; declared as usize];
+        let got = reader.fill(&mut manifest)?;
+        if got < manifest.len() {
+            return Err(SealError::MalformedPayload(format!(
+                "payload ends inside the manifest ({got} of {declared} bytes)"
+            )));
+        }
+        reader.manifest = manifest;
+        Ok(reader)
+    }
+
+    /// The manifest's bytes (authentic: they came out of verified chunks).
+    pub fn manifest(&self) -> &[u8] {
+        &self.manifest
+    }
+
+    pub fn into_manifest(self) -> Vec<u8> {
+        self.manifest
+    }
+
+    /// The next piece of verified content (the rest of a chunk); `None` at
+    /// the authenticated end.
+    pub fn next_content(&mut self) -> Result<Option<&[u8]>, SealError> {
+        while self.pos == self.buf.len() {
+            if !self.next_chunk()? {
+                return Ok(None);
+            }
+        }
+        let start = self.pos;
+        self.pos = self.buf.len();
+        Ok(Some(&self.buf[start..]))
+    }
+
+    /// Fills `out` from the payload as far as it goes; the bytes taken.
+    fn fill(&mut self, out: &mut [u8]) -> Result<usize, SealError> {
+        let mut filled = 0;
+        while filled < out.len() {
+            if self.pos == self.buf.len() && !self.next_chunk()? {
+                break;
+            }
+            let n = (out.len() - filled).min(self.buf.len() - self.pos);
+            out[filled..filled + n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
+            self.pos += n;
+            filled += n;
+        }
+        Ok(filled)
+    }
+
+    /// Reads and verifies the next chunk into `buf`; `false` once the final
+    /// chunk was taken.
+    fn next_chunk(&mut self) -> Result<bool, SealError> {
+        if self.failed {
+            return Err(SealError::Io(io::Error::other(
+                "the sealed delivery already failed to verify",
+            )));
+        }
+        let result = self.decrypt_next();
+        if result.is_err() {
+            self.failed = true;
+            self.decryptor = None;
+            self.buf.clear();
+            self.pos = 0;
+        }
+        result
+    }
+
+    fn decrypt_next(&mut self) -> Result<bool, SealError> {
+        let Some(decryptor) = self.decryptor.as_mut() else {
+            return Ok(false);
+        };
+        let unit = self.header.chunk_size as usize + TAG_LEN;
+        self.buf.resize(unit, 0);
+        self.pos = 0;
+        let n = read_full(&mut self.input, &mut self.buf)?;
+        self.buf.truncate(n);
         if n == unit {
             // A full-size unit is never the final chunk (the final chunk
             // holds fewer than chunk-size bytes), so it must verify as a
             // non-final chunk at this position.
-            if position == u32::MAX {
+            if self.position == u32::MAX {
                 return Err(SealError::PayloadTooLarge);
             }
-            if decryptor.decrypt_next_in_place(&aad, &mut *buf).is_err() {
-                return Err(diagnose_failure(&content_key, header, &aad, position, &buf));
+            if decryptor
+                .decrypt_next_in_place(&self.aad, &mut *self.buf)
+                .is_err()
+            {
+                return Err(self.diagnose());
             }
-            payload.push(&buf)?;
-            position += 1;
-            continue;
+            self.position += 1;
+            return Ok(true);
         }
         // The input has ended: what is left must be the final chunk.
         if n < TAG_LEN {
-            // Nothing left (the file ends at a chunk boundary, so the
-            // final chunk is missing) or less than a tag.
+            // Nothing left (the file ends at a chunk boundary, so the final
+            // chunk is missing) or less than a tag.
             return Err(SealError::Truncated);
         }
-        if decryptor.decrypt_last_in_place(&aad, &mut *buf).is_err() {
-            return Err(diagnose_failure(&content_key, header, &aad, position, &buf));
+        let decryptor = self.decryptor.take().expect("checked above");
+        if decryptor
+            .decrypt_last_in_place(&self.aad, &mut *self.buf)
+            .is_err()
+        {
+            return Err(self.diagnose());
         }
-        payload.push(&buf)?;
-        return payload.finish();
+        Ok(true)
+    }
+
+    fn diagnose(&self) -> SealError {
+        diagnose_failure(
+            &self.content_key,
+            &self.header,
+            &self.aad,
+            self.position,
+            &self.buf,
+        )
+    }
+}
+
+impl<R: Read> Read for UnsealReader<R> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if out.is_empty() {
+            return Ok(0);
+        }
+        while self.pos == self.buf.len() {
+            match self.next_chunk() {
+                Ok(true) => {}
+                Ok(false) => return Ok(0),
+                Err(SealError::Io(e)) => return Err(e),
+                Err(e) => return Err(io::Error::other(e)),
+            }
+        }
+        let n = out.len().min(self.buf.len() - self.pos);
+        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+impl SealError {
+    /// The [`SealError`] an [`UnsealReader`]'s `read` failed with (plain
+    /// I/O errors become [`SealError::Io`]).
+    pub fn from_io(error: io::Error) -> SealError {
+        if error.get_ref().is_some_and(|e| e.is::<SealError>()) {
+            match error.into_inner().map(|e| e.downcast::<SealError>()) {
+                Some(Ok(seal)) => *seal,
+                _ => unreachable!("checked to hold a SealError"),
+            }
+        } else {
+            SealError::Io(error)
+        }
     }
 }
 
@@ -514,76 +696,6 @@ fn derive_content_key(key: &KeyMaterial, salt: &[u8; SALT_LEN]) -> Zeroizing<[u8
     content_key.copy_from_slice(&tag);
     tag.as_mut_slice().zeroize();
     content_key
-}
-
-/// Takes the verified plaintext as it comes out of the chunks and splits it
-/// into the manifest length, the manifest (kept) and the content (written
-/// through).
-struct PayloadSink<W> {
-    length_prefix: [u8; 4],
-    prefix_have: usize,
-    manifest_len: Option<usize>,
-    manifest: Vec<u8>,
-    out: W,
-}
-
-impl<W: Write> PayloadSink<W> {
-    fn new(out: W) -> Self {
-        PayloadSink {
-            length_prefix: [0; 4],
-            prefix_have: 0,
-            manifest_len: None,
-            manifest: Vec::new(),
-            out,
-        }
-    }
-
-    fn push(&mut self, mut data: &[u8]) -> Result<(), SealError> {
-        let manifest_len = match self.manifest_len {
-            Some(len) => len,
-            None => {
-                let take = (4 - self.prefix_have).min(data.len());
-                self.length_prefix[self.prefix_have..self.prefix_have + take]
-                    .copy_from_slice(&data[..take]);
-                self.prefix_have += take;
-                data = &data[take..];
-                if self.prefix_have < 4 {
-                    return Ok(());
-                }
-                let declared = u32::from_be_bytes(self.length_prefix);
-                if declared > MAX_MANIFEST_LEN {
-                    return Err(SealError::ManifestTooLarge(u64::from(declared)));
-                }
-                let len = declared as usize;
-                self.manifest.reserve_exact(len);
-                self.manifest_len = Some(len);
-                len
-            }
-        };
-        let take = (manifest_len - self.manifest.len()).min(data.len());
-        self.manifest.extend_from_slice(&data[..take]);
-        let content = &data[take..];
-        if !content.is_empty() {
-            self.out.write_all(content)?;
-        }
-        Ok(())
-    }
-
-    fn finish(mut self) -> Result<Vec<u8>, SealError> {
-        match self.manifest_len {
-            None => Err(SealError::MalformedPayload(
-                "payload is shorter than the 4-byte manifest length".to_owned(),
-            )),
-            Some(len) if self.manifest.len() < len => Err(SealError::MalformedPayload(format!(
-                "payload ends inside the manifest ({} of {len} bytes)",
-                self.manifest.len()
-            ))),
-            Some(_) => {
-                self.out.flush()?;
-                Ok(self.manifest)
-            }
-        }
-    }
 }
 
 /// Reads until `buf` is full or the input ends; returns the bytes read.

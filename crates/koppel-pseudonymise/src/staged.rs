@@ -1,9 +1,11 @@
-//! Stage 2 over a staged delivery: the TTP's hand-over from the staging
-//! area (stage-1 pseudonyms, as partners sealed them) to the linking stage
-//! (stage-2 pseudonyms only).
+//! Stage 2 over a received delivery: the TTP's hand-over from what
+//! partners sealed (stage-1 pseudonyms) to the linking stage (stage-2
+//! pseudonyms only).
 //!
-//! Input: a staged delivery with its manifest, its source spec, and the
-//! project's `Stage2Transform`. Output: one Parquet file of canonical
+//! Input: a verified sealed delivery (a run: decrypted as it is read) or a
+//! staged file with its manifest (an operator's `koppel unseal` and
+//! `koppel pseudonymise`), its source spec, and the project's
+//! `Stage2Transform`. Output: one Parquet file of canonical
 //! columns in which every identifier is a labelled P2 column. The file
 //! appears only when the delivery passed validation; no P1 and no raw
 //! identifier is in it.
@@ -19,6 +21,8 @@ use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 use thiserror::Error;
 
+use crate::keystore::KeyStore;
+use crate::receive::{ReceiveError, VerifiedDelivery};
 use crate::stage2::{Stage2Error, Stage2Transform};
 
 #[derive(Debug, Error)]
@@ -33,6 +37,8 @@ pub enum StagedError {
         #[source]
         source: Stage2Error,
     },
+    #[error(transparent)]
+    Sealed(Box<ReceiveError>),
     #[error("{}: cannot write Parquet: {message}", path.display())]
     Write { path: PathBuf, message: String },
 }
@@ -45,26 +51,54 @@ pub struct PseudonymisedDelivery {
 }
 
 /// Reads a staged delivery (its manifest must be beside it and is
-/// verified), applies stage 2 batch by batch, and writes `output`.
+/// verified), applies stage 2 batch by batch, and writes `output`: what an
+/// operator's `koppel pseudonymise` does over a staging folder.
 pub fn pseudonymise_staged(
     staged: &Path,
     spec: &SourceSpec,
     transform: &Stage2Transform,
     output: &Path,
 ) -> Result<PseudonymisedDelivery, StagedError> {
-    pseudonymise_staged_inspecting(staged, false, spec, transform, output, &mut |_| {})
+    let options = ReadOptions {
+        require_manifest: true,
+        ..ReadOptions::default()
+    };
+    let reader = DeliveryReader::open(staged, spec, options)?;
+    write_stage2(reader, staged, transform, output, &mut |_| {})
 }
 
-/// [`pseudonymise_staged`], showing `inspect` every batch it reads (the
-/// stage-1 layer) and every batch it writes (the stage-2 layer): the run's
-/// leak guard learns the pseudonyms of both here, in the one pass over the
-/// delivery, instead of reading everything again before the export.
-/// `checksum_verified`: the caller unsealed the file and verified its
-/// checksum as it wrote it, so it is not hashed a second time.
-pub fn pseudonymise_staged_inspecting(
-    staged: &Path,
-    checksum_verified: bool,
+/// Stage 2 straight from a sealed delivery that verified: the content is
+/// decrypted as it is parsed, so no plaintext copy of it is ever written.
+/// `inspect` sees every batch read (the stage-1 layer) and every batch
+/// written (the stage-2 layer): the run's leak guard learns the pseudonyms
+/// of both here, in the one pass over the delivery. Should the sealed file
+/// no longer hold what verified, the stream fails and nothing is written.
+pub fn pseudonymise_sealed(
+    delivery: &VerifiedDelivery,
+    store: &KeyStore,
     spec: &SourceSpec,
+    transform: &Stage2Transform,
+    output: &Path,
+    inspect: &mut dyn FnMut(&RecordBatch),
+) -> Result<PseudonymisedDelivery, StagedError> {
+    let content = delivery
+        .open(store)
+        .map_err(|e| StagedError::Sealed(Box::new(e)))?;
+    let reader = DeliveryReader::from_stream(
+        &delivery.sealed,
+        Box::new(content),
+        delivery.manifest.clone(),
+        spec,
+        ReadOptions::default(),
+    )?;
+    write_stage2(reader, &delivery.sealed, transform, output, inspect)
+}
+
+/// Applies stage 2 to every batch `reader` gives and writes `output`, which
+/// appears only when the delivery was read to its end and accepted.
+fn write_stage2(
+    mut reader: DeliveryReader,
+    name: &Path,
     transform: &Stage2Transform,
     output: &Path,
     inspect: &mut dyn FnMut(&RecordBatch),
@@ -73,12 +107,6 @@ pub fn pseudonymise_staged_inspecting(
         path: output.to_owned(),
         message,
     };
-    let options = ReadOptions {
-        require_manifest: true,
-        checksum_verified,
-        ..ReadOptions::default()
-    };
-    let mut reader = DeliveryReader::open(staged, spec, options)?;
     let dir = output.parent().unwrap_or(Path::new("."));
     let mut partial = tempfile::Builder::new()
         .prefix(".koppel-stage2-")
@@ -88,7 +116,7 @@ pub fn pseudonymise_staged_inspecting(
         .set_compression(Compression::ZSTD(ZstdLevel::default()))
         .build();
     let stage2_err = |source| StagedError::Stage2 {
-        path: staged.to_owned(),
+        path: name.to_owned(),
         source,
     };
     // The output schema is what stage 2 makes of the canonical schema.
@@ -109,7 +137,7 @@ pub fn pseudonymise_staged_inspecting(
     let summary = reader.finish()?;
     if let Verdict::Failed { reason } = &summary.verdict {
         return Err(StagedError::Rejected {
-            path: staged.to_owned(),
+            path: name.to_owned(),
             reason: reason.clone(),
         });
     }
@@ -166,27 +194,69 @@ mod tests {
     }
 
     #[test]
-    fn inspect_sees_each_batch_before_and_after_stage_2() {
-        let dir = tempfile::tempdir().unwrap();
-        let spec = SourceSpec::from_yaml(SPEC, Path::new("s.yaml")).unwrap();
+    fn a_sealed_delivery_is_pseudonymised_as_it_is_decrypted() {
         let p1 = "f80ce1cdf1a48876ab00530de42b5ef61e90658b86720874e31a39dc5a516692";
-        let staged = stage(dir.path(), &format!("{p1},2024\n{p1},2023\n{p1},2022\n"), 3);
-        let output = dir.path().join("out.parquet");
+        let body = format!("{p1},2024\n{p1},2023\n{p1},2022\n").repeat(100);
+        let d = crate::receive::test_support::izz_delivery(&body, 300);
+        let verified = crate::receive::verify_delivery(&d.sealed, &d.store, &d.specs).unwrap();
+        let spec = d.specs.get("izz_verzekerden").unwrap();
+        let output = d.dir.path().join("out.parquet");
         let mut seen = Vec::new();
-        pseudonymise_staged_inspecting(
-            &staged,
-            false,
-            &spec,
+        let done = pseudonymise_sealed(
+            &verified,
+            &d.store,
+            spec,
             &transform(),
             &output,
             &mut |batch| seen.push((batch.schema().field(0).name().clone(), batch.num_rows())),
         )
         .unwrap();
+        assert_eq!(done.summary.rows_accepted, 300);
         assert_eq!(
             seen,
-            [("bsn_p1".to_owned(), 3), ("bsn_p2".to_owned(), 3)],
+            [("bsn_p1".to_owned(), 300), ("bsn_p2".to_owned(), 300)],
             "the stage-1 batch, then the stage-2 batch made of it"
         );
+        let written: usize =
+            parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
+                std::fs::File::open(&output).unwrap(),
+            )
+            .unwrap()
+            .build()
+            .unwrap()
+            .map(|b| b.unwrap().num_rows())
+            .sum();
+        assert_eq!(written, 300);
+
+        // The sealed file modified after it verified: the stream fails in
+        // the middle, and nothing is written.
+        let mut bytes = std::fs::read(&d.sealed).unwrap();
+        let at = bytes.len() - 5_000;
+        bytes[at] ^= 1;
+        std::fs::write(&d.sealed, bytes).unwrap();
+        let failed = d.dir.path().join("failed.parquet");
+        let err = pseudonymise_sealed(
+            &verified,
+            &d.store,
+            spec,
+            &transform(),
+            &failed,
+            &mut |_| {},
+        )
+        .unwrap_err();
+        assert!(
+            format!("{:?}", err).contains("Authentication"),
+            "{err}: the authentication failure is in the chain"
+        );
+        assert!(!failed.exists());
+        let leftovers = std::fs::read_dir(d.dir.path())
+            .unwrap()
+            .filter(|e| {
+                let name = e.as_ref().unwrap().file_name();
+                name.to_string_lossy().starts_with(".koppel")
+            })
+            .count();
+        assert_eq!(leftovers, 0);
     }
 
     #[test]
