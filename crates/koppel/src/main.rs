@@ -192,16 +192,17 @@ fn parse_years(s: &str) -> Result<RangeInclusive<i32>, String> {
 /// and 3; libmimalloc-sys names no constant for it).
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
-/// Freed memory is handed back to the system after 2 s instead of 10 ms:
-/// DataFusion's aggregations free and regrow large buffers all the time, and
-/// with the default every regrowth faulted in freshly zeroed (huge) pages
-/// again — 16% of the linking stage's time. Measured at full scale: link
-/// 50 s → 44 s, peak RSS 2.6 → 2.7 GB (never purging: 42 s, 3.9 GB).
+/// Freed memory is handed back to the system after 500 ms instead of
+/// 10 ms: DataFusion's aggregations free and regrow large buffers all the
+/// time, and with the default every regrowth faulted in freshly zeroed
+/// (huge) pages again — 16% of the linking stage's samples. Whole run at
+/// full scale, one run each: link 50.5 s → 46.5 s, peak RSS 2.2 → 2.5 GB;
+/// 2 s gave 45 s but 3.1 GB, past the 3 GB budget; never purging 3.9 GB.
 /// `MIMALLOC_PURGE_DELAY` in the environment still decides.
 fn tune_allocator() {
     if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
         // SAFETY: sets one integer option; mimalloc allows this at any time.
-        unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 2000) };
+        unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 500) };
     }
 }
 
