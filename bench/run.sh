@@ -87,11 +87,16 @@ if [ ! -e "$CACHE/.complete" ]; then
     "$KOPPEL" demo --persons "$PERSONS" --out "$CACHE/demo" > "$CACHE/demo.log" 2>&1 \
         || { tail -n 20 "$CACHE/demo.log" >&2; exit 1; }
     # The plain deliveries, as the TTP holds them once unsealed: the peers'
-    # input. The partners' raw extracts are not needed again.
-    staging="$CACHE/demo/state/runs/preventieplan/run-1/staging"
+    # input (`koppel run` itself never writes them to disk). The partners'
+    # raw extracts are not needed again.
+    KOPPEL_PASSPHRASE=koppel-demo-passphrase "$KOPPEL" unseal \
+        --store "$CACHE/demo/keys/ttp.keystore.yaml" --staging "$CACHE/unsealed" \
+        "$CACHE"/demo/inbox/*.sealed > "$CACHE/unseal.log" 2>&1 \
+        || { tail -n 20 "$CACHE/unseal.log" >&2; exit 1; }
     mkdir "$CACHE/deliveries"
-    find "$staging" -maxdepth 1 -type f \( -name '*.csv' -o -name '*.parquet' \) \
+    find "$CACHE/unsealed" -maxdepth 1 -type f \( -name '*.csv' -o -name '*.parquet' \) \
         -exec mv -t "$CACHE/deliveries" {} +
+    rm -rf "$CACHE/unsealed"
     mv "$(find "$CACHE/demo/releases" -mindepth 1 -maxdepth 1 -type d | head -n 1)" "$CACHE/reference"
     # Koppel's linked models before disclosure control: for comparing a
     # peer's models column by column while working on it.
