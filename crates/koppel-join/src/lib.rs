@@ -19,6 +19,7 @@
 //! and docs/linking.md. The models still hold stage-2 pseudonyms: they are
 //! TTP-internal and reach researchers only through koppel-export.
 
+mod dense;
 mod error;
 mod inputs;
 mod report;
@@ -30,7 +31,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use arrow::array::{Array, AsArray, RecordBatch};
-use arrow::datatypes::{Field, Int32Type, Int64Type, Schema, SchemaRef};
+use arrow::datatypes::{DataType, Field, Int32Type, Int64Type, Schema, SchemaRef};
 use chrono::NaiveDate;
 use datafusion::dataframe::DataFrameWriteOptions;
 use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
@@ -43,6 +44,7 @@ use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 use tracing::info;
 
+use dense::{DenseKeys, PSEUDONYM_BYTES};
 pub use error::LinkError;
 pub use inputs::{LinkKey, Source, StagedSources};
 pub use report::{CoverageCell, LinkageReport, OverlapCell, SourceLinkage};
@@ -158,8 +160,16 @@ async fn link_async(
         let frame = ctx
             .read_parquet(paths, ParquetReadOptions::default())
             .await?;
-        ctx.register_table(source.table(), frame.into_view())?;
+        ctx.register_table(staged_table(source), frame.into_view())?;
     }
+    let keys = LinkKeys::number(&ctx).await?;
+    info!(
+        persons = keys.persons.len(),
+        organisations = keys.organisations.len(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "link keys numbered"
+    );
+    keys.register(&ctx).await?;
 
     let payroll_years = int_column(
         &ctx,
@@ -193,7 +203,8 @@ async fn link_async(
         elapsed_ms = started.elapsed().as_millis() as u64,
         "payroll backbone built"
     );
-    materialise(&ctx, "py", &sql::person_year(), work.path()).await?;
+    let first_day = day_number(payroll_years[0], 1, 1);
+    materialise(&ctx, "py", &sql::person_year(first_day), work.path()).await?;
     materialise(&ctx, "episodes", &sql::episodes(reference_day), work.path()).await?;
     materialise(&ctx, "episode_years", sql::EPISODE_YEARS, work.path()).await?;
     execute(&ctx, sql::PERSON_ABSENCE).await?;
@@ -221,7 +232,10 @@ async fn link_async(
         &ctx,
         &sql::person_model(&payroll_years),
         &person_model,
-        &[("person_p2", "bsn"), ("org_p2", "kvk")],
+        &[
+            ("person_p2", "bsn", &keys.persons),
+            ("org_p2", "kvk", &keys.organisations),
+        ],
         &key_metadata,
         "person",
     )
@@ -236,7 +250,7 @@ async fn link_async(
         &ctx,
         &sql::organisation_model(),
         &organisation_model,
-        &[("org_p2", "kvk")],
+        &[("org_p2", "kvk", &keys.organisations)],
         &key_metadata,
         "organisation",
     )
@@ -283,6 +297,83 @@ async fn link_async(
         report_path: out_dir.join(LINKAGE_REPORT_FILE),
         report,
     })
+}
+
+/// The table a source's stage-2 files are registered under; the SQL reads
+/// the view of the source's own name, which has dense keys for the
+/// pseudonyms (see [`LinkKeys`]).
+fn staged_table(source: Source) -> String {
+    format!("staged_{}", source.table())
+}
+
+/// The person and organisation pseudonyms of all sources, numbered densely
+/// in pseudonym order (see `dense.rs` for why).
+struct LinkKeys {
+    persons: Arc<DenseKeys>,
+    organisations: Arc<DenseKeys>,
+}
+
+impl LinkKeys {
+    /// The person pseudonym column and the organisation pseudonym column
+    /// of a source, and the name each has in the linking SQL.
+    const PERSON: (&'static str, &'static str) = ("bsn_p2", "person");
+    const ORGANISATION: (&'static str, &'static str) = ("employer_kvk_p2", "org");
+
+    async fn number(ctx: &SessionContext) -> Result<LinkKeys, LinkError> {
+        let queries = |column: &str| -> Vec<String> {
+            Source::ALL
+                .into_iter()
+                .filter(|s| s.required_columns().contains(&column))
+                .map(|s| format!("SELECT {column} FROM {}", staged_table(s)))
+                .collect()
+        };
+        let persons = DenseKeys::collect(ctx, "person", &queries(Self::PERSON.0)).await?;
+        let organisations =
+            DenseKeys::collect(ctx, "organisation", &queries(Self::ORGANISATION.0)).await?;
+        if organisations.len() >= 1 << sql::ORG_RANK_BITS {
+            return Err(LinkError::Plan(format!(
+                "{} organisations; linking ranks at most {} per run",
+                organisations.len(),
+                1u64 << sql::ORG_RANK_BITS
+            )));
+        }
+        Ok(LinkKeys {
+            persons: Arc::new(persons),
+            organisations: Arc::new(organisations),
+        })
+    }
+
+    /// Registers `person_key()` and `org_key()` and, per source, a view of
+    /// its linking columns with the pseudonyms replaced by their numbers
+    /// (`person`, `org`).
+    async fn register(&self, ctx: &SessionContext) -> Result<(), LinkError> {
+        ctx.register_udf(self.persons.udf("person_key"));
+        ctx.register_udf(self.organisations.udf("org_key"));
+        for source in Source::ALL {
+            let columns: Vec<String> = source
+                .required_columns()
+                .iter()
+                .map(|&c| match c {
+                    c if c == Self::PERSON.0 => format!("person_key({c}) AS {}", Self::PERSON.1),
+                    c if c == Self::ORGANISATION.0 => {
+                        format!("org_key({c}) AS {}", Self::ORGANISATION.1)
+                    }
+                    c => c.to_owned(),
+                })
+                .collect();
+            execute(
+                ctx,
+                &format!(
+                    "CREATE VIEW {} AS SELECT {} FROM {}",
+                    source.table(),
+                    columns.join(", "),
+                    staged_table(source)
+                ),
+            )
+            .await?;
+        }
+        Ok(())
+    }
 }
 
 /// The output folder, built under a temporary name beside its final place
@@ -395,13 +486,14 @@ async fn int_column(ctx: &SessionContext, sql: &str) -> Result<Vec<i32>, LinkErr
     Ok(values)
 }
 
-/// Streams a model query into one Parquet file. The pseudonym columns are
-/// labelled with their key, like every stage-2 column before them.
+/// Streams a model query into one Parquet file. The key columns get their
+/// pseudonyms back and are labelled with their key, like every stage-2
+/// column before them.
 async fn write_model(
     ctx: &SessionContext,
     sql: &str,
     path: &Path,
-    pseudonyms: &[(&str, &str)],
+    pseudonyms: &[(&str, &str, &DenseKeys)],
     key_metadata: &dyn Fn(&str) -> HashMap<String, String>,
     model: &str,
 ) -> Result<u64, LinkError> {
@@ -412,11 +504,13 @@ async fn write_model(
         .iter()
         .map(|f| {
             let field = f.as_ref().clone().with_metadata(HashMap::new());
-            match pseudonyms.iter().find(|(name, _)| name == f.name()) {
-                Some((name, kind)) => {
+            match pseudonyms.iter().find(|(name, _, _)| name == f.name()) {
+                Some((name, kind, _)) => {
                     let mut metadata = key_metadata(name);
                     metadata.insert(META_IDENTIFIER.to_owned(), (*kind).to_owned());
-                    field.with_metadata(metadata)
+                    field
+                        .with_data_type(DataType::FixedSizeBinary(PSEUDONYM_BYTES as i32))
+                        .with_metadata(metadata)
                 }
                 None => field,
             }
@@ -437,12 +531,30 @@ async fn write_model(
         .build();
     let mut writer = ArrowWriter::try_new(file, schema.clone(), Some(properties))
         .map_err(|e| io(e.to_string()))?;
+    let restore: Vec<Option<&DenseKeys>> = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            pseudonyms
+                .iter()
+                .find(|(name, _, _)| name == f.name())
+                .map(|(_, _, keys)| *keys)
+        })
+        .collect();
     let mut stream = frame.execute_stream().await?;
     let mut rows = 0u64;
     while let Some(batch) = stream.next().await {
         let batch = batch?;
-        let batch = RecordBatch::try_new(schema.clone(), batch.columns().to_vec())
-            .map_err(|e| io(e.to_string()))?;
+        let columns = batch
+            .columns()
+            .iter()
+            .zip(&restore)
+            .map(|(column, keys)| match keys {
+                Some(keys) => dense::restore(keys, column),
+                None => Ok(Arc::clone(column)),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let batch = RecordBatch::try_new(schema.clone(), columns).map_err(|e| io(e.to_string()))?;
         rows += batch.num_rows() as u64;
         writer.write(&batch).map_err(|e| io(e.to_string()))?;
     }

@@ -196,7 +196,7 @@ pub(crate) async fn build(
 
     let [rows, keys] = counts(
         ctx,
-        "SELECT COUNT(*) AS n, (SELECT COUNT(*) FROM (SELECT DISTINCT bsn_p2, year FROM insured)) AS k FROM insured",
+        "SELECT COUNT(*) AS n, (SELECT COUNT(*) FROM (SELECT DISTINCT person, year FROM insured)) AS k FROM insured",
     )
     .await?;
     report.push(person_year_source(
@@ -263,7 +263,7 @@ pub(crate) async fn build(
 
     let [rows, orgs, keys, linked, payroll_org_years] = counts(
         ctx,
-        "SELECT COUNT(*), COUNT(DISTINCT employer_kvk_p2),
+        "SELECT COUNT(*), COUNT(DISTINCT org),
             (SELECT COUNT(*) FROM annual_report_years) AS org_years,
             (SELECT COUNT(*) FROM annual_report_years r
                 WHERE EXISTS (SELECT 1 FROM pe WHERE pe.org = r.org AND pe.year = r.year)) AS linked,
