@@ -673,7 +673,7 @@ PAYROLL_ROWS = """CREATE VIEW payroll_rows AS SELECT
     CAST(days(period) AS BIGINT) * 10
         + CASE CAST(contract_type AS VARCHAR) WHEN 'VAST' THEN 0 WHEN 'TIJDELIJK' THEN 1 ELSE 2 END AS latest_contract,
     CAST(sector AS VARCHAR) AS sector,
-    fwg_function_code,
+    CAST(days(period) AS BIGINT) * 100000 + COALESCE(CAST(fwg_function_code AS BIGINT) + 1, 0) AS latest_fwg,
     CAST(hours_per_week AS DECIMAL(12, 4)) AS hours,
     CAST(gross_monthly_wage AS DECIMAL(14, 2)) AS wage,
     CAST(irregularity_allowance AS DECIMAL(14, 2)) AS allowance,
@@ -687,15 +687,17 @@ FROM payroll"""
 
 # One row per person × employer × year. A month delivered twice counts once:
 # the sums are scaled by months ÷ rows, which averages the duplicates. The
-# function code is the latest month's (sql.rs: last_value ORDER BY month,
-# nulls kept; arg_max_null is DuckDB's streaming equivalent, where an
-# ordered aggregate would buffer every row of a group).
+# function code is the latest month's, packed behind the month as sql.rs
+# does (of two in one month the higher; a missing code loses to any code).
 PERSON_EMPLOYER_YEAR = """CREATE TABLE pe AS
 SELECT person, org, year, payroll_rows, months, payroll_rows - months AS duplicate_rows,
     month_mask, last_month_day, birth_date, sex,
     CASE WHEN latest_postcode % 100000 = 99999 THEN NULL ELSE latest_postcode % 100000 END AS postcode4,
     CASE latest_contract % 10 WHEN 0 THEN 'VAST' WHEN 1 THEN 'TIJDELIJK' ELSE 'OPROEP' END AS contract_type,
-    sector, fwg_function_code, start_day,
+    sector,
+    CASE WHEN latest_fwg % 100000 = 0 THEN NULL
+         ELSE lpad(CAST(latest_fwg % 100000 - 1 AS VARCHAR), 4, '0') END AS fwg_function_code,
+    start_day,
     CASE WHEN latest_end % 1000000 = 999999 THEN NULL ELSE CAST(latest_end % 1000000 AS INTEGER) END AS end_day,
     CAST(CAST(hours_sum AS DOUBLE) * months / payroll_rows AS DECIMAL(16, 4)) AS hour_months,
     CAST(CAST(wage_sum AS DOUBLE) * months / payroll_rows AS DECIMAL(18, 2)) AS wage,
@@ -712,7 +714,7 @@ FROM (
         max(latest_postcode) AS latest_postcode,
         max(latest_contract) AS latest_contract,
         max(sector) AS sector,
-        arg_max_null(fwg_function_code, month_day) AS fwg_function_code,
+        max(latest_fwg) AS latest_fwg,
         max(start_day) AS start_day,
         max(latest_end) AS latest_end,
         sum(hours) AS hours_sum,

@@ -144,6 +144,10 @@ async fn link_async(
     let session = SessionConfig::new()
         .with_target_partitions(threads)
         .set_str("datafusion.execution.parquet.compression", "snappy")
+        // Intermediates are written once and read once or twice; building
+        // dictionaries for their mostly distinct values cost more than
+        // they saved.
+        .set_bool("datafusion.execution.parquet.dictionary_enabled", false)
         .set_str("datafusion.sql_parser.enable_ident_normalization", "true");
     let ctx = SessionContext::new_with_config_rt(session, runtime);
 

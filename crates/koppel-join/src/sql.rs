@@ -66,6 +66,12 @@ pub fn years_table(years: &[(i32, i32, i32)]) -> String {
 /// Payroll rows with the per-row quantities the aggregations need.
 /// Available days: the calendar days of the payroll month inside the
 /// employment (start and end dates clip the first and last month).
+/// "Latest" values are packed behind the month's day number, so that one
+/// `max()` finds the value of the latest month; of two values in one month
+/// (a month delivered twice) the higher wins, and a missing postcode or
+/// end date counts as higher, a missing function code as lower. Function
+/// codes are four digits (the delivery contract), so code + 1 fits below
+/// 100000.
 pub const PAYROLL_ROWS: &str = "CREATE VIEW payroll_rows AS SELECT
     person,
     org,
@@ -78,7 +84,8 @@ pub const PAYROLL_ROWS: &str = "CREATE VIEW payroll_rows AS SELECT
     CAST(arrow_cast(period, 'Int32') AS BIGINT) * 10
         + CASE CAST(contract_type AS VARCHAR) WHEN 'VAST' THEN 0 WHEN 'TIJDELIJK' THEN 1 ELSE 2 END AS latest_contract,
     CAST(sector AS VARCHAR) AS sector,
-    fwg_function_code,
+    CAST(arrow_cast(period, 'Int32') AS BIGINT) * 100000
+        + COALESCE(CAST(fwg_function_code AS BIGINT) + 1, 0) AS latest_fwg,
     CAST(hours_per_week AS DECIMAL(12, 4)) AS hours,
     CAST(gross_monthly_wage AS DECIMAL(14, 2)) AS wage,
     CAST(irregularity_allowance AS DECIMAL(14, 2)) AS allowance,
@@ -103,7 +110,10 @@ pub fn person_employer_year() -> String {
             month_mask, last_month_day, birth_date, sex,
             CASE WHEN latest_postcode % 100000 = 99999 THEN NULL ELSE latest_postcode % 100000 END AS postcode4,
             CASE latest_contract % 10 WHEN 0 THEN 'VAST' WHEN 1 THEN 'TIJDELIJK' ELSE 'OPROEP' END AS contract_type,
-            sector, fwg_function_code, start_day,
+            sector,
+            CASE WHEN latest_fwg % 100000 = 0 THEN NULL
+                 ELSE lpad(CAST(latest_fwg % 100000 - 1 AS VARCHAR), 4, '0') END AS fwg_function_code,
+            start_day,
             CASE WHEN latest_end % 1000000 = 999999 THEN NULL ELSE CAST(latest_end % 1000000 AS INT) END AS end_day,
             CAST(CAST(hours_sum AS DOUBLE) * {months} / payroll_rows AS DECIMAL(16, 4)) AS hour_months,
             CAST(CAST(wage_sum AS DOUBLE) * {months} / payroll_rows AS DECIMAL(18, 2)) AS wage,
@@ -119,7 +129,7 @@ pub fn person_employer_year() -> String {
                 max(latest_postcode) AS latest_postcode,
                 max(latest_contract) AS latest_contract,
                 max(sector) AS sector,
-                last_value(fwg_function_code ORDER BY month_day) AS fwg_function_code,
+                max(latest_fwg) AS latest_fwg,
                 max(start_day) AS start_day,
                 max(latest_end) AS latest_end,
                 sum(hours) AS hours_sum,
@@ -423,3 +433,172 @@ pub const PRESENCE: &str = "SELECT person, year, CAST(bit_or(bit) AS BIGINT) AS 
             CAST(NULL AS VARCHAR) AS sector, CAST(NULL AS INT) AS age FROM survey_years
     )
     GROUP BY person, year";
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::{
+        ArrayRef, AsArray, Date32Array, Float64Array, Int32Array, Int64Array, RecordBatch,
+        StringArray,
+    };
+    use arrow::datatypes::Int32Type;
+    use datafusion::datasource::MemTable;
+    use datafusion::prelude::SessionContext;
+
+    use super::*;
+
+    const JAN_2023: i32 = 19358;
+
+    /// Day number of the first of `month` in 2023.
+    fn month_2023(month: i32) -> i32 {
+        const STARTS: [i32; 12] = [0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334];
+        JAN_2023 + STARTS[(month - 1) as usize]
+    }
+
+    /// One payroll row per (person, org, month, function code).
+    fn payroll(rows: &[(i32, i32, i32, Option<&str>)]) -> RecordBatch {
+        let n = rows.len();
+        let column = |values: ArrayRef| values;
+        RecordBatch::try_from_iter([
+            (
+                "person",
+                column(Arc::new(Int32Array::from_iter_values(
+                    rows.iter().map(|r| r.0),
+                ))),
+            ),
+            (
+                "org",
+                Arc::new(Int32Array::from_iter_values(rows.iter().map(|r| r.1))),
+            ),
+            (
+                "period",
+                Arc::new(Date32Array::from_iter_values(
+                    rows.iter().map(|r| month_2023(r.2)),
+                )),
+            ),
+            ("birth_date", Arc::new(Date32Array::from(vec![7000; n]))),
+            ("sex", Arc::new(StringArray::from(vec!["V"; n]))),
+            ("postcode4", Arc::new(Int64Array::from(vec![3511; n]))),
+            (
+                "contract_type",
+                Arc::new(StringArray::from(vec!["VAST"; n])),
+            ),
+            (
+                "hours_per_week",
+                Arc::new(Float64Array::from(vec![36.0; n])),
+            ),
+            (
+                "gross_monthly_wage",
+                Arc::new(Float64Array::from(vec![3000.0; n])),
+            ),
+            (
+                "irregularity_allowance",
+                Arc::new(Float64Array::from(vec![0.0; n])),
+            ),
+            (
+                "fwg_function_code",
+                Arc::new(StringArray::from_iter(rows.iter().map(|r| r.3))),
+            ),
+            ("sector", Arc::new(StringArray::from(vec!["VVT"; n]))),
+            (
+                "employment_start",
+                Arc::new(Date32Array::from(vec![15000; n])),
+            ),
+            (
+                "employment_end",
+                Arc::new(Date32Array::from(vec![None::<i32>; n])),
+            ),
+        ])
+        .unwrap()
+    }
+
+    async fn query(ctx: &SessionContext, sql: &str) -> Vec<RecordBatch> {
+        ctx.sql(sql).await.unwrap().collect().await.unwrap()
+    }
+
+    /// The packed "latest" values and the packed main-employer rank pick
+    /// what the definitions say, ties included.
+    #[tokio::test]
+    async fn latest_function_code_and_main_employer_resolve_ties_as_documented() {
+        let rows = [
+            // Person 1 at org 5: March then May; May delivered twice, once
+            // with 0300 and once with 0250 (the higher wins).
+            (1, 5, 3, Some("0999")),
+            (1, 5, 5, Some("0250")),
+            (1, 5, 5, Some("0300")),
+            // Person 1 at org 4: March to May, three months. Org 4 and
+            // org 5 tie on the latest month, org 4 has more months.
+            (1, 4, 3, Some("0101")),
+            (1, 4, 4, Some("0101")),
+            (1, 4, 5, None),
+            // Person 2: org 7 and org 6 tie on months and latest month; the
+            // lower key (the lower pseudonym) is the main employer. At org
+            // 6 the latest month's code is missing in one of two rows: a
+            // missing code loses.
+            (2, 7, 1, Some("0101")),
+            (2, 7, 2, Some("0101")),
+            (2, 6, 1, Some("0202")),
+            (2, 6, 2, None),
+            (2, 6, 2, Some("0303")),
+        ];
+        let ctx = SessionContext::new();
+        ctx.register_batch("payroll", payroll(&rows)).unwrap();
+        query(&ctx, PAYROLL_ROWS).await;
+        let pe = query(&ctx, &person_employer_year()).await;
+        let table = MemTable::try_new(pe[0].schema(), vec![pe]).unwrap();
+        ctx.register_table("pe", Arc::new(table)).unwrap();
+        let codes = query(
+            &ctx,
+            "SELECT person, org, fwg_function_code FROM pe ORDER BY person, org",
+        )
+        .await;
+        let codes = &codes[0];
+        let text = |i: usize| {
+            let c = codes
+                .column(2)
+                .as_string_view_opt()
+                .map(|a| a.value(i).to_owned());
+            let c = c.or_else(|| {
+                codes
+                    .column(2)
+                    .as_string_opt::<i32>()
+                    .map(|a| a.value(i).to_owned())
+            });
+            (!codes.column(2).is_null(i)).then(|| c.unwrap())
+        };
+        // (1, 4): May has no code; (1, 5): 0300; (2, 6): 0303; (2, 7): 0101.
+        assert_eq!(
+            (0..4).map(text).collect::<Vec<_>>(),
+            [
+                None,
+                Some("0300".into()),
+                Some("0303".into()),
+                Some("0101".into())
+            ]
+        );
+
+        let py = query(
+            &ctx,
+            &format!(
+                "SELECT person, org, employers, months FROM ({}) ORDER BY person",
+                person_year(JAN_2023)
+            ),
+        )
+        .await;
+        let py = &py[0];
+        assert_eq!(py.column(1).as_primitive::<Int32Type>().values(), &[4, 6]);
+        assert_eq!(
+            py.column(2)
+                .as_primitive::<arrow::datatypes::Int64Type>()
+                .values(),
+            &[2, 2]
+        );
+        assert_eq!(
+            py.column(3)
+                .as_primitive::<arrow::datatypes::Int64Type>()
+                .values(),
+            &[3, 2]
+        );
+    }
+}
