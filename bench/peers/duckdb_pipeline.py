@@ -37,8 +37,8 @@ the cells below the threshold are reported only.
    codes, annual reports, then the two models). Where a literal translation
    would differ, DuckDB gets the same semantics explicitly: DataFusion's null
    order (ascending NULLS LAST, descending NULLS FIRST), the exact decimal
-   mean of the irregularity share, last_value(... ORDER BY month) as
-   arg_max_null (streaming rather than buffering every group). On the 50,000
+   mean of the irregularity share. Latest-month values are packed behind
+   the month and maximised, as sql.rs does. On the 50,000
    sector both models equal Koppel's bit for bit, pseudonyms aside. The
    linkage report is not made.
 3. export: crates/koppel-export with the preventieplan rules (person k = 10,
