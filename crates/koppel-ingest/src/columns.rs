@@ -58,13 +58,16 @@ pub const META_IDENTIFIER_MODE: &str = "koppel.identifier_mode";
 pub const META_PSEUDONYM_STAGE: &str = "koppel.pseudonym";
 pub const META_KEY_ID: &str = "koppel.key_id";
 pub const META_KEY_VERSION: &str = "koppel.key_version";
+/// Bytes of every stage-1 and stage-2 pseudonym (an HMAC-SHA256 output).
+pub const PSEUDONYM_BYTES: usize = 32;
 
 /// The canonical Arrow field of a column.
 pub fn canonical_field(col: &ColumnSpec, mode: IdentifierMode) -> Field {
     let (name, data_type) = match (&col.kind, mode) {
-        (ColumnKind::Identifier(_), IdentifierMode::PrePseudonymised) => {
-            (format!("{}_p1", col.name), DataType::FixedSizeBinary(32))
-        }
+        (ColumnKind::Identifier(_), IdentifierMode::PrePseudonymised) => (
+            format!("{}_p1", col.name),
+            DataType::FixedSizeBinary(PSEUDONYM_BYTES as i32),
+        ),
         (ColumnKind::Identifier(_), IdentifierMode::Raw) => (col.name.clone(), DataType::Utf8),
         (ColumnKind::Integer { .. }, _) => (col.name.clone(), DataType::Int64),
         (ColumnKind::Decimal { .. }, _) => (col.name.clone(), DataType::Float64),
@@ -140,9 +143,9 @@ impl ColumnBuilder {
         capacity: usize,
     ) -> Self {
         let out = match (&col.kind, mode) {
-            (ColumnKind::Identifier(_), IdentifierMode::PrePseudonymised) => {
-                Out::Pseudonym(FixedSizeBinaryBuilder::with_capacity(capacity, 32))
-            }
+            (ColumnKind::Identifier(_), IdentifierMode::PrePseudonymised) => Out::Pseudonym(
+                FixedSizeBinaryBuilder::with_capacity(capacity, PSEUDONYM_BYTES as i32),
+            ),
             (ColumnKind::Identifier(t), IdentifierMode::Raw) => {
                 Out::Utf8(StringBuilder::with_capacity(capacity, capacity * t.width()))
             }

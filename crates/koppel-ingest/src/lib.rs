@@ -29,7 +29,7 @@ mod spec;
 
 pub use columns::{
     IdentifierMode, META_IDENTIFIER, META_IDENTIFIER_MODE, META_KEY_ID, META_KEY_VERSION,
-    META_PSEUDONYM_STAGE, canonical_field,
+    META_PSEUDONYM_STAGE, PSEUDONYM_BYTES, canonical_field,
 };
 pub use csv_source::{CsvRecords, MAX_FIELD_BYTES, MAX_RECORD_BYTES};
 pub use delivery::{DEFAULT_BATCH_SIZE, DeliveryReader, ReadOptions, validate_file};

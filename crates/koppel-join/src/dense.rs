@@ -19,6 +19,7 @@ use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, FixedSizeBinaryArray, Int32Array};
 use arrow::buffer::Buffer;
+use arrow::compute::take;
 use arrow::datatypes::{DataType, Field, FieldRef, Int32Type};
 use datafusion::common::exec_err;
 use datafusion::logical_expr::{
@@ -27,11 +28,9 @@ use datafusion::logical_expr::{
 };
 use datafusion::prelude::SessionContext;
 use futures::StreamExt;
+use koppel_ingest::PSEUDONYM_BYTES;
 
 use crate::LinkError;
-
-/// Bytes of a stage-2 pseudonym.
-pub const PSEUDONYM_BYTES: usize = 32;
 
 type Pseudonym = [u8; PSEUDONYM_BYTES];
 
@@ -46,7 +45,8 @@ type Pseudonym = [u8; PSEUDONYM_BYTES];
 pub struct DenseKeys {
     /// What the keys stand for ("person", "organisation"), for messages.
     kind: &'static str,
-    sorted: Vec<Pseudonym>,
+    /// The pseudonyms in byte order, as the column numbers are restored from.
+    sorted: FixedSizeBinaryArray,
     /// `directory[b]..directory[b + 1]`: the indices of the pseudonyms
     /// whose leading 64 bits, shifted right by `shift`, equal `b`.
     directory: Vec<u32>,
@@ -57,29 +57,47 @@ fn leading_bits(pseudonym: &[u8]) -> u64 {
     u64::from_be_bytes(pseudonym[..8].try_into().expect("a pseudonym has 32 bytes"))
 }
 
+/// The column as 32-byte stage-2 pseudonyms, or an error saying what it is.
+fn as_pseudonyms<'a>(
+    kind: &str,
+    column: &'a ArrayRef,
+) -> Result<&'a FixedSizeBinaryArray, LinkError> {
+    match column.as_fixed_size_binary_opt() {
+        Some(pseudonyms) if pseudonyms.value_length() as usize == PSEUDONYM_BYTES => Ok(pseudonyms),
+        _ => Err(LinkError::Plan(format!(
+            "a {kind} identifier column of type {} is not a stage-2 pseudonym",
+            column.data_type()
+        ))),
+    }
+}
+
 impl DenseKeys {
     /// Numbers the pseudonyms (in any order, with repeats) in byte order.
     pub fn new(kind: &'static str, mut pseudonyms: Vec<Pseudonym>) -> Result<DenseKeys, LinkError> {
         pseudonyms.sort_unstable();
         pseudonyms.dedup();
-        let sorted = pseudonyms;
-        if i32::try_from(sorted.len()).is_err() {
+        if i32::try_from(pseudonyms.len()).is_err() {
             return Err(LinkError::Plan(format!(
                 "more than {} distinct {kind} pseudonyms",
                 i32::MAX
             )));
         }
-        let bits = (usize::BITS - sorted.len().leading_zeros()).clamp(1, 26);
+        let bits = (usize::BITS - pseudonyms.len().leading_zeros()).clamp(1, 26);
         let shift = u64::BITS - bits;
         let mut directory = Vec::with_capacity((1 << bits) + 1);
         let mut index = 0usize;
         for slot in 0..(1u64 << bits) {
-            while index < sorted.len() && leading_bits(&sorted[index]) >> shift < slot {
+            while index < pseudonyms.len() && leading_bits(&pseudonyms[index]) >> shift < slot {
                 index += 1;
             }
             directory.push(index as u32);
         }
-        directory.push(sorted.len() as u32);
+        directory.push(pseudonyms.len() as u32);
+        let sorted = FixedSizeBinaryArray::try_new(
+            PSEUDONYM_BYTES as i32,
+            Buffer::from_vec(pseudonyms.into_flattened()),
+            None,
+        )?;
         Ok(DenseKeys {
             kind,
             sorted,
@@ -105,7 +123,7 @@ impl DenseKeys {
                     tokio::spawn(async move {
                         let mut seen: Vec<Pseudonym> = Vec::new();
                         while let Some(batch) = stream.next().await {
-                            push_distinct_runs(&mut seen, batch?.column(0))?;
+                            push_distinct_runs(kind, &mut seen, batch?.column(0))?;
                         }
                         seen.sort_unstable();
                         seen.dedup();
@@ -123,31 +141,29 @@ impl DenseKeys {
         DenseKeys::new(kind, all)
     }
 
+    pub fn len(&self) -> usize {
+        self.sorted.len()
+    }
+
     fn number_of(&self, pseudonym: &[u8]) -> Option<i32> {
         let slot = (leading_bits(pseudonym) >> self.shift) as usize;
         let (start, end) = (
             self.directory[slot] as usize,
             self.directory[slot + 1] as usize,
         );
-        let found = self.sorted[start..end].binary_search_by(|p| p.as_slice().cmp(pseudonym));
+        let (sorted, _) = self.sorted.value_data().as_chunks::<PSEUDONYM_BYTES>();
+        let found = sorted[start..end].binary_search_by(|p| p.as_slice().cmp(pseudonym));
         found.ok().map(|i| (start + i) as i32)
     }
 
-    pub fn len(&self) -> usize {
-        self.sorted.len()
-    }
-
-    /// The number of each pseudonym; nulls stay null. A pseudonym that was
-    /// not collected is an error (the keys must be collected from every
-    /// input they are used on).
-    pub fn numbers_of(&self, pseudonyms: &FixedSizeBinaryArray) -> Result<Int32Array, LinkError> {
-        if pseudonyms.value_length() as usize != PSEUDONYM_BYTES {
-            return Err(self.not_a_pseudonym(pseudonyms.value_length()));
-        }
+    /// The number of each pseudonym (checked by [`as_pseudonyms`]); nulls
+    /// stay null. A pseudonym that was not collected is an error (the keys
+    /// must be collected from every input they are used on).
+    fn numbers_of(&self, pseudonyms: &FixedSizeBinaryArray) -> Result<Int32Array, LinkError> {
         let mut numbers = Vec::with_capacity(pseudonyms.len());
         // Sources list a person's or organisation's rows together (a payroll
         // holds twelve months per employment), so a run of equal keys costs
-        // one hash lookup.
+        // one lookup.
         let mut previous: Option<(&[u8], i32)> = None;
         for i in 0..pseudonyms.len() {
             if pseudonyms.is_null(i) {
@@ -174,37 +190,34 @@ impl DenseKeys {
     }
 
     /// The pseudonym of each number; nulls stay null.
-    pub fn pseudonyms_of(&self, numbers: &Int32Array) -> Result<FixedSizeBinaryArray, LinkError> {
-        let mut bytes = Vec::with_capacity(numbers.len() * PSEUDONYM_BYTES);
-        for (i, &number) in numbers.values().iter().enumerate() {
-            if numbers.is_null(i) {
-                bytes.extend_from_slice(&[0; PSEUDONYM_BYTES]);
-                continue;
-            }
-            let pseudonym = usize::try_from(number)
-                .ok()
-                .and_then(|n| self.sorted.get(n))
-                .ok_or_else(|| {
-                    LinkError::Plan(format!(
-                        "{} key {number} out of range (0..{})",
-                        self.kind,
-                        self.sorted.len()
-                    ))
-                })?;
-            bytes.extend_from_slice(pseudonym);
+    fn pseudonyms_of(&self, numbers: &Int32Array) -> Result<FixedSizeBinaryArray, LinkError> {
+        // `take` would panic on an index out of range.
+        if let Some(number) = numbers
+            .iter()
+            .flatten()
+            .find(|&n| usize::try_from(n).map_or(true, |n| n >= self.len()))
+        {
+            return Err(LinkError::Plan(format!(
+                "{} key {number} out of range (0..{})",
+                self.kind,
+                self.len()
+            )));
         }
-        Ok(FixedSizeBinaryArray::try_new(
-            PSEUDONYM_BYTES as i32,
-            Buffer::from_vec(bytes),
-            numbers.nulls().cloned(),
-        )?)
+        Ok(take(&self.sorted, numbers, None)?
+            .as_fixed_size_binary()
+            .clone())
     }
 
-    fn not_a_pseudonym(&self, width: i32) -> LinkError {
-        LinkError::Plan(format!(
-            "a {} identifier column of {width} bytes is not a stage-2 pseudonym",
-            self.kind
-        ))
+    /// Replaces a column of dense numbers by the pseudonyms they stand for.
+    pub fn restore(&self, column: &ArrayRef) -> Result<ArrayRef, LinkError> {
+        let Some(numbers) = column.as_primitive_opt::<Int32Type>() else {
+            return Err(LinkError::Plan(format!(
+                "a {} key column of type {} is not a dense key",
+                self.kind,
+                column.data_type()
+            )));
+        };
+        Ok(Arc::new(self.pseudonyms_of(numbers)?))
     }
 
     /// A SQL function `name(pseudonym) → INT` that numbers pseudonyms.
@@ -222,23 +235,15 @@ impl DenseKeys {
 
 /// Appends the column's pseudonyms, once per run of equal values (sources
 /// list a person's rows together, so this keeps the buffer small).
-fn push_distinct_runs(seen: &mut Vec<Pseudonym>, column: &ArrayRef) -> Result<(), LinkError> {
-    let Some(pseudonyms) = column.as_fixed_size_binary_opt() else {
-        return Err(LinkError::Plan(format!(
-            "identifier column of type {} is not a stage-2 pseudonym",
-            column.data_type()
-        )));
-    };
-    if pseudonyms.value_length() as usize != PSEUDONYM_BYTES {
-        return Err(LinkError::Plan(format!(
-            "an identifier column of {} bytes is not a stage-2 pseudonym",
-            pseudonyms.value_length()
-        )));
-    }
+fn push_distinct_runs(
+    kind: &str,
+    seen: &mut Vec<Pseudonym>,
+    column: &ArrayRef,
+) -> Result<(), LinkError> {
     let mut previous: Option<&[u8]> = None;
-    for value in pseudonyms.iter().flatten() {
+    for value in as_pseudonyms(kind, column)?.iter().flatten() {
         if previous != Some(value) {
-            seen.push(value.try_into().expect("length checked"));
+            seen.push(value.try_into().expect("checked to be 32 bytes"));
             previous = Some(value);
         }
     }
@@ -300,27 +305,11 @@ impl ScalarUDFImpl for DenseKeyUdf {
             return exec_err!("{} takes one argument", self.name);
         };
         let array = argument.to_array(args.number_rows)?;
-        let Some(pseudonyms) = array.as_fixed_size_binary_opt() else {
-            return exec_err!("{} takes a stage-2 pseudonym", self.name);
-        };
-        let numbers = self
-            .keys
-            .numbers_of(pseudonyms)
+        let numbers = as_pseudonyms(self.keys.kind, &array)
+            .and_then(|pseudonyms| self.keys.numbers_of(pseudonyms))
             .map_err(|e| datafusion::error::DataFusionError::Execution(e.to_string()))?;
         Ok(ColumnarValue::Array(Arc::new(numbers)))
     }
-}
-
-/// Replaces a column of dense numbers by the pseudonyms they stand for.
-pub fn restore(keys: &DenseKeys, column: &ArrayRef) -> Result<ArrayRef, LinkError> {
-    let Some(numbers) = column.as_primitive_opt::<Int32Type>() else {
-        return Err(LinkError::Plan(format!(
-            "a {} key column of type {} is not a dense key",
-            keys.kind,
-            column.data_type()
-        )));
-    };
-    Ok(Arc::new(keys.pseudonyms_of(numbers)?))
 }
 
 #[cfg(test)]
@@ -378,10 +367,10 @@ mod tests {
         let (a, b) = (pseudonym(3, 3), pseudonym(4, 4));
         let mut seen = Vec::new();
         let column: ArrayRef = Arc::new(array(&[Some(a), Some(a), None, Some(b), Some(a)]));
-        push_distinct_runs(&mut seen, &column).unwrap();
+        push_distinct_runs("person", &mut seen, &column).unwrap();
         assert_eq!(seen, vec![a, b, a]);
         let wrong: ArrayRef = Arc::new(Int32Array::from(vec![1]));
-        assert!(push_distinct_runs(&mut seen, &wrong).is_err());
+        assert!(push_distinct_runs("person", &mut seen, &wrong).is_err());
     }
 
     /// Uniform keys (as HMAC outputs are) and keys that all share their

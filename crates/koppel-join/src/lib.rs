@@ -38,13 +38,15 @@ use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
 use futures::StreamExt;
-use koppel_ingest::{META_IDENTIFIER, META_KEY_ID, META_KEY_VERSION, META_PSEUDONYM_STAGE};
+use koppel_ingest::{
+    META_IDENTIFIER, META_KEY_ID, META_KEY_VERSION, META_PSEUDONYM_STAGE, PSEUDONYM_BYTES,
+};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::WriterProperties;
 use tracing::info;
 
-use dense::{DenseKeys, PSEUDONYM_BYTES};
+use dense::DenseKeys;
 pub use error::LinkError;
 pub use inputs::{LinkKey, Source, StagedSources};
 pub use report::{CoverageCell, LinkageReport, OverlapCell, SourceLinkage};
@@ -201,7 +203,7 @@ async fn link_async(
     let reference_day = (reference_date - epoch()).num_days() as i32;
 
     execute(&ctx, &sql::years_table(&years)).await?;
-    execute(&ctx, sql::PAYROLL_ROWS).await?;
+    execute(&ctx, &sql::payroll_rows()).await?;
     materialise(&ctx, "pe", &sql::person_employer_year(), work.path()).await?;
     info!(
         elapsed_ms = started.elapsed().as_millis() as u64,
@@ -318,10 +320,12 @@ struct LinkKeys {
 }
 
 impl LinkKeys {
-    /// The person pseudonym column and the organisation pseudonym column
-    /// of a source, and the name each has in the linking SQL.
-    const PERSON: (&'static str, &'static str) = ("bsn_p2", "person");
-    const ORGANISATION: (&'static str, &'static str) = ("employer_kvk_p2", "org");
+    /// Per kind of key: the sources' pseudonym column, the SQL function
+    /// that numbers it, and the name of the number in the linking SQL.
+    const COLUMNS: [(&'static str, &'static str, &'static str); 2] = [
+        ("bsn_p2", "person_key", "person"),
+        ("employer_kvk_p2", "org_key", "org"),
+    ];
 
     async fn number(ctx: &SessionContext) -> Result<LinkKeys, LinkError> {
         let queries = |column: &str| -> Vec<String> {
@@ -331,9 +335,10 @@ impl LinkKeys {
                 .map(|s| format!("SELECT {column} FROM {}", staged_table(s)))
                 .collect()
         };
-        let persons = DenseKeys::collect(ctx, "person", &queries(Self::PERSON.0)).await?;
+        let [(persons, ..), (organisations, ..)] = Self::COLUMNS;
+        let persons = DenseKeys::collect(ctx, "person", &queries(persons)).await?;
         let organisations =
-            DenseKeys::collect(ctx, "organisation", &queries(Self::ORGANISATION.0)).await?;
+            DenseKeys::collect(ctx, "organisation", &queries(organisations)).await?;
         if organisations.len() >= 1 << sql::ORG_RANK_BITS {
             return Err(LinkError::Plan(format!(
                 "{} organisations; linking ranks at most {} per run",
@@ -347,22 +352,19 @@ impl LinkKeys {
         })
     }
 
-    /// Registers `person_key()` and `org_key()` and, per source, a view of
-    /// its linking columns with the pseudonyms replaced by their numbers
-    /// (`person`, `org`).
+    /// Registers the numbering functions and, per source, a view of its
+    /// linking columns with the pseudonyms replaced by their numbers.
     async fn register(&self, ctx: &SessionContext) -> Result<(), LinkError> {
-        ctx.register_udf(self.persons.udf("person_key"));
-        ctx.register_udf(self.organisations.udf("org_key"));
+        let [(_, person_key, _), (_, org_key, _)] = Self::COLUMNS;
+        ctx.register_udf(self.persons.udf(person_key));
+        ctx.register_udf(self.organisations.udf(org_key));
         for source in Source::ALL {
             let columns: Vec<String> = source
                 .required_columns()
                 .iter()
-                .map(|&c| match c {
-                    c if c == Self::PERSON.0 => format!("person_key({c}) AS {}", Self::PERSON.1),
-                    c if c == Self::ORGANISATION.0 => {
-                        format!("org_key({c}) AS {}", Self::ORGANISATION.1)
-                    }
-                    c => c.to_owned(),
+                .map(|&c| match Self::COLUMNS.iter().find(|(p2, ..)| *p2 == c) {
+                    Some((p2, function, name)) => format!("{function}({p2}) AS {name}"),
+                    None => c.to_owned(),
                 })
                 .collect();
             execute(
@@ -503,23 +505,26 @@ async fn write_model(
 ) -> Result<u64, LinkError> {
     let frame = ctx.sql(sql).await?;
     let arrow_schema: Schema = frame.schema().as_arrow().clone();
-    let fields: Vec<Field> = arrow_schema
+    // Each field, and the keys its numbers are restored from if it is a
+    // key column.
+    let (fields, restore): (Vec<Field>, Vec<Option<&DenseKeys>>) = arrow_schema
         .fields()
         .iter()
         .map(|f| {
             let field = f.as_ref().clone().with_metadata(HashMap::new());
             match pseudonyms.iter().find(|(name, _, _)| name == f.name()) {
-                Some((name, kind, _)) => {
+                Some((name, kind, keys)) => {
                     let mut metadata = key_metadata(name);
                     metadata.insert(META_IDENTIFIER.to_owned(), (*kind).to_owned());
-                    field
+                    let field = field
                         .with_data_type(DataType::FixedSizeBinary(PSEUDONYM_BYTES as i32))
-                        .with_metadata(metadata)
+                        .with_metadata(metadata);
+                    (field, Some(*keys))
                 }
-                None => field,
+                None => (field, None),
             }
         })
-        .collect();
+        .unzip();
     let schema: SchemaRef = Arc::new(Schema::new_with_metadata(
         fields,
         [("koppel.model".to_owned(), model.to_owned())].into(),
@@ -535,16 +540,6 @@ async fn write_model(
         .build();
     let mut writer = ArrowWriter::try_new(file, schema.clone(), Some(properties))
         .map_err(|e| io(e.to_string()))?;
-    let restore: Vec<Option<&DenseKeys>> = schema
-        .fields()
-        .iter()
-        .map(|f| {
-            pseudonyms
-                .iter()
-                .find(|(name, _, _)| name == f.name())
-                .map(|(_, _, keys)| *keys)
-        })
-        .collect();
     let mut stream = frame.execute_stream().await?;
     let mut rows = 0u64;
     while let Some(batch) = stream.next().await {
@@ -554,7 +549,7 @@ async fn write_model(
             .iter()
             .zip(&restore)
             .map(|(column, keys)| match keys {
-                Some(keys) => dense::restore(keys, column),
+                Some(keys) => keys.restore(column),
                 None => Ok(Arc::clone(column)),
             })
             .collect::<Result<Vec<_>, _>>()?;

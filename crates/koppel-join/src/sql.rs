@@ -63,16 +63,47 @@ pub fn years_table(years: &[(i32, i32, i32)]) -> String {
     )
 }
 
+/// "Latest" values of the payroll backbone: each is packed below its
+/// radix, behind the month's day number, so that one `max()` finds the
+/// value of the latest month; of two values in one month (a month
+/// delivered twice) the higher wins. A missing postcode or end date is the
+/// radix − 1 (counts as higher), a missing function code 0 (lower).
+/// Function codes are four digits (the delivery contract), so code + 1 fits.
+const POSTCODE_RADIX: i64 = 100_000;
+const CONTRACT_RADIX: i64 = 10;
+const FWG_RADIX: i64 = 100_000;
+const END_RADIX: i64 = 1_000_000;
+
+/// `value` packed behind the payroll month's day number.
+fn behind_month(value: &str, radix: i64) -> String {
+    format!("CAST(arrow_cast(period, 'Int32') AS BIGINT) * {radix} + {value}")
+}
+
 /// Payroll rows with the per-row quantities the aggregations need.
 /// Available days: the calendar days of the payroll month inside the
 /// employment (start and end dates clip the first and last month).
-/// "Latest" values are packed behind the month's day number, so that one
-/// `max()` finds the value of the latest month; of two values in one month
-/// (a month delivered twice) the higher wins, and a missing postcode or
-/// end date counts as higher, a missing function code as lower. Function
-/// codes are four digits (the delivery contract), so code + 1 fits below
-/// 100000.
-pub const PAYROLL_ROWS: &str = "CREATE VIEW payroll_rows AS SELECT
+pub fn payroll_rows() -> String {
+    let postcode = behind_month(
+        &format!("COALESCE(postcode4, {})", POSTCODE_RADIX - 1),
+        POSTCODE_RADIX,
+    );
+    let contract = behind_month(
+        "CASE CAST(contract_type AS VARCHAR) WHEN 'VAST' THEN 0 WHEN 'TIJDELIJK' THEN 1 ELSE 2 END",
+        CONTRACT_RADIX,
+    );
+    let fwg = behind_month(
+        "COALESCE(CAST(fwg_function_code AS BIGINT) + 1, 0)",
+        FWG_RADIX,
+    );
+    let end = behind_month(
+        &format!(
+            "COALESCE(arrow_cast(employment_end, 'Int32'), {})",
+            END_RADIX - 1
+        ),
+        END_RADIX,
+    );
+    format!(
+        "CREATE VIEW payroll_rows AS SELECT
     person,
     org,
     CAST(date_part('year', period) AS INT) AS year,
@@ -80,12 +111,10 @@ pub const PAYROLL_ROWS: &str = "CREATE VIEW payroll_rows AS SELECT
     CAST(1 AS BIGINT) << CAST(date_part('month', period) AS BIGINT) AS month_bit,
     birth_date,
     CAST(sex AS VARCHAR) AS sex,
-    CAST(arrow_cast(period, 'Int32') AS BIGINT) * 100000 + COALESCE(postcode4, 99999) AS latest_postcode,
-    CAST(arrow_cast(period, 'Int32') AS BIGINT) * 10
-        + CASE CAST(contract_type AS VARCHAR) WHEN 'VAST' THEN 0 WHEN 'TIJDELIJK' THEN 1 ELSE 2 END AS latest_contract,
+    {postcode} AS latest_postcode,
+    {contract} AS latest_contract,
     CAST(sector AS VARCHAR) AS sector,
-    CAST(arrow_cast(period, 'Int32') AS BIGINT) * 100000
-        + COALESCE(CAST(fwg_function_code AS BIGINT) + 1, 0) AS latest_fwg,
+    {fwg} AS latest_fwg,
     CAST(hours_per_week AS DECIMAL(12, 4)) AS hours,
     CAST(gross_monthly_wage AS DECIMAL(14, 2)) AS wage,
     CAST(irregularity_allowance AS DECIMAL(14, 2)) AS allowance,
@@ -94,9 +123,10 @@ pub const PAYROLL_ROWS: &str = "CREATE VIEW payroll_rows AS SELECT
               COALESCE(arrow_cast(employment_end, 'Int32') + 1, 2147483647))
       - GREATEST(arrow_cast(period, 'Int32'), arrow_cast(employment_start, 'Int32'))) AS available_days,
     arrow_cast(employment_start, 'Int32') AS start_day,
-    CAST(arrow_cast(period, 'Int32') AS BIGINT) * 1000000
-        + COALESCE(arrow_cast(employment_end, 'Int32'), 999999) AS latest_end
-FROM payroll";
+    {end} AS latest_end
+FROM payroll"
+    )
+}
 
 /// One row per person × employer × year (the payroll backbone). A month
 /// delivered twice for one person and employer counts once: the month mask
@@ -104,17 +134,20 @@ FROM payroll";
 /// the duplicates.
 pub fn person_employer_year() -> String {
     let months = months_in("month_mask");
+    let (no_postcode, no_end) = (POSTCODE_RADIX - 1, END_RADIX - 1);
     format!(
         "SELECT person, org, year, payroll_rows, {months} AS months,
             payroll_rows - {months} AS duplicate_rows,
             month_mask, last_month_day, birth_date, sex,
-            CASE WHEN latest_postcode % 100000 = 99999 THEN NULL ELSE latest_postcode % 100000 END AS postcode4,
-            CASE latest_contract % 10 WHEN 0 THEN 'VAST' WHEN 1 THEN 'TIJDELIJK' ELSE 'OPROEP' END AS contract_type,
+            CASE WHEN latest_postcode % {POSTCODE_RADIX} = {no_postcode} THEN NULL
+                 ELSE latest_postcode % {POSTCODE_RADIX} END AS postcode4,
+            CASE latest_contract % {CONTRACT_RADIX} WHEN 0 THEN 'VAST' WHEN 1 THEN 'TIJDELIJK' ELSE 'OPROEP' END AS contract_type,
             sector,
-            CASE WHEN latest_fwg % 100000 = 0 THEN NULL
-                 ELSE lpad(CAST(latest_fwg % 100000 - 1 AS VARCHAR), 4, '0') END AS fwg_function_code,
+            CASE WHEN latest_fwg % {FWG_RADIX} = 0 THEN NULL
+                 ELSE lpad(CAST(latest_fwg % {FWG_RADIX} - 1 AS VARCHAR), 4, '0') END AS fwg_function_code,
             start_day,
-            CASE WHEN latest_end % 1000000 = 999999 THEN NULL ELSE CAST(latest_end % 1000000 AS INT) END AS end_day,
+            CASE WHEN latest_end % {END_RADIX} = {no_end} THEN NULL
+                 ELSE CAST(latest_end % {END_RADIX} AS INT) END AS end_day,
             CAST(CAST(hours_sum AS DOUBLE) * {months} / payroll_rows AS DECIMAL(16, 4)) AS hour_months,
             CAST(CAST(wage_sum AS DOUBLE) * {months} / payroll_rows AS DECIMAL(18, 2)) AS wage,
             CAST(CAST(allowance_sum AS DOUBLE) * {months} / payroll_rows AS DECIMAL(18, 2)) AS allowance,
@@ -459,13 +492,10 @@ mod tests {
     /// One payroll row per (person, org, month, function code).
     fn payroll(rows: &[(i32, i32, i32, Option<&str>)]) -> RecordBatch {
         let n = rows.len();
-        let column = |values: ArrayRef| values;
         RecordBatch::try_from_iter([
             (
                 "person",
-                column(Arc::new(Int32Array::from_iter_values(
-                    rows.iter().map(|r| r.0),
-                ))),
+                Arc::new(Int32Array::from_iter_values(rows.iter().map(|r| r.0))) as ArrayRef,
             ),
             (
                 "org",
@@ -544,32 +574,24 @@ mod tests {
         ];
         let ctx = SessionContext::new();
         ctx.register_batch("payroll", payroll(&rows)).unwrap();
-        query(&ctx, PAYROLL_ROWS).await;
+        query(&ctx, &payroll_rows()).await;
         let pe = query(&ctx, &person_employer_year()).await;
         let table = MemTable::try_new(pe[0].schema(), vec![pe]).unwrap();
         ctx.register_table("pe", Arc::new(table)).unwrap();
         let codes = query(
             &ctx,
-            "SELECT person, org, fwg_function_code FROM pe ORDER BY person, org",
+            "SELECT person, org, arrow_cast(fwg_function_code, 'Utf8') FROM pe ORDER BY person, org",
         )
         .await;
-        let codes = &codes[0];
-        let text = |i: usize| {
-            let c = codes
-                .column(2)
-                .as_string_view_opt()
-                .map(|a| a.value(i).to_owned());
-            let c = c.or_else(|| {
-                codes
-                    .column(2)
-                    .as_string_opt::<i32>()
-                    .map(|a| a.value(i).to_owned())
-            });
-            (!codes.column(2).is_null(i)).then(|| c.unwrap())
-        };
+        let codes: Vec<Option<String>> = codes[0]
+            .column(2)
+            .as_string::<i32>()
+            .iter()
+            .map(|c| c.map(str::to_owned))
+            .collect();
         // (1, 4): May has no code; (1, 5): 0300; (2, 6): 0303; (2, 7): 0101.
         assert_eq!(
-            (0..4).map(text).collect::<Vec<_>>(),
+            codes,
             [
                 None,
                 Some("0300".into()),

@@ -29,8 +29,6 @@ use sha2::Sha256;
 
 use crate::secret::KeyMaterial;
 
-/// Bytes of every stage-1 and stage-2 pseudonym.
-pub const PSEUDONYM_BYTES: usize = 32;
 /// Bits of a research ID.
 pub const RESEARCH_ID_BYTES: usize = 16;
 /// Below this many values a column is hashed on one thread: spreading small
@@ -38,7 +36,7 @@ pub const RESEARCH_ID_BYTES: usize = 16;
 /// Ingest's 8,192-row batches are hashed on two threads.
 const PARALLEL_FROM: usize = 4 * 1024;
 
-pub use koppel_ingest::{META_KEY_ID, META_KEY_VERSION, META_PSEUDONYM_STAGE};
+pub use koppel_ingest::{META_KEY_ID, META_KEY_VERSION, META_PSEUDONYM_STAGE, PSEUDONYM_BYTES};
 
 /// An HMAC-SHA256 whose key schedule has been computed once.
 #[derive(Clone)]
