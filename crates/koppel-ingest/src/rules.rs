@@ -166,19 +166,35 @@ pub fn decode_pseudonym(field: &[u8], out: &mut [u8; 32]) -> bool {
     if field.len() != 64 {
         return false;
     }
-    let nibble = |c: u8| match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        _ => None,
-    };
-    for (i, pair) in field.chunks_exact(2).enumerate() {
-        match (nibble(pair[0]), nibble(pair[1])) {
-            (Some(hi), Some(lo)) => out[i] = hi << 4 | lo,
-            _ => return false,
-        }
+    // Every pseudonym of every row passes here: a table lookup per digit
+    // and one check at the end rather than a branch per digit.
+    let mut invalid = 0u8;
+    for (byte, pair) in out.iter_mut().zip(field.chunks_exact(2)) {
+        let (hi, lo) = (HEX_DIGIT[pair[0] as usize], HEX_DIGIT[pair[1] as usize]);
+        invalid |= hi | lo;
+        *byte = hi << 4 | lo;
     }
-    true
+    invalid & NOT_HEX == 0
 }
+
+const NOT_HEX: u8 = 0x80;
+
+/// The value of each lower-case hexadecimal digit; [`NOT_HEX`] for every
+/// other byte (upper case included: the contract writes lower case).
+static HEX_DIGIT: [u8; 256] = {
+    let mut table = [NOT_HEX; 256];
+    let mut c = 0;
+    while c < 10 {
+        table[b'0' as usize + c] = c as u8;
+        c += 1;
+    }
+    let mut c = 0;
+    while c < 6 {
+        table[b'a' as usize + c] = 10 + c as u8;
+        c += 1;
+    }
+    table
+};
 
 #[cfg(test)]
 mod tests {
@@ -257,6 +273,27 @@ mod tests {
         assert!(!decode_pseudonym(&p1.as_bytes()[..63], &mut out));
         assert!(!decode_pseudonym(format!("{p1}0").as_bytes(), &mut out));
         assert!(!decode_pseudonym(p1.replace('f', "g").as_bytes(), &mut out));
+    }
+
+    #[test]
+    fn every_byte_but_a_lower_case_hex_digit_is_refused_in_every_place() {
+        let p1 = b"f80ce1cdf1a48876ab00530de42b5ef61e90658b86720874e31a39dc5a516692";
+        let mut out = [0; 32];
+        for at in 0..64 {
+            for b in 0..=255u8 {
+                let mut field = *p1;
+                field[at] = b;
+                let hex_digit = b.is_ascii_digit() || (b'a'..=b'f').contains(&b);
+                assert_eq!(
+                    decode_pseudonym(&field, &mut out),
+                    hex_digit,
+                    "byte {b:#04x} at {at}"
+                );
+                if hex_digit {
+                    assert_eq!(hex::encode(out).as_bytes(), field);
+                }
+            }
+        }
     }
 
     #[test]

@@ -184,10 +184,20 @@ impl Pseudonymiser {
     ) -> FixedSizeBinaryArray {
         let mut out = vec![0u8; len * PSEUDONYM_BYTES];
         let fill = |start: usize, chunk: &mut [u8]| {
+            // Deliveries come grouped by person (a payroll has a row per
+            // month): a value equal to the one before it takes that one's
+            // pseudonym instead of being hashed again.
+            let mut previous: Option<(&[u8], [u8; 32])> = None;
             for (k, slot) in chunk.chunks_exact_mut(PSEUDONYM_BYTES).enumerate() {
                 let i = start + k;
                 if nulls.is_none_or(|n| n.is_valid(i)) {
-                    slot.copy_from_slice(&self.pseudonym(kind, value(i)));
+                    let input = value(i);
+                    let pseudonym = match previous {
+                        Some((last, pseudonym)) if last == input => pseudonym,
+                        _ => self.pseudonym(kind, input),
+                    };
+                    slot.copy_from_slice(&pseudonym);
+                    previous = Some((input, pseudonym));
                 }
             }
         };
@@ -370,6 +380,41 @@ mod tests {
             &StringArray::from(vec![Some("111222333"), None]),
         );
         assert!(column.is_valid(0) && column.is_null(1));
+    }
+
+    #[test]
+    fn a_repeated_value_gets_the_same_pseudonym_as_if_hashed_alone() {
+        let p = Pseudonymiser::new(Stage::Stage2, &contract_k1(), "k2", 1);
+        let (a, b) = ([1u8; 32], [2u8; 32]);
+        // Runs of repeats, a null inside a run, and (past PARALLEL_FROM) a
+        // run across the boundary of two parallel tasks.
+        let mut values = vec![
+            Some(a),
+            Some(a),
+            Some(b),
+            None,
+            Some(b),
+            Some(a),
+            None,
+            Some(a),
+        ];
+        values.extend((0..PARALLEL_FROM).map(|i| Some(if i % 7 < 5 { a } else { b })));
+        let column = FixedSizeBinaryArray::try_from_sparse_iter_with_size(
+            values.iter().map(|v| v.as_ref()),
+            32,
+        )
+        .unwrap();
+        let hashed = p.hash_pseudonyms(IdentifierType::Bsn, &column);
+        for (i, v) in values.iter().enumerate() {
+            match v {
+                Some(v) => assert_eq!(
+                    hashed.value(i),
+                    p.pseudonym(IdentifierType::Bsn, v),
+                    "row {i}"
+                ),
+                None => assert!(hashed.is_null(i), "row {i}"),
+            }
+        }
     }
 
     #[test]
