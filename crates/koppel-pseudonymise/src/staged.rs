@@ -13,12 +13,14 @@
 use std::path::{Path, PathBuf};
 
 use arrow::array::RecordBatch;
+use arrow::datatypes::DataType;
 use koppel_ingest::{
-    DeliveryReader, DeliverySummary, IngestError, ReadOptions, SourceSpec, Verdict,
+    DeliveryReader, DeliverySummary, IngestError, META_IDENTIFIER, ReadOptions, SourceSpec, Verdict,
 };
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::properties::WriterProperties;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::schema::types::ColumnPath;
 use thiserror::Error;
 
 use crate::keystore::KeyStore;
@@ -112,9 +114,6 @@ fn write_stage2(
         .prefix(".koppel-stage2-")
         .tempfile_in(dir)
         .map_err(|e| write_err(e.to_string()))?;
-    let properties = WriterProperties::builder()
-        .set_compression(Compression::ZSTD(ZstdLevel::default()))
-        .build();
     let stage2_err = |source| StagedError::Stage2 {
         path: name.to_owned(),
         source,
@@ -124,7 +123,25 @@ fn write_stage2(
         .apply(&RecordBatch::new_empty(reader.schema()))
         .map_err(stage2_err)?
         .schema();
-    let mut writer = ArrowWriter::try_new(partial.as_file_mut(), schema, Some(properties))
+    let mut properties =
+        WriterProperties::builder().set_compression(Compression::ZSTD(ZstdLevel::default()));
+    // A dictionary costs a hash per value, and pays only where values
+    // repeat across rows of different persons. Amounts (wages, hours) are
+    // mostly distinct across persons — interning them was the largest part
+    // of writing — and pseudonyms are 32 random bytes for which min/max
+    // statistics serve no query either. The runs of one person's rows are
+    // compressed by ZSTD all the same.
+    for field in schema.fields() {
+        let column = ColumnPath::from(field.name().as_str());
+        if field.metadata().contains_key(META_IDENTIFIER) {
+            properties = properties
+                .set_column_dictionary_enabled(column.clone(), false)
+                .set_column_statistics_enabled(column, EnabledStatistics::None);
+        } else if field.data_type() == &DataType::Float64 {
+            properties = properties.set_column_dictionary_enabled(column, false);
+        }
+    }
+    let mut writer = ArrowWriter::try_new(partial.as_file_mut(), schema, Some(properties.build()))
         .map_err(|e| write_err(e.to_string()))?;
     while let Some(batch) = reader.next_batch()? {
         inspect(&batch);
@@ -279,6 +296,10 @@ mod tests {
             .map(|f| f.name().clone())
             .collect();
         assert_eq!(names, ["bsn_p2", "year"]);
+        // No pseudonym sits in the footer as a column's min or max.
+        let chunk = reader.metadata().row_group(0);
+        assert!(chunk.column(0).statistics().is_none(), "bsn_p2");
+        assert!(chunk.column(1).statistics().is_some(), "year");
 
         // Half the rows broken: the delivery fails and no output appears.
         let staged = stage(dir.path(), &format!("{p1},2024\nnot-a-pseudonym,2024\n"), 2);
