@@ -124,7 +124,7 @@ enum Out {
     Int(Int64Builder),
     Float(Float64Builder),
     Date(Date32Builder),
-    Enum(Int32Builder, Arc<StringArray>),
+    Enum(Int32Builder, Arc<StringArray>, Option<Vec<u64>>),
     Bool(BooleanBuilder),
 }
 
@@ -164,6 +164,7 @@ impl ColumnBuilder {
             (ColumnKind::Enum { values }, _) => Out::Enum(
                 Int32Builder::with_capacity(capacity),
                 Arc::new(StringArray::from_iter_values(values)),
+                values.iter().map(|v| short_code(v.as_bytes())).collect(),
             ),
             (ColumnKind::Bool { .. }, _) => Out::Bool(BooleanBuilder::with_capacity(capacity)),
         };
@@ -182,7 +183,7 @@ impl ColumnBuilder {
             Out::Int(b) => b.append_null(),
             Out::Float(b) => b.append_null(),
             Out::Date(b) => b.append_null(),
-            Out::Enum(b, _) => b.append_null(),
+            Out::Enum(b, ..) => b.append_null(),
             Out::Bool(b) => b.append_null(),
         }
     }
@@ -257,11 +258,16 @@ impl ColumnBuilder {
             (ColumnKind::Month, Out::Date(b)) => {
                 b.append_value(date32(&notation.month, trimmed).ok_or(Rule::InvalidMonth)?);
             }
-            (ColumnKind::Enum { values }, Out::Enum(b, _)) => {
-                let key = values
-                    .iter()
-                    .position(|v| v.as_bytes() == trimmed)
-                    .ok_or(Rule::NotInEnum)?;
+            (ColumnKind::Enum { values }, Out::Enum(b, _, codes)) => {
+                // Contract codes are short: one integer comparison each
+                // instead of a string comparison per value per row.
+                let key = match codes {
+                    Some(codes) => {
+                        short_code(trimmed).and_then(|c| codes.iter().position(|&v| v == c))
+                    }
+                    None => values.iter().position(|v| v.as_bytes() == trimmed),
+                }
+                .ok_or(Rule::NotInEnum)?;
                 b.append_value(key as i32);
             }
             (
@@ -351,12 +357,23 @@ impl ColumnBuilder {
             Out::Float(b) => Arc::new(b.finish()),
             Out::Date(b) => Arc::new(b.finish()),
             Out::Bool(b) => Arc::new(b.finish()),
-            Out::Enum(keys, values) => Arc::new(
+            Out::Enum(keys, values, _) => Arc::new(
                 DictionaryArray::<Int32Type>::try_new(keys.finish(), values.clone())
                     .expect("keys index into the spec's values"),
             ),
         }
     }
+}
+
+/// A text of at most 7 bytes as one integer: its bytes and, in the last
+/// byte, its length (so "V" and "V\0" differ).
+fn short_code(b: &[u8]) -> Option<u64> {
+    let mut word = [0u8; 8];
+    word.get_mut(..b.len())
+        .filter(|_| b.len() < 8)?
+        .copy_from_slice(b);
+    word[7] = b.len() as u8;
+    Some(u64::from_le_bytes(word))
 }
 
 fn ascii(b: &[u8]) -> &str {
@@ -510,6 +527,57 @@ mod tests {
         ] {
             assert_eq!(parse_decimal(bad, b','), None, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn enum_values_match_exactly_short_or_long() {
+        let keys = |values: &[&str], inputs: &[&[u8]]| {
+            let spec = ColumnSpec {
+                header: "X".into(),
+                name: "x".into(),
+                kind: ColumnKind::Enum {
+                    values: values.iter().map(|v| v.to_string()).collect(),
+                },
+                required: false,
+                unique: false,
+            };
+            let mut b =
+                ColumnBuilder::new(&spec, IdentifierMode::Raw, Arc::new(Notation::of(None)), 8);
+            let found: Vec<Option<i32>> = inputs
+                .iter()
+                .map(|&input| {
+                    b.push_text(input).ok()?;
+                    let Out::Enum(keys, ..) = &b.out else {
+                        unreachable!()
+                    };
+                    keys.values_slice().last().copied()
+                })
+                .collect();
+            found
+        };
+        let inputs: [&[u8]; 8] = [
+            b"V",
+            b" M ",
+            b"X",
+            b"V\0",
+            b"VV",
+            b"v",
+            b"ONBEKEND",
+            b"ONBEKEN",
+        ];
+        // Every value of 7 bytes or less (compared as integers), and a list
+        // with a longer one (compared as strings): the same answers.
+        assert_eq!(
+            keys(&["V", "M", "ONBEKEN"], &inputs),
+            [Some(0), Some(1), None, None, None, None, None, Some(2)]
+        );
+        assert_eq!(
+            keys(&["V", "M", "ONBEKEND"], &inputs),
+            [Some(0), Some(1), None, None, None, None, Some(2), None]
+        );
+        assert_eq!(short_code(b"V"), short_code(b"V"));
+        assert_ne!(short_code(b"V"), short_code(b"V\0"));
+        assert_eq!(short_code(b"12345678"), None);
     }
 
     #[test]
