@@ -368,10 +368,11 @@ impl ColumnBuilder {
 /// A text of at most 7 bytes as one integer: its bytes and, in the last
 /// byte, its length (so "V" and "V\0" differ).
 fn short_code(b: &[u8]) -> Option<u64> {
+    if b.len() > 7 {
+        return None;
+    }
     let mut word = [0u8; 8];
-    word.get_mut(..b.len())
-        .filter(|_| b.len() < 8)?
-        .copy_from_slice(b);
+    word[..b.len()].copy_from_slice(b);
     word[7] = b.len() as u8;
     Some(u64::from_le_bytes(word))
 }
@@ -543,7 +544,7 @@ mod tests {
             };
             let mut b =
                 ColumnBuilder::new(&spec, IdentifierMode::Raw, Arc::new(Notation::of(None)), 8);
-            let found: Vec<Option<i32>> = inputs
+            inputs
                 .iter()
                 .map(|&input| {
                     b.push_text(input).ok()?;
@@ -552,8 +553,7 @@ mod tests {
                     };
                     keys.values_slice().last().copied()
                 })
-                .collect();
-            found
+                .collect::<Vec<Option<i32>>>()
         };
         let inputs: [&[u8]; 8] = [
             b"V",
