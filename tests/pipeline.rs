@@ -369,6 +369,10 @@ fn a_replayed_delivery_fails_the_run() {
         "the error names the delivery:\n{t}"
     );
     assert_eq!(op.releases().len(), 1, "no second release");
+    // Refused on its header and manifest, before stage 2 read a byte of it.
+    let show = op.state(&["runs", "show", "2"]);
+    assert!(show.contains("status:   failed"), "{show}");
+    assert!(!show.contains("stage receive"), "{show}");
     let replayed = op.state(&["deliveries", "list", "--status", "replayed"]);
     assert_eq!(replayed.lines().count(), 2, "{replayed}");
 }

@@ -17,15 +17,15 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use koppel_export::release::sha256_file;
 use koppel_export::{Attachment, DisclosureReport, ExportOptions, LeakGuard};
-use koppel_ingest::{DeliverySummary, SpecSet};
+use koppel_ingest::{DeliveryManifest, DeliverySummary, SpecSet};
 use koppel_join::{LinkConfig, LinkageReport};
 use koppel_ledger::{
     AuditEvent, AuditTrail, DeliveryStatus, Ledger, NewDelivery, Registration, ReleaseRecord,
     RunId, RunStatus, StageRecord,
 };
 use koppel_pseudonymise::{
-    KeyInfo, KeyPurpose, KeyStore, Pseudonymiser, ReceiveError, Stage, Stage2Transform,
-    VerifiedDelivery, pseudonymise_sealed, verify_delivery,
+    KeyInfo, KeyPurpose, KeyStore, Pseudonymiser, ReceiveError, SealedDelivery, Stage,
+    Stage2Transform, VerifiedDelivery, open_delivery, pseudonymise_sealed, verify_delivery,
 };
 use serde::Serialize;
 use tracing::{info, info_span, warn};
@@ -150,10 +150,28 @@ pub struct DeliveryOutcome {
     pub rows_rejected: u64,
     /// Rejected rows by column and rule.
     pub rejects: Vec<RejectCount>,
-    /// What `admit` verified; stage 2 reads the sealed file again through
-    /// it (not in the summary).
+    /// The delivery as received (header and manifest checked); stage 2
+    /// reads the sealed file through it (not in the summary).
     #[serde(skip)]
-    pub verified: VerifiedDelivery,
+    pub received: SealedDelivery,
+}
+
+impl DeliveryOutcome {
+    fn received(delivery: SealedDelivery) -> DeliveryOutcome {
+        let m = &delivery.manifest;
+        DeliveryOutcome {
+            source: m.source.clone(),
+            period: m.period.clone(),
+            partner: m.partner.clone().unwrap_or_default(),
+            delivery_id: m.delivery_id.clone().unwrap_or_default(),
+            sealed: delivery.sealed.clone(),
+            rows_read: m.rows,
+            rows_accepted: 0,
+            rows_rejected: 0,
+            rejects: Vec::new(),
+            received: delivery,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -354,47 +372,22 @@ impl Attempt<'_> {
         let linked_dir = self.run_dir.join("linked");
         let mut timings = Vec::new();
 
-        // Receive: every delivery verified (side by side, nothing written),
-        // then admitted in order.
+        // Receive: each delivery's header and manifest checked against its
+        // file name, the pipeline and the ledger. The rest of each file is
+        // verified by stage 2's pass over it, which decrypts the content as
+        // it parses it; only then is the delivery registered.
         let arrivals = find_arrivals(settings)?;
         let (started, clock) = self.stage_start(RunStage::Receive, arrivals.len(), observe);
-        let sizes: Vec<u64> = arrivals
-            .iter()
-            .map(|a| std::fs::metadata(&a.sealed).map_or(0, |m| m.len()))
-            .collect();
-        let parent = tracing::Span::current();
-        let (verified, _) = largest_first(
-            &sizes,
-            false,
-            || (),
-            |_, i| {
-                let arrival = &arrivals[i];
-                let _span = info_span!(parent: &parent, "delivery",
-                    source = %arrival.source, period = %arrival.period)
-                .entered();
-                verify_delivery(&arrival.sealed, settings.store, settings.specs)
-            },
-            |_, _| {},
-        );
         let mut deliveries = Vec::new();
-        for (arrival, verified) in arrivals.iter().zip(verified) {
+        for arrival in &arrivals {
             let _span = info_span!("delivery", source = %arrival.source, period = %arrival.period)
                 .entered();
-            let expected_partner = &pipeline.sources[&arrival.source].partner;
-            let verified = verified.expect("receive verifies every delivery");
-            deliveries.push(admit_verified(
-                arrival,
-                verified,
-                Some(expected_partner),
-                records,
-            )?);
+            deliveries.push(self.receive(arrival, records)?);
             observe(RunEvent::Step {
                 stage: RunStage::Receive,
                 what: &format!("{} {}", arrival.source, arrival.period),
             });
         }
-        let ids: Vec<String> = deliveries.iter().map(|d| d.delivery_id.clone()).collect();
-        records.ledger.set_run_inputs(self.run, &ids)?;
         self.stage_end(
             RunStage::Receive,
             started,
@@ -405,7 +398,8 @@ impl Attempt<'_> {
             observe,
         )?;
 
-        // Pseudonymise (stage 2), which also validates each delivery again.
+        // Pseudonymise (stage 2), which also verifies each sealed file in
+        // full and validates each delivery again.
         let (started, clock) = self.stage_start(RunStage::Pseudonymise, deliveries.len(), observe);
         records.audit(
             "key.used",
@@ -414,21 +408,9 @@ impl Attempt<'_> {
         )?;
         std::fs::create_dir_all(&stage2_dir).map_err(RunError::io(&stage2_dir))?;
         let mut guard = LeakGuard::new();
-        let summaries = self.pseudonymise_all(&deliveries, &stage2_dir, &mut guard, observe)?;
-        for (delivery, summary) in deliveries.iter_mut().zip(summaries) {
-            delivery.rows_read = summary.rows_read;
-            delivery.rows_accepted = summary.rows_accepted;
-            delivery.rows_rejected = summary.rows_rejected;
-            delivery.rejects = summary
-                .violations
-                .iter()
-                .map(|v| RejectCount {
-                    column: v.column.clone(),
-                    rule: v.rule.to_string(),
-                    rows: v.count,
-                })
-                .collect();
-        }
+        let results = self.pseudonymise_all(&deliveries, &stage2_dir, &mut guard, observe);
+        self.register_all(&arrivals, &mut deliveries, results, records)?;
+        let ids: Vec<String> = deliveries.iter().map(|d| d.delivery_id.clone()).collect();
         let rows: u64 = deliveries.iter().map(|d| d.rows_accepted).sum();
         let rejected: u64 = deliveries.iter().map(|d| d.rows_rejected).sum();
         self.stage_end(
@@ -637,23 +619,116 @@ impl Attempt<'_> {
         Ok(())
     }
 
+    /// Checks one delivery's header and manifest (reading only the chunks
+    /// that hold the manifest) against its file name, the pipeline and the
+    /// ledger; a refusal is recorded as [`admit`] records it. A delivery id
+    /// the ledger holds for another file, or as rejected, goes through
+    /// [`admit`] itself now, so a replay is refused before stage 2 starts.
+    fn receive(
+        &self,
+        arrival: &Arrival,
+        records: &mut Records<'_>,
+    ) -> Result<DeliveryOutcome, RunError> {
+        let settings = self.settings;
+        let expected_partner = &settings.pipeline.sources[&arrival.source].partner;
+        let opened = match open_delivery(&arrival.sealed, settings.store, settings.specs) {
+            Ok(opened) => opened,
+            Err(error) => return Err(refuse_unverified(arrival, error, records)?),
+        };
+        let manifest = &opened.manifest;
+        if let Some(what) = claims_mismatch(arrival, manifest, Some(expected_partner)) {
+            let (sha256, _) = sha256_file(&arrival.sealed)?;
+            return Err(refuse_claims(arrival, manifest, &sha256, what, records)?);
+        }
+        let id = manifest.delivery_id.as_deref().unwrap_or_default();
+        if let Some(known) = records.ledger.delivery(id)?
+            && (known.path != arrival.sealed || known.status == DeliveryStatus::Rejected)
+        {
+            return admit(
+                arrival,
+                Some(expected_partner),
+                settings.store,
+                settings.specs,
+                records,
+            );
+        }
+        Ok(DeliveryOutcome::received(opened))
+    }
+
+    /// Registers the deliveries in order once stage 2 is over, each with the
+    /// verification its stage-2 pass proved, and fills in their row counts.
+    /// Should stage 2 have failed, a delivery it did not read to the end is
+    /// admitted as a run without stage 2 would (read once more in full), so
+    /// the ledger holds what it held before: a tampered file recorded as
+    /// rejected and named in the error, the others registered. Otherwise
+    /// the first failure in delivery order is the run's.
+    fn register_all(
+        &self,
+        arrivals: &[Arrival],
+        deliveries: &mut [DeliveryOutcome],
+        results: Vec<Option<Result<(DeliverySummary, VerifiedDelivery), RunError>>>,
+        records: &mut Records<'_>,
+    ) -> Result<(), RunError> {
+        let settings = self.settings;
+        let mut failure = None;
+        for ((arrival, delivery), result) in arrivals.iter().zip(deliveries.iter_mut()).zip(results)
+        {
+            match result {
+                Some(Ok((summary, verified))) => {
+                    register(arrival, &verified, records)?;
+                    delivery.rows_read = summary.rows_read;
+                    delivery.rows_accepted = summary.rows_accepted;
+                    delivery.rows_rejected = summary.rows_rejected;
+                    delivery.rejects = summary
+                        .violations
+                        .iter()
+                        .map(|v| RejectCount {
+                            column: v.column.clone(),
+                            rule: v.rule.to_string(),
+                            rows: v.count,
+                        })
+                        .collect();
+                }
+                unfinished => {
+                    let expected_partner = &settings.pipeline.sources[&arrival.source].partner;
+                    admit(
+                        arrival,
+                        Some(expected_partner),
+                        settings.store,
+                        settings.specs,
+                        records,
+                    )?;
+                    if let Some(Err(error)) = unfinished {
+                        failure.get_or_insert(error);
+                    }
+                }
+            }
+        }
+        let ids: Vec<String> = deliveries.iter().map(|d| d.delivery_id.clone()).collect();
+        records.ledger.set_run_inputs(self.run, &ids)?;
+        match failure {
+            Some(error) => Err(error),
+            None => Ok(()),
+        }
+    }
+
     /// Stage 2 over every delivery, several at a time: ingest parses a
     /// file on one core, so the two payroll years run side by side. Each
     /// worker fills a fork of the leak guard with the pseudonyms of both
-    /// layers as they pass; the first failing delivery (in delivery order)
-    /// stops the stage.
+    /// layers as they pass. The first failing delivery stops the stage: the
+    /// deliveries not yet started stay `None`.
+    #[allow(clippy::type_complexity)]
     fn pseudonymise_all(
         &self,
         deliveries: &[DeliveryOutcome],
         out: &Path,
         guard: &mut LeakGuard,
         observe: &mut dyn FnMut(RunEvent<'_>),
-    ) -> Result<Vec<DeliverySummary>, RunError> {
-        let sizes: Vec<u64> = deliveries.iter().map(|d| d.verified.content_len).collect();
+    ) -> Vec<Option<Result<(DeliverySummary, VerifiedDelivery), RunError>>> {
+        let sizes: Vec<u64> = deliveries.iter().map(|d| d.received.sealed_len).collect();
         let parent = tracing::Span::current();
         let (results, forks) = largest_first(
             &sizes,
-            true,
             || guard.fork(),
             |fork, i| {
                 let delivery = &deliveries[i];
@@ -663,7 +738,7 @@ impl Attempt<'_> {
                 self.pseudonymise(delivery, out, fork)
             },
             |i, result| {
-                if let Ok(summary) = result {
+                if let Ok((summary, _)) = result {
                     info!(source = %deliveries[i].source, period = %deliveries[i].period,
                         rows = summary.rows_read, rejected = summary.rows_rejected, "stage 2 written");
                     observe(RunEvent::Step {
@@ -676,21 +751,7 @@ impl Attempt<'_> {
         for fork in forks {
             guard.absorb(fork);
         }
-        let mut summaries = Vec::with_capacity(deliveries.len());
-        for result in results {
-            match result {
-                Some(Ok(summary)) => summaries.push(summary),
-                Some(Err(e)) => return Err(e),
-                // Not started because another delivery failed.
-                None => {}
-            }
-        }
-        assert_eq!(
-            summaries.len(),
-            deliveries.len(),
-            "with no failure every delivery was pseudonymised"
-        );
-        Ok(summaries)
+        results
     }
 
     fn pseudonymise(
@@ -698,7 +759,7 @@ impl Attempt<'_> {
         delivery: &DeliveryOutcome,
         out: &Path,
         guard: &mut LeakGuard,
-    ) -> Result<DeliverySummary, RunError> {
+    ) -> Result<(DeliverySummary, VerifiedDelivery), RunError> {
         let spec = self
             .settings
             .specs
@@ -706,8 +767,8 @@ impl Attempt<'_> {
             .expect("pipeline sources are checked against the specs");
         let transform = Stage2Transform::new(&spec.source, self.stage2.clone())?;
         let output = out.join(format!("{}_{}.parquet", delivery.source, delivery.period));
-        let done = pseudonymise_sealed(
-            &delivery.verified,
+        let (done, verified) = pseudonymise_sealed(
+            &delivery.received,
             self.settings.store,
             spec,
             &transform,
@@ -720,7 +781,7 @@ impl Attempt<'_> {
             sealed: delivery.sealed.clone(),
             source: Box::new(e),
         })?;
-        Ok(done.summary)
+        Ok((done.summary, verified))
     }
 }
 
@@ -728,11 +789,10 @@ impl Attempt<'_> {
 /// more threads than items), largest first, so that what starts last is
 /// small. Each worker carries a state made by `state` on the calling thread
 /// and handed back at the end; `done` sees each result as it arrives, on
-/// the calling thread. With `stop_on_error`, no item starts after one
-/// failed; those stay `None`.
+/// the calling thread. No item starts after one failed; those stay
+/// `None`.
 fn largest_first<S: Send, T: Send, E: Send>(
     sizes: &[u64],
-    stop_on_error: bool,
     state: impl Fn() -> S,
     work: impl Fn(&mut S, usize) -> Result<T, E> + Sync,
     mut done: impl FnMut(usize, &Result<T, E>),
@@ -754,7 +814,7 @@ fn largest_first<S: Send, T: Send, E: Send>(
                 let (sender, order, next, failed, work) =
                     (sender.clone(), &order, &next, &failed, &work);
                 scope.spawn(move || {
-                    while !(stop_on_error && failed.load(Ordering::Relaxed)) {
+                    while !failed.load(Ordering::Relaxed) {
                         let Some(&i) = order.get(next.fetch_add(1, Ordering::Relaxed)) else {
                             break;
                         };
@@ -807,53 +867,65 @@ pub(crate) fn admit_verified(
     expected_partner: Option<&str>,
     records: &mut Records<'_>,
 ) -> Result<DeliveryOutcome, RunError> {
-    let received = match verified {
-        Ok(received) => received,
-        Err(error) => {
-            // Verification may have stopped before the end of the file; the
-            // ledger keeps the whole file's hash.
-            let (sha256, _) = sha256_file(&arrival.sealed)?;
-            let file_name = arrival
-                .sealed
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let reason = format!("{:#}", chain(&error));
-            let refused = NewDelivery {
-                id: file_name.clone(),
-                source: arrival.source.clone(),
-                period: arrival.period.clone(),
-                partner: None,
-                sha256: sha256.clone(),
-                path: arrival.sealed.clone(),
-                received: now(),
-            };
-            records.ledger.reject_delivery(&refused, &reason)?;
-            records.audit(
-                "delivery.rejected",
-                &file_name,
-                serde_json::json!({"source": arrival.source, "period": arrival.period, "sha256": sha256, "reason": reason}),
-            )?;
-            return Err(RunError::Delivery {
-                sealed: arrival.sealed.clone(),
-                source: Box::new(error),
-            });
-        }
+    let verified = match verified {
+        Ok(verified) => verified,
+        Err(error) => return Err(refuse_unverified(arrival, error, records)?),
     };
-    let sha256 = received.sealed_sha256.clone();
-    let m = &received.manifest;
-    let delivery_id = m.delivery_id.clone().unwrap_or_default();
-    let partner = m.partner.clone().unwrap_or_default();
-    let new = NewDelivery {
-        id: delivery_id.clone(),
+    let manifest = &verified.delivery.manifest;
+    if let Some(what) = claims_mismatch(arrival, manifest, expected_partner) {
+        let sha256 = &verified.sealed_sha256;
+        return Err(refuse_claims(arrival, manifest, sha256, what, records)?);
+    }
+    register(arrival, &verified, records)?;
+    Ok(DeliveryOutcome::received(verified.delivery))
+}
+
+/// Records a delivery that failed verification as rejected (ledger and
+/// audit trail) and gives the error that names it.
+fn refuse_unverified(
+    arrival: &Arrival,
+    error: ReceiveError,
+    records: &mut Records<'_>,
+) -> Result<RunError, RunError> {
+    // Verification may have stopped before the end of the file; the ledger
+    // keeps the whole file's hash.
+    let (sha256, _) = sha256_file(&arrival.sealed)?;
+    let file_name = arrival
+        .sealed
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let reason = format!("{:#}", chain(&error));
+    let refused = NewDelivery {
+        id: file_name.clone(),
         source: arrival.source.clone(),
         period: arrival.period.clone(),
-        partner: Some(partner.clone()),
+        partner: None,
         sha256: sha256.clone(),
         path: arrival.sealed.clone(),
         received: now(),
     };
-    let mismatch = if m.source != arrival.source || m.period != arrival.period {
+    records.ledger.reject_delivery(&refused, &reason)?;
+    records.audit(
+        "delivery.rejected",
+        &file_name,
+        serde_json::json!({"source": arrival.source, "period": arrival.period, "sha256": sha256, "reason": reason}),
+    )?;
+    Ok(RunError::Delivery {
+        sealed: arrival.sealed.clone(),
+        source: Box::new(error),
+    })
+}
+
+/// What an authentic manifest claims that its file name or the pipeline
+/// contradicts, if anything.
+fn claims_mismatch(
+    arrival: &Arrival,
+    m: &DeliveryManifest,
+    expected_partner: Option<&str>,
+) -> Option<String> {
+    let partner = m.partner.as_deref().unwrap_or_default();
+    if m.source != arrival.source || m.period != arrival.period {
         Some(format!(
             "its manifest says {} {}, its file name {} {}",
             m.source, m.period, arrival.source, arrival.period
@@ -867,28 +939,66 @@ pub(crate) fn admit_verified(
                     arrival.source
                 )
             })
-    };
-    if let Some(what) = mismatch {
-        records.ledger.reject_delivery(&new, &what)?;
-        records.audit(
-            "delivery.rejected",
-            &delivery_id,
-            serde_json::json!({"source": arrival.source, "period": arrival.period, "sha256": sha256, "reason": what}),
-        )?;
-        return Err(RunError::Mismatch {
-            sealed: arrival.sealed.clone(),
-            what,
-        });
     }
+}
+
+/// Records a delivery whose claims were contradicted as rejected and gives
+/// the error that names it.
+fn refuse_claims(
+    arrival: &Arrival,
+    m: &DeliveryManifest,
+    sha256: &str,
+    what: String,
+    records: &mut Records<'_>,
+) -> Result<RunError, RunError> {
+    let new = new_delivery(arrival, m, sha256);
+    records.ledger.reject_delivery(&new, &what)?;
+    records.audit(
+        "delivery.rejected",
+        &new.id,
+        serde_json::json!({"source": arrival.source, "period": arrival.period, "sha256": sha256, "reason": what}),
+    )?;
+    Ok(RunError::Mismatch {
+        sealed: arrival.sealed.clone(),
+        what,
+    })
+}
+
+fn new_delivery(arrival: &Arrival, m: &DeliveryManifest, sha256: &str) -> NewDelivery {
+    NewDelivery {
+        id: m.delivery_id.clone().unwrap_or_default(),
+        source: arrival.source.clone(),
+        period: arrival.period.clone(),
+        partner: Some(m.partner.clone().unwrap_or_default()),
+        sha256: sha256.to_owned(),
+        path: arrival.sealed.clone(),
+        received: now(),
+    }
+}
+
+/// Registers a delivery that verified in full: new, or the very file the
+/// ledger already holds under its id (a rerun). Another file under a known
+/// id is a replay, and a file rejected before stays rejected.
+fn register(
+    arrival: &Arrival,
+    verified: &VerifiedDelivery,
+    records: &mut Records<'_>,
+) -> Result<(), RunError> {
+    let sha256 = &verified.sealed_sha256;
+    let m = &verified.delivery.manifest;
+    let new = new_delivery(arrival, m, sha256);
+    let delivery_id = new.id.clone();
+    let partner = new.partner.clone().unwrap_or_default();
     match records.ledger.register_delivery(&new)? {
         Registration::Registered => {
+            let key = &verified.delivery.transport_key;
             records.audit(
                 "delivery.registered",
                 &delivery_id,
                 serde_json::json!({
                     "source": m.source, "period": m.period, "partner": partner,
                     "sha256": sha256, "rows": m.rows,
-                    "transport_key": format!("{}:{}", received.transport_key.0, received.transport_key.1),
+                    "transport_key": format!("{}:{}", key.0, key.1),
                 }),
             )?;
         }
@@ -922,18 +1032,7 @@ pub(crate) fn admit_verified(
         }
     }
     info!(delivery = %delivery_id, rows = m.rows, "delivery received");
-    Ok(DeliveryOutcome {
-        source: m.source.clone(),
-        period: m.period.clone(),
-        partner,
-        delivery_id,
-        sealed: arrival.sealed.clone(),
-        rows_read: m.rows,
-        rows_accepted: 0,
-        rows_rejected: 0,
-        rejects: Vec::new(),
-        verified: received,
-    })
+    Ok(())
 }
 
 /// Finds the sealed delivery of every expected (source, period) in the

@@ -53,10 +53,10 @@ impl<R: Read> HashingReader<R> {
     }
 
     /// Reads what is left and returns the lowercase hex SHA-256 of
-    /// everything read.
-    pub fn finish(mut self) -> io::Result<String> {
-        io::copy(&mut self, &mut io::sink())?;
-        Ok(hex::encode(self.hasher.finalize()))
+    /// everything read (the hash starts over after it).
+    pub fn finish(&mut self) -> io::Result<String> {
+        io::copy(self, &mut io::sink())?;
+        Ok(hex::encode(std::mem::take(&mut self.hasher).finalize()))
     }
 }
 

@@ -21,8 +21,8 @@ pub use pseudonym::{
     RESEARCH_ID_BYTES, Stage, research_prefix,
 };
 pub use receive::{
-    DeliveryStream, REGISTER_FILE, ReceiveError, ReceivedDelivery, VerifiedDelivery,
-    unseal_delivery, verify_delivery,
+    DeliveryStream, REGISTER_FILE, ReceiveError, ReceivedDelivery, SealedDelivery, Verification,
+    VerifiedDelivery, open_delivery, unseal_delivery, verify_delivery,
 };
 pub use secret::KeyMaterial;
 pub use stage2::{Stage2Error, Stage2Transform};

@@ -1,19 +1,24 @@
-//! The TTP side of a sealed delivery: verify it, then read it.
+//! The TTP side of a sealed delivery: check it, then read it.
 //!
 //! Input: a sealed file and the TTP's key store (for the partner's transport
-//! key). A run calls [`verify_delivery`], which reads the file once and
-//! writes nothing: every chunk authenticated, the content's checksum the
-//! manifest's, the manifest's claims in line with the key; stage 2 then
-//! reads the content through [`VerifiedDelivery::open`], decrypted as it is
-//! parsed. An operator's `koppel unseal` calls [`unseal_delivery`], which
-//! writes `<staging>/<file>`, its `<file>.manifest.yaml` and one line in the
-//! staging area's delivery register; nothing appears under the delivery's
-//! own name unless the whole file authenticated, its checksum matched its
-//! manifest and its delivery id was new.
+//! key). A run calls [`open_delivery`], which reads only the header and the
+//! manifest and checks them; stage 2 then reads the content through
+//! [`SealedDelivery::open`], decrypted as it is parsed, and the stream that
+//! reaches the authenticated end — every chunk verified, the content's
+//! checksum the manifest's, the sealed file hashed on the way — proves a
+//! [`VerifiedDelivery`]: one pass over the file, nothing written.
+//! [`verify_delivery`] does the same pass without a consumer (the daemon
+//! admits deliveries as they arrive). An operator's `koppel unseal` calls
+//! [`unseal_delivery`], which writes `<staging>/<file>`, its
+//! `<file>.manifest.yaml` and one line in the staging area's delivery
+//! register; nothing appears under the delivery's own name unless the whole
+//! file authenticated, its checksum matched its manifest and its delivery
+//! id was new.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 
 use crate::hashing::{HashingReader, HashingWriter};
 use koppel_ingest::{DeliveryManifest, IdentifierMode, IngestError, SpecSet, manifest_path};
@@ -96,81 +101,92 @@ fn ids_in(file: &File, path: &Path) -> Result<Vec<String>, ReceiveError> {
     Ok(ids)
 }
 
-/// A sealed delivery that verified end to end: every chunk authentic, the
-/// content's SHA-256 the one in its manifest, the manifest's claims in line
-/// with the key that sealed it. Verifying writes nothing; [`open`] decrypts
-/// the content again as it is consumed, so no plaintext copy of a delivery
-/// (stage-1 pseudonyms) ever lands on disk.
+/// A sealed delivery whose header and manifest checked out: sealed with a
+/// transport key the store holds and may still use, its manifest (authentic:
+/// it came out of the first verified chunks) in line with that key and the
+/// contract. The content is not read yet: [`open`] streams it, verifying as
+/// it goes, and a stream read to its end proves a [`VerifiedDelivery`].
 ///
-/// [`open`]: VerifiedDelivery::open
+/// [`open`]: SealedDelivery::open
 #[derive(Debug, Clone)]
-pub struct VerifiedDelivery {
+pub struct SealedDelivery {
     pub sealed: PathBuf,
-    /// SHA-256 of the sealed file as read: the delivery's identity in the
-    /// run ledger.
-    pub sealed_sha256: String,
     pub manifest: DeliveryManifest,
     pub transport_key: (String, u32),
-    /// Bytes of content (the plaintext delivery file).
-    pub content_len: u64,
+    /// Size of the sealed file when its header was read.
+    pub sealed_len: u64,
     manifest_bytes: Vec<u8>,
 }
 
-/// Verifies one sealed delivery without writing anything: reads the file
-/// once, hashing the sealed bytes and decrypting and hashing the content.
+/// A sealed delivery that verified end to end: every chunk authentic, the
+/// content's SHA-256 the one in its manifest, the manifest's claims in line
+/// with the key that sealed it. Only a [`DeliveryStream`] read to its end
+/// makes one, so no plaintext copy of a delivery (stage-1 pseudonyms) has
+/// to land on disk to verify it.
+#[derive(Debug, Clone)]
+pub struct VerifiedDelivery {
+    pub delivery: SealedDelivery,
+    /// SHA-256 of the sealed file as read: the delivery's identity in the
+    /// run ledger.
+    pub sealed_sha256: String,
+    /// Bytes of content (the plaintext delivery file).
+    pub content_len: u64,
+}
+
+/// Reads a sealed delivery's header and manifest and checks them, reading
+/// no further than the chunks that hold the manifest and writing nothing.
 ///
 /// `specs` ties each source to its partner: a transport key opens only
 /// deliveries its own partner may send. Replays are the caller's to detect
 /// (by delivery id or sealed SHA-256).
+pub fn open_delivery(
+    sealed: &Path,
+    store: &KeyStore,
+    specs: &SpecSet,
+) -> Result<SealedDelivery, ReceiveError> {
+    let file = File::open(sealed).map_err(io_err(sealed))?;
+    let sealed_len = file.metadata().map_err(io_err(sealed))?.len();
+    let mut input = BufReader::new(file);
+    let header = seal::read_header(&mut input).map_err(seal_err(sealed))?;
+    let (info, key) = transport_key(sealed, &header, store)?;
+    let reader = seal::UnsealReader::new(&header, input, &key).map_err(seal_err(sealed))?;
+    drop(key);
+    let manifest_bytes = reader.into_manifest();
+    let manifest = check_manifest(sealed, &info, specs, &manifest_bytes)?;
+    Ok(SealedDelivery {
+        sealed: sealed.to_owned(),
+        manifest,
+        transport_key: (info.id, info.version),
+        sealed_len,
+        manifest_bytes,
+    })
+}
+
+/// Verifies one sealed delivery without writing anything: its header and
+/// manifest, then the whole file read once, hashing the sealed bytes and
+/// decrypting and hashing the content.
 pub fn verify_delivery(
     sealed: &Path,
     store: &KeyStore,
     specs: &SpecSet,
 ) -> Result<VerifiedDelivery, ReceiveError> {
-    let file = File::open(sealed).map_err(io_err(sealed))?;
-    let mut input = HashingReader::new(BufReader::with_capacity(1 << 20, file));
-    let header = seal::read_header(&mut input).map_err(seal_err(sealed))?;
-    let (info, key) = transport_key(sealed, &header, store)?;
-    let mut reader =
-        seal::UnsealReader::new(&header, &mut input, &key).map_err(seal_err(sealed))?;
-    drop(key);
-    let mut content = Sha256::new();
-    let mut content_len = 0u64;
-    while let Some(piece) = reader.next_content().map_err(seal_err(sealed))? {
-        content.update(piece);
-        content_len += piece.len() as u64;
-    }
-    let manifest_bytes = reader.into_manifest();
-    // The final chunk verified only because the input ended right after it,
-    // so the hash covers the whole file.
-    let sealed_sha256 = input.finish().map_err(io_err(sealed))?;
-    let manifest = check_manifest(sealed, &info, specs, &manifest_bytes)?;
-    if hex::encode(content.finalize()) != manifest.sha256 {
-        return Err(ReceiveError::Checksum {
-            path: sealed.to_owned(),
-        });
-    }
-    Ok(VerifiedDelivery {
-        sealed: sealed.to_owned(),
-        sealed_sha256,
-        manifest,
-        transport_key: (info.id, info.version),
-        content_len,
-        manifest_bytes,
-    })
+    open_delivery(sealed, store, specs)?.open(store)?.finish()
 }
 
-impl VerifiedDelivery {
-    /// The content again, decrypted as it is read. The stream checks that
-    /// the sealed file still holds the delivery that verified: the same
-    /// manifest, every chunk authentic, and at its end the content's
-    /// SHA-256; a `read` that finds otherwise fails (the error carries a
-    /// [`ReceiveError`] or [`SealError`]), so a consumer must keep nothing
-    /// it made of a stream that did not end with `Ok(0)`.
+impl SealedDelivery {
+    /// The content, decrypted as it is read. The stream checks that the
+    /// sealed file still holds the delivery whose header and manifest were
+    /// checked (the same key, the same manifest), every chunk authentic,
+    /// and at its end the content's SHA-256; a `read` that finds otherwise
+    /// fails (the error carries a [`ReceiveError`] or [`SealError`]), so a
+    /// consumer must keep nothing it made of a stream that did not end with
+    /// `Ok(0)`. The stream hashes the sealed bytes as it reads them, so the
+    /// pass that consumes the content also yields the [`VerifiedDelivery`]
+    /// (see [`DeliveryStream::verification`]).
     pub fn open(&self, store: &KeyStore) -> Result<DeliveryStream, ReceiveError> {
         let sealed = self.sealed.as_path();
         let file = File::open(sealed).map_err(io_err(sealed))?;
-        let mut input = BufReader::with_capacity(1 << 20, file);
+        let mut input = HashingReader::new(BufReader::with_capacity(1 << 20, file));
         let header = seal::read_header(&mut input).map_err(seal_err(sealed))?;
         if (header.key_id.as_str(), header.key_version)
             != (self.transport_key.0.as_str(), self.transport_key.1)
@@ -184,11 +200,20 @@ impl VerifiedDelivery {
             return Err(changed(sealed));
         }
         Ok(DeliveryStream {
-            sealed: self.sealed.clone(),
+            delivery: self.clone(),
             reader,
-            hasher: Some(Sha256::new()),
-            expected: self.manifest.sha256.clone(),
+            content: Sha256::new(),
+            content_len: 0,
+            ended: false,
+            verification: Verification::default(),
         })
+    }
+}
+
+impl VerifiedDelivery {
+    /// The content again (see [`SealedDelivery::open`]).
+    pub fn open(&self, store: &KeyStore) -> Result<DeliveryStream, ReceiveError> {
+        self.delivery.open(store)
     }
 }
 
@@ -199,28 +224,94 @@ fn changed(sealed: &Path) -> ReceiveError {
     }
 }
 
-/// The verified content of a delivery, decrypted as it is read (see
-/// [`VerifiedDelivery::open`]).
+/// The content of a sealed delivery, decrypted as it is read (see
+/// [`SealedDelivery::open`]).
 pub struct DeliveryStream {
-    sealed: PathBuf,
-    reader: seal::UnsealReader<BufReader<File>>,
-    hasher: Option<Sha256>,
-    expected: String,
+    delivery: SealedDelivery,
+    reader: seal::UnsealReader<HashingReader<BufReader<File>>>,
+    content: Sha256,
+    content_len: u64,
+    /// The authenticated end was reached (whether or not it checked out).
+    ended: bool,
+    verification: Verification,
+}
+
+/// What a [`DeliveryStream`] proves once read to its end, for a consumer
+/// that hands the stream on (as ingest takes it): set when a `read`
+/// returned `Ok(0)` after the final chunk verified, the input ended and
+/// the content's checksum matched — never otherwise.
+#[derive(Clone, Default)]
+pub struct Verification(Arc<OnceLock<VerifiedDelivery>>);
+
+impl Verification {
+    pub fn verified(&self) -> Option<&VerifiedDelivery> {
+        self.0.get()
+    }
+}
+
+impl DeliveryStream {
+    /// A handle on what this stream will have proved when it ends.
+    pub fn verification(&self) -> Verification {
+        self.verification.clone()
+    }
+
+    /// Reads what is left of the content (verifying it, copying nothing)
+    /// and returns what the whole stream proved.
+    pub fn finish(mut self) -> Result<VerifiedDelivery, ReceiveError> {
+        let sealed = self.delivery.sealed.clone();
+        while !self.ended {
+            match self.reader.next_content().map_err(seal_err(&sealed))? {
+                Some(piece) => {
+                    self.content.update(piece);
+                    self.content_len += piece.len() as u64;
+                }
+                None => self.conclude()?,
+            }
+        }
+        self.verification
+            .verified()
+            .cloned()
+            .ok_or(ReceiveError::Checksum { path: sealed })
+    }
+
+    /// At the authenticated end: the sealed file's hash and the content's
+    /// checksum.
+    fn conclude(&mut self) -> Result<(), ReceiveError> {
+        self.ended = true;
+        let sealed = self.delivery.sealed.as_path();
+        // The final chunk verified only because the input ended right after
+        // it, so the hash covers the whole file.
+        let sealed_sha256 = self.reader.get_mut().finish().map_err(io_err(sealed))?;
+        let content = hex::encode(std::mem::take(&mut self.content).finalize());
+        if content != self.delivery.manifest.sha256 {
+            return Err(ReceiveError::Checksum {
+                path: sealed.to_owned(),
+            });
+        }
+        let verified = VerifiedDelivery {
+            delivery: self.delivery.clone(),
+            sealed_sha256,
+            content_len: self.content_len,
+        };
+        self.verification
+            .0
+            .set(verified)
+            .expect("a stream ends once");
+        Ok(())
+    }
 }
 
 impl Read for DeliveryStream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() || self.ended {
+            return Ok(0);
+        }
         let n = self.reader.read(buf)?;
         if n > 0 {
-            if let Some(hasher) = &mut self.hasher {
-                hasher.update(&buf[..n]);
-            }
-        } else if let Some(hasher) = self.hasher.take()
-            && hex::encode(hasher.finalize()) != self.expected
-        {
-            return Err(io::Error::other(ReceiveError::Checksum {
-                path: self.sealed.clone(),
-            }));
+            self.content.update(&buf[..n]);
+            self.content_len += n as u64;
+        } else {
+            self.conclude().map_err(io::Error::other)?;
         }
         Ok(n)
     }
@@ -331,8 +422,8 @@ fn check_manifest(
 }
 
 /// Verifies and decrypts one sealed delivery into `staging`: what an
-/// operator's `koppel unseal` does (a run never stages plaintext; it
-/// verifies with [`verify_delivery`] and reads the sealed file again).
+/// operator's `koppel unseal` does (a run never stages plaintext; it reads
+/// the sealed file through [`SealedDelivery::open`]).
 pub fn unseal_delivery(
     sealed: &Path,
     store: &KeyStore,
@@ -551,8 +642,15 @@ mod tests {
             verified.sealed_sha256,
             koppel_ingest::sha256_file(&d.sealed).unwrap()
         );
-        assert_eq!(verified.manifest, d.manifest);
-        assert_eq!(verified.transport_key, ("transport-izz".to_owned(), 1));
+        assert_eq!(verified.delivery.manifest, d.manifest);
+        assert_eq!(
+            verified.delivery.transport_key,
+            ("transport-izz".to_owned(), 1)
+        );
+        assert_eq!(
+            verified.delivery.sealed_len,
+            std::fs::metadata(&d.sealed).unwrap().len()
+        );
         let mut content = String::new();
         verified
             .open(&d.store)
@@ -560,6 +658,63 @@ mod tests {
             .read_to_string(&mut content)
             .unwrap();
         assert_eq!(content, expected);
+    }
+
+    #[test]
+    fn the_stream_that_reads_the_content_also_verifies_the_file() {
+        let d = izz_delivery(&body(300), 300);
+        let opened = open_delivery(&d.sealed, &d.store, &d.specs).unwrap();
+        assert_eq!(opened.manifest, d.manifest);
+
+        let mut stream = opened.open(&d.store).unwrap();
+        let proof = stream.verification();
+        let mut first = [0u8; 100];
+        stream.read_exact(&mut first).unwrap();
+        assert_eq!(
+            stream.read(&mut []).unwrap(),
+            0,
+            "an empty read ends nothing"
+        );
+        drop(stream);
+        assert!(proof.verified().is_none(), "not read to the end: no proof");
+
+        let mut stream = opened.open(&d.store).unwrap();
+        let proof = stream.verification();
+        let mut content = Vec::new();
+        stream.read_to_end(&mut content).unwrap();
+        let verified = proof.verified().expect("read to its end");
+        let alone = verify_delivery(&d.sealed, &d.store, &d.specs).unwrap();
+        assert_eq!(verified.sealed_sha256, alone.sealed_sha256);
+        assert_eq!(verified.content_len, content.len() as u64);
+        assert_eq!(verified.content_len, alone.content_len);
+
+        // A chunk modified after the header was read: the stream fails and
+        // proves nothing, though the header and manifest still check out.
+        flip_byte(&d.sealed, 9_000);
+        open_delivery(&d.sealed, &d.store, &d.specs).unwrap();
+        let mut stream = opened.open(&d.store).unwrap();
+        let proof = stream.verification();
+        let err = std::io::copy(&mut stream, &mut std::io::sink()).unwrap_err();
+        assert!(matches!(seal_error(err), SealError::Authentication));
+        assert!(proof.verified().is_none());
+        let err = opened.open(&d.store).unwrap().finish().unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ReceiveError::Seal {
+                    source: SealError::Authentication,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+
+        // Authentic, but not the content the manifest describes.
+        d.seal(body(300).as_bytes());
+        let mut stream = opened.open(&d.store).unwrap();
+        let proof = stream.verification();
+        assert!(std::io::copy(&mut stream, &mut std::io::sink()).is_err());
+        assert!(proof.verified().is_none());
     }
 
     #[test]

@@ -517,6 +517,12 @@ impl<R: Read> UnsealReader<R> {
         self.manifest
     }
 
+    /// The input, for what wraps it (a hash of the sealed bytes). Reading
+    /// from it directly desynchronises the chunks: later reads fail.
+    pub fn get_mut(&mut self) -> &mut R {
+        &mut self.input
+    }
+
     /// The next piece of verified content (the rest of a chunk); `None` at
     /// the authenticated end.
     pub fn next_content(&mut self) -> Result<Option<&[u8]>, SealError> {

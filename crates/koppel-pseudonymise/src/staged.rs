@@ -24,7 +24,7 @@ use parquet::schema::types::ColumnPath;
 use thiserror::Error;
 
 use crate::keystore::KeyStore;
-use crate::receive::{ReceiveError, VerifiedDelivery};
+use crate::receive::{ReceiveError, SealedDelivery, VerifiedDelivery};
 use crate::stage2::{Stage2Error, Stage2Transform};
 
 #[derive(Debug, Error)]
@@ -66,26 +66,29 @@ pub fn pseudonymise_staged(
         ..ReadOptions::default()
     };
     let reader = DeliveryReader::open(staged, spec, options)?;
-    write_stage2(reader, staged, transform, output, &mut |_| {})
+    write_stage2(reader, staged, transform, output, &mut |_| {}, &|| Ok(()))
 }
 
-/// Stage 2 straight from a sealed delivery that verified: the content is
-/// decrypted as it is parsed, so no plaintext copy of it is ever written.
-/// `inspect` sees every batch read (the stage-1 layer) and every batch
-/// written (the stage-2 layer): the run's leak guard learns the pseudonyms
-/// of both here, in the one pass over the delivery. Should the sealed file
-/// no longer hold what verified, the stream fails and nothing is written.
+/// Stage 2 straight from a sealed delivery whose header and manifest
+/// checked out: the content is decrypted as it is parsed, so no plaintext
+/// copy of it is ever written, and the same pass verifies the whole file
+/// (returned beside what was written). `inspect` sees every batch read
+/// (the stage-1 layer) and every batch written (the stage-2 layer): the
+/// run's leak guard learns the pseudonyms of both here. Should the sealed
+/// file fail to verify anywhere, or its content not be read to the
+/// authenticated end, nothing is written.
 pub fn pseudonymise_sealed(
-    delivery: &VerifiedDelivery,
+    delivery: &SealedDelivery,
     store: &KeyStore,
     spec: &SourceSpec,
     transform: &Stage2Transform,
     output: &Path,
     inspect: &mut dyn FnMut(&RecordBatch),
-) -> Result<PseudonymisedDelivery, StagedError> {
+) -> Result<(PseudonymisedDelivery, VerifiedDelivery), StagedError> {
     let content = delivery
         .open(store)
         .map_err(|e| StagedError::Sealed(Box::new(e)))?;
+    let verification = content.verification();
     let reader = DeliveryReader::from_stream(
         &delivery.sealed,
         Box::new(content),
@@ -93,17 +96,32 @@ pub fn pseudonymise_sealed(
         spec,
         ReadOptions::default(),
     )?;
-    write_stage2(reader, &delivery.sealed, transform, output, inspect)
+    let ended = || match verification.verified() {
+        Some(_) => Ok(()),
+        None => Err(StagedError::Sealed(Box::new(ReceiveError::Refused {
+            path: delivery.sealed.clone(),
+            what: "the content was not read to its authenticated end".into(),
+        }))),
+    };
+    let written = write_stage2(reader, &delivery.sealed, transform, output, inspect, &ended)?;
+    let verified = verification
+        .verified()
+        .cloned()
+        .expect("write_stage2 checked the end");
+    Ok((written, verified))
 }
 
 /// Applies stage 2 to every batch `reader` gives and writes `output`, which
-/// appears only when the delivery was read to its end and accepted.
+/// appears only when the delivery was read to its end and accepted and
+/// `ended` — the source's last word, a sealed stream's verification —
+/// agrees.
 fn write_stage2(
     mut reader: DeliveryReader,
     name: &Path,
     transform: &Stage2Transform,
     output: &Path,
     inspect: &mut dyn FnMut(&RecordBatch),
+    ended: &dyn Fn() -> Result<(), StagedError>,
 ) -> Result<PseudonymisedDelivery, StagedError> {
     let write_err = |message: String| StagedError::Write {
         path: output.to_owned(),
@@ -158,6 +176,7 @@ fn write_stage2(
             reason: reason.clone(),
         });
     }
+    ended()?;
     writer.close().map_err(|e| write_err(e.to_string()))?;
     partial
         .as_file()
@@ -215,12 +234,12 @@ mod tests {
         let p1 = "f80ce1cdf1a48876ab00530de42b5ef61e90658b86720874e31a39dc5a516692";
         let body = format!("{p1},2024\n{p1},2023\n{p1},2022\n").repeat(100);
         let d = crate::receive::test_support::izz_delivery(&body, 300);
-        let verified = crate::receive::verify_delivery(&d.sealed, &d.store, &d.specs).unwrap();
+        let opened = crate::receive::open_delivery(&d.sealed, &d.store, &d.specs).unwrap();
         let spec = d.specs.get("izz_verzekerden").unwrap();
         let output = d.dir.path().join("out.parquet");
         let mut seen = Vec::new();
-        let done = pseudonymise_sealed(
-            &verified,
+        let (done, verified) = pseudonymise_sealed(
+            &opened,
             &d.store,
             spec,
             &transform(),
@@ -229,6 +248,11 @@ mod tests {
         )
         .unwrap();
         assert_eq!(done.summary.rows_accepted, 300);
+        // The one pass verified the file as `verify_delivery` does.
+        let alone = crate::receive::verify_delivery(&d.sealed, &d.store, &d.specs).unwrap();
+        assert_eq!(verified.sealed_sha256, alone.sealed_sha256);
+        assert_eq!(verified.content_len, alone.content_len);
+        assert_eq!(verified.delivery.manifest, alone.delivery.manifest);
         assert_eq!(
             seen,
             [("bsn_p1".to_owned(), 300), ("bsn_p2".to_owned(), 300)],
@@ -252,15 +276,8 @@ mod tests {
         bytes[at] ^= 1;
         std::fs::write(&d.sealed, bytes).unwrap();
         let failed = d.dir.path().join("failed.parquet");
-        let err = pseudonymise_sealed(
-            &verified,
-            &d.store,
-            spec,
-            &transform(),
-            &failed,
-            &mut |_| {},
-        )
-        .unwrap_err();
+        let err = pseudonymise_sealed(&opened, &d.store, spec, &transform(), &failed, &mut |_| {})
+            .unwrap_err();
         assert!(
             format!("{:?}", err).contains("Authentication"),
             "{err}: the authentication failure is in the chain"
