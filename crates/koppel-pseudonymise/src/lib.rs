@@ -5,6 +5,7 @@ mod hashing;
 mod keystore;
 mod partner;
 mod pseudonym;
+mod readahead;
 mod receive;
 pub mod seal;
 mod secret;

@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 use crate::hashing::{HashingReader, HashingWriter};
+use crate::readahead::ReadAhead;
 use koppel_ingest::{DeliveryManifest, IdentifierMode, IngestError, SpecSet, manifest_path};
 use sha2::{Digest, Sha256};
 use thiserror::Error;
@@ -186,7 +187,8 @@ impl SealedDelivery {
     pub fn open(&self, store: &KeyStore) -> Result<DeliveryStream, ReceiveError> {
         let sealed = self.sealed.as_path();
         let file = File::open(sealed).map_err(io_err(sealed))?;
-        let mut input = HashingReader::new(BufReader::with_capacity(1 << 20, file));
+        let read_ahead = ReadAhead::new(file).map_err(io_err(sealed))?;
+        let mut input = HashingReader::new(read_ahead);
         let header = seal::read_header(&mut input).map_err(seal_err(sealed))?;
         if (header.key_id.as_str(), header.key_version)
             != (self.transport_key.0.as_str(), self.transport_key.1)
@@ -228,7 +230,7 @@ fn changed(sealed: &Path) -> ReceiveError {
 /// [`SealedDelivery::open`]).
 pub struct DeliveryStream {
     delivery: SealedDelivery,
-    reader: seal::UnsealReader<HashingReader<BufReader<File>>>,
+    reader: seal::UnsealReader<HashingReader<ReadAhead>>,
     content: Sha256,
     content_len: u64,
     /// The authenticated end was reached (whether or not it checked out).
