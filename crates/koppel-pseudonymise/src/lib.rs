@@ -5,7 +5,6 @@ mod hashing;
 mod keystore;
 mod partner;
 mod pseudonym;
-mod readahead;
 mod receive;
 pub mod seal;
 mod secret;

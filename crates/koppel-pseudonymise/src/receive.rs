@@ -21,7 +21,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 use crate::hashing::{HashingReader, HashingWriter};
-use crate::readahead::ReadAhead;
 use koppel_ingest::{DeliveryManifest, IdentifierMode, IngestError, SpecSet, manifest_path};
 use sha2::{Digest, Sha256};
 use thiserror::Error;
@@ -187,8 +186,7 @@ impl SealedDelivery {
     pub fn open(&self, store: &KeyStore) -> Result<DeliveryStream, ReceiveError> {
         let sealed = self.sealed.as_path();
         let file = File::open(sealed).map_err(io_err(sealed))?;
-        let read_ahead = ReadAhead::new(file).map_err(io_err(sealed))?;
-        let mut input = HashingReader::new(read_ahead);
+        let mut input = HashingReader::new(BufReader::with_capacity(1 << 20, file));
         let header = seal::read_header(&mut input).map_err(seal_err(sealed))?;
         if (header.key_id.as_str(), header.key_version)
             != (self.transport_key.0.as_str(), self.transport_key.1)
@@ -230,7 +228,7 @@ fn changed(sealed: &Path) -> ReceiveError {
 /// [`SealedDelivery::open`]).
 pub struct DeliveryStream {
     delivery: SealedDelivery,
-    reader: seal::UnsealReader<HashingReader<ReadAhead>>,
+    reader: seal::UnsealReader<HashingReader<BufReader<File>>>,
     content: Sha256,
     content_len: u64,
     /// The authenticated end was reached (whether or not it checked out).
