@@ -409,8 +409,7 @@ impl Attempt<'_> {
         std::fs::create_dir_all(&stage2_dir).map_err(RunError::io(&stage2_dir))?;
         let mut guard = LeakGuard::new();
         let results = self.pseudonymise_all(&deliveries, &stage2_dir, &mut guard, observe);
-        self.register_all(&arrivals, &mut deliveries, results, records)?;
-        let ids: Vec<String> = deliveries.iter().map(|d| d.delivery_id.clone()).collect();
+        let ids = self.register_all(&arrivals, &mut deliveries, results, records)?;
         let rows: u64 = deliveries.iter().map(|d| d.rows_accepted).sum();
         let rejected: u64 = deliveries.iter().map(|d| d.rows_rejected).sum();
         self.stage_end(
@@ -662,13 +661,14 @@ impl Attempt<'_> {
     /// the ledger holds what it held before: a tampered file recorded as
     /// rejected and named in the error, the others registered. Otherwise
     /// the first failure in delivery order is the run's.
+    /// Returns the delivery ids, the run's inputs.
     fn register_all(
         &self,
         arrivals: &[Arrival],
         deliveries: &mut [DeliveryOutcome],
         results: Vec<Option<Result<(DeliverySummary, VerifiedDelivery), RunError>>>,
         records: &mut Records<'_>,
-    ) -> Result<(), RunError> {
+    ) -> Result<Vec<String>, RunError> {
         let settings = self.settings;
         let mut failure = None;
         for ((arrival, delivery), result) in arrivals.iter().zip(deliveries.iter_mut()).zip(results)
@@ -708,7 +708,7 @@ impl Attempt<'_> {
         records.ledger.set_run_inputs(self.run, &ids)?;
         match failure {
             Some(error) => Err(error),
-            None => Ok(()),
+            None => Ok(ids),
         }
     }
 

@@ -210,13 +210,6 @@ impl SealedDelivery {
     }
 }
 
-impl VerifiedDelivery {
-    /// The content again (see [`SealedDelivery::open`]).
-    pub fn open(&self, store: &KeyStore) -> Result<DeliveryStream, ReceiveError> {
-        self.delivery.open(store)
-    }
-}
-
 fn changed(sealed: &Path) -> ReceiveError {
     ReceiveError::Refused {
         path: sealed.to_owned(),
@@ -653,6 +646,7 @@ mod tests {
         );
         let mut content = String::new();
         verified
+            .delivery
             .open(&d.store)
             .unwrap()
             .read_to_string(&mut content)
@@ -734,7 +728,7 @@ mod tests {
 
         // A modified chunk fails as the stream reaches it.
         flip_byte(&d.sealed, 9_000);
-        let mut stream = verified.open(&d.store).unwrap();
+        let mut stream = verified.delivery.open(&d.store).unwrap();
         let err = std::io::copy(&mut stream, &mut std::io::sink()).unwrap_err();
         assert!(matches!(seal_error(err), SealError::Authentication));
 
@@ -743,7 +737,7 @@ mod tests {
         let mut other = std::fs::read(d.dir.path().join("izz_verzekerden_2024.csv")).unwrap();
         other[20] = b'0';
         d.seal(&other);
-        let mut stream = verified.open(&d.store).unwrap();
+        let mut stream = verified.delivery.open(&d.store).unwrap();
         let err = std::io::copy(&mut stream, &mut std::io::sink()).unwrap_err();
         let inner = err.into_inner().unwrap();
         assert!(
@@ -758,7 +752,7 @@ mod tests {
         let mut d = d;
         d.manifest.rows = 301;
         d.seal(&other);
-        let err = verified.open(&d.store).err().unwrap();
+        let err = verified.delivery.open(&d.store).err().unwrap();
         assert!(
             err.to_string().contains("changed after it was received"),
             "{err}"
