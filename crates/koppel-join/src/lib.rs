@@ -19,6 +19,8 @@
 //! and docs/linking.md. The models still hold stage-2 pseudonyms: they are
 //! TTP-internal and reach researchers only through koppel-export.
 
+mod calendar;
+mod codes;
 mod dense;
 mod error;
 mod inputs;
@@ -176,10 +178,16 @@ async fn link_async(
         "link keys numbered"
     );
     keys.register(&ctx).await?;
+    for part in calendar::CalendarPart::ALL {
+        ctx.register_udf(part.udf());
+    }
+    for codes in codes::ContractCodes::ALL {
+        ctx.register_udf(codes.udf());
+    }
 
     let payroll_years = int_column(
         &ctx,
-        "SELECT DISTINCT CAST(date_part('year', period) AS INT) AS y FROM payroll ORDER BY y",
+        "SELECT DISTINCT calendar_year(period) AS y FROM payroll ORDER BY y",
     )
     .await?;
     let survey_years = int_column(

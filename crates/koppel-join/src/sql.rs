@@ -10,6 +10,8 @@
 
 use std::fmt::Write;
 
+use crate::codes::{CONTRACT_TYPE, SECTOR, SEX};
+
 /// The five care types of the IZZ claims, with their column prefix.
 pub const CARE_TYPES: [(&str, &str); 5] = [
     ("GGZ", "ggz"),
@@ -79,16 +81,31 @@ fn behind_month(value: &str, radix: i64) -> String {
     format!("CAST(arrow_cast(period, 'Int32') AS BIGINT) * {radix} + {value}")
 }
 
+/// Payroll amounts are summed as integers in their smallest unit (hours
+/// in ten-thousandths, euros in cents): exact like the decimals they stand
+/// for, each value rounded as a cast to that decimal rounds it, but summed
+/// as 64-bit integers where DataFusion sums decimals as 128-bit ones, and
+/// without the per-value float-to-decimal conversion.
+const HOUR_UNITS: i64 = 10_000;
+const CENTS: i64 = 100;
+
+/// A payroll amount in integer units of `1 / units`.
+fn in_units(column: &str, units: i64) -> String {
+    format!("CAST(round({column} * {units}.0) AS BIGINT)")
+}
+
 /// Payroll rows with the per-row quantities the aggregations need.
 /// Available days: the calendar days of the payroll month inside the
-/// employment (start and end dates clip the first and last month).
+/// employment (start and end dates clip the first and last month). Sex,
+/// sector and contract type are the contract's codes (`codes.rs`), the
+/// calendar parts plain integer arithmetic (`calendar.rs`).
 pub fn payroll_rows() -> String {
     let postcode = behind_month(
         &format!("COALESCE(postcode4, {})", POSTCODE_RADIX - 1),
         POSTCODE_RADIX,
     );
     let contract = behind_month(
-        "CASE CAST(contract_type AS VARCHAR) WHEN 'VAST' THEN 0 WHEN 'TIJDELIJK' THEN 1 ELSE 2 END",
+        &format!("{}(contract_type)", CONTRACT_TYPE.function),
         CONTRACT_RADIX,
     );
     let fwg = behind_month(
@@ -102,26 +119,30 @@ pub fn payroll_rows() -> String {
         ),
         END_RADIX,
     );
+    let (sex, sector) = (SEX.function, SECTOR.function);
+    let hours = in_units("hours_per_week", HOUR_UNITS);
+    let wage = in_units("gross_monthly_wage", CENTS);
+    let allowance = in_units("irregularity_allowance", CENTS);
     format!(
         "CREATE VIEW payroll_rows AS SELECT
     person,
     org,
-    CAST(date_part('year', period) AS INT) AS year,
+    calendar_year(period) AS year,
     arrow_cast(period, 'Int32') AS month_day,
-    CAST(1 AS BIGINT) << CAST(date_part('month', period) AS BIGINT) AS month_bit,
+    CAST(1 AS BIGINT) << calendar_month(period) AS month_bit,
     birth_date,
-    CAST(sex AS VARCHAR) AS sex,
+    {sex}(sex) AS sex,
     {postcode} AS latest_postcode,
     {contract} AS latest_contract,
-    CAST(sector AS VARCHAR) AS sector,
+    {sector}(sector) AS sector,
     {fwg} AS latest_fwg,
-    CAST(hours_per_week AS DECIMAL(12, 4)) AS hours,
-    CAST(gross_monthly_wage AS DECIMAL(14, 2)) AS wage,
-    CAST(irregularity_allowance AS DECIMAL(14, 2)) AS allowance,
+    {hours} AS hours,
+    {wage} AS wage,
+    {allowance} AS allowance,
     GREATEST(0,
-        LEAST(arrow_cast(period + INTERVAL '1 month', 'Int32'),
+        LEAST(next_month_start(period),
               COALESCE(arrow_cast(employment_end, 'Int32') + 1, 2147483647))
-      - GREATEST(arrow_cast(period, 'Int32'), arrow_cast(employment_start, 'Int32'))) AS available_days,
+      - GREATEST(month_start(period), arrow_cast(employment_start, 'Int32'))) AS available_days,
     arrow_cast(employment_start, 'Int32') AS start_day,
     {end} AS latest_end
 FROM payroll"
@@ -135,22 +156,24 @@ FROM payroll"
 pub fn person_employer_year() -> String {
     let months = months_in("month_mask");
     let (no_postcode, no_end) = (POSTCODE_RADIX - 1, END_RADIX - 1);
+    let sex = SEX.decode("sex");
+    let sector = SECTOR.decode("sector");
     format!(
         "SELECT person, org, year, payroll_rows, {months} AS months,
             payroll_rows - {months} AS duplicate_rows,
-            month_mask, last_month_day, birth_date, sex,
+            month_mask, last_month_day, birth_date, {sex} AS sex,
             CASE WHEN latest_postcode % {POSTCODE_RADIX} = {no_postcode} THEN NULL
                  ELSE latest_postcode % {POSTCODE_RADIX} END AS postcode4,
             CASE latest_contract % {CONTRACT_RADIX} WHEN 0 THEN 'VAST' WHEN 1 THEN 'TIJDELIJK' ELSE 'OPROEP' END AS contract_type,
-            sector,
+            {sector} AS sector,
             CASE WHEN latest_fwg % {FWG_RADIX} = 0 THEN NULL
                  ELSE lpad(CAST(latest_fwg % {FWG_RADIX} - 1 AS VARCHAR), 4, '0') END AS fwg_function_code,
             start_day,
             CASE WHEN latest_end % {END_RADIX} = {no_end} THEN NULL
                  ELSE CAST(latest_end % {END_RADIX} AS INT) END AS end_day,
-            CAST(CAST(hours_sum AS DOUBLE) * {months} / payroll_rows AS DECIMAL(16, 4)) AS hour_months,
-            CAST(CAST(wage_sum AS DOUBLE) * {months} / payroll_rows AS DECIMAL(18, 2)) AS wage,
-            CAST(CAST(allowance_sum AS DOUBLE) * {months} / payroll_rows AS DECIMAL(18, 2)) AS allowance,
+            CAST(CAST(hours_sum AS DOUBLE) / {HOUR_UNITS}.0 * {months} / payroll_rows AS DECIMAL(16, 4)) AS hour_months,
+            CAST(CAST(wage_sum AS DOUBLE) / {CENTS}.0 * {months} / payroll_rows AS DECIMAL(18, 2)) AS wage,
+            CAST(CAST(allowance_sum AS DOUBLE) / {CENTS}.0 * {months} / payroll_rows AS DECIMAL(18, 2)) AS allowance,
             CAST(ROUND(CAST(available_days_sum AS DOUBLE) * {months} / payroll_rows) AS BIGINT) AS available_days
         FROM (
             SELECT person, org, year,
@@ -573,6 +596,12 @@ mod tests {
             (2, 6, 2, Some("0303")),
         ];
         let ctx = SessionContext::new();
+        for part in crate::calendar::CalendarPart::ALL {
+            ctx.register_udf(part.udf());
+        }
+        for codes in crate::codes::ContractCodes::ALL {
+            ctx.register_udf(codes.udf());
+        }
         ctx.register_batch("payroll", payroll(&rows)).unwrap();
         query(&ctx, &payroll_rows()).await;
         let pe = query(&ctx, &person_employer_year()).await;
