@@ -222,7 +222,13 @@ async fn link_async(
     materialise(&ctx, "episodes", &sql::episodes(reference_day), work.path()).await?;
     materialise(&ctx, "episode_years", sql::EPISODE_YEARS, work.path()).await?;
     execute(&ctx, sql::PERSON_ABSENCE).await?;
-    execute(&ctx, sql::EMPLOYMENT_ABSENCE).await?;
+    materialise(
+        &ctx,
+        "employment_absence",
+        sql::EMPLOYMENT_ABSENCE,
+        work.path(),
+    )
+    .await?;
     materialise(&ctx, "insured_years", sql::INSURED_YEARS, work.path()).await?;
     materialise(&ctx, "care_years", &sql::care_years(), work.path()).await?;
     materialise(&ctx, "survey_years", &sql::survey_years(), work.path()).await?;
