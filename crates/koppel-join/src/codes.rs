@@ -71,7 +71,7 @@ impl ContractCodes {
             .map(|i| i as i64)
     }
 
-    /// SQL turning a code back into the contract's value, as `VARCHAR`.
+    /// SQL turning a code back into the contract's value (a string).
     pub fn decode(&self, code: &str) -> String {
         let arms: String = self
             .values
@@ -79,7 +79,7 @@ impl ContractCodes {
             .enumerate()
             .map(|(i, v)| format!(" WHEN {i} THEN '{v}'"))
             .collect();
-        format!("CAST(CASE {code}{arms} END AS VARCHAR)")
+        format!("CASE {code}{arms} END")
     }
 
     /// The codes of a string column (plain, view or dictionary encoded);

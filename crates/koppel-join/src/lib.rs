@@ -178,12 +178,7 @@ async fn link_async(
         "link keys numbered"
     );
     keys.register(&ctx).await?;
-    for part in calendar::CalendarPart::ALL {
-        ctx.register_udf(part.udf());
-    }
-    for codes in codes::ContractCodes::ALL {
-        ctx.register_udf(codes.udf());
-    }
+    register_plan_functions(&ctx);
 
     let payroll_years = int_column(
         &ctx,
@@ -317,6 +312,17 @@ async fn link_async(
         report_path: out_dir.join(LINKAGE_REPORT_FILE),
         report,
     })
+}
+
+/// The SQL functions the plans in `sql.rs` use besides the dense keys:
+/// the contract's codes and the calendar parts.
+fn register_plan_functions(ctx: &SessionContext) {
+    for part in calendar::CalendarPart::ALL {
+        ctx.register_udf(part.udf());
+    }
+    for codes in codes::ContractCodes::ALL {
+        ctx.register_udf(codes.udf());
+    }
 }
 
 /// The table a source's stage-2 files are registered under; the SQL reads

@@ -156,15 +156,18 @@ FROM payroll"
 pub fn person_employer_year() -> String {
     let months = months_in("month_mask");
     let (no_postcode, no_end) = (POSTCODE_RADIX - 1, END_RADIX - 1);
-    let sex = SEX.decode("sex");
-    let sector = SECTOR.decode("sector");
+    // As `VARCHAR`, the type the backbone's sex and sector had when they
+    // were strings.
+    let sex = format!("CAST({} AS VARCHAR)", SEX.decode("sex"));
+    let sector = format!("CAST({} AS VARCHAR)", SECTOR.decode("sector"));
+    let contract_type = CONTRACT_TYPE.decode(&format!("latest_contract % {CONTRACT_RADIX}"));
     format!(
         "SELECT person, org, year, payroll_rows, {months} AS months,
             payroll_rows - {months} AS duplicate_rows,
             month_mask, last_month_day, birth_date, {sex} AS sex,
             CASE WHEN latest_postcode % {POSTCODE_RADIX} = {no_postcode} THEN NULL
                  ELSE latest_postcode % {POSTCODE_RADIX} END AS postcode4,
-            CASE latest_contract % {CONTRACT_RADIX} WHEN 0 THEN 'VAST' WHEN 1 THEN 'TIJDELIJK' ELSE 'OPROEP' END AS contract_type,
+            {contract_type} AS contract_type,
             {sector} AS sector,
             CASE WHEN latest_fwg % {FWG_RADIX} = 0 THEN NULL
                  ELSE lpad(CAST(latest_fwg % {FWG_RADIX} - 1 AS VARCHAR), 4, '0') END AS fwg_function_code,
@@ -602,12 +605,7 @@ mod tests {
             (2, 6, 2, Some("0303")),
         ];
         let ctx = SessionContext::new();
-        for part in crate::calendar::CalendarPart::ALL {
-            ctx.register_udf(part.udf());
-        }
-        for codes in crate::codes::ContractCodes::ALL {
-            ctx.register_udf(codes.udf());
-        }
+        crate::register_plan_functions(&ctx);
         ctx.register_batch("payroll", payroll(&rows)).unwrap();
         query(&ctx, &payroll_rows()).await;
         let pe = query(&ctx, &person_employer_year()).await;
