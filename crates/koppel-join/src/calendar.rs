@@ -75,22 +75,18 @@ impl CalendarPart {
     }
 
     /// The part of one date. Day numbers of month starts stay within i32
-    /// for every Date32 but the last month of its range, which saturates.
+    /// for every Date32 but the first and last month of its range, which
+    /// saturate.
     fn of(self, days: i32) -> i32 {
-        let (year, month, _) = civil_from_days(days);
-        match self {
-            CalendarPart::Year => year,
-            CalendarPart::Month => month as i32,
-            CalendarPart::MonthStart => days_from_civil(year, month, 1) as i32,
-            CalendarPart::NextMonthStart => {
-                let (year, month) = if month == 12 {
-                    (year + 1, 1)
-                } else {
-                    (year, month + 1)
-                };
-                days_from_civil(year, month, 1).min(i64::from(i32::MAX)) as i32
-            }
-        }
+        let (year, month, day) = civil_from_days(days);
+        let start = match self {
+            CalendarPart::Year => return year,
+            CalendarPart::Month => return month as i32,
+            CalendarPart::MonthStart => i64::from(days) - i64::from(day) + 1,
+            CalendarPart::NextMonthStart if month == 12 => days_from_civil(year + 1, 1, 1),
+            CalendarPart::NextMonthStart => days_from_civil(year, month + 1, 1),
+        };
+        start.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32
     }
 
     pub fn udf(self) -> ScalarUDF {

@@ -85,27 +85,27 @@ impl ContractCodes {
     /// The codes of a string column (plain, view or dictionary encoded);
     /// nulls stay null.
     fn codes_of(&self, column: &ArrayRef) -> Result<Int64Array, DataFusionError> {
-        if let Some(dictionary) = column.as_any_dictionary_opt() {
+        let codes = match column.as_any_dictionary_opt() {
             // Code each dictionary value once, then look the keys up.
-            let values = self.codes_of_values(dictionary.values(), false)?;
-            let codes = take(&values, dictionary.keys(), None)?;
-            let codes = codes.as_primitive().clone();
-            if codes.null_count() > column.logical_null_count() {
-                return Err(self.undefined());
-            }
-            return Ok(codes);
+            Some(dictionary) => take(
+                &self.codes_of_values(dictionary.values())?,
+                dictionary.keys(),
+                None,
+            )?
+            .as_primitive()
+            .clone(),
+            None => self.codes_of_values(column)?,
+        };
+        // An undefined value is null among the codes; one a dictionary
+        // holds but no row uses is no error.
+        if codes.null_count() > column.logical_null_count() {
+            return Err(self.undefined());
         }
-        self.codes_of_values(column, true)
+        Ok(codes)
     }
 
-    /// With `strict`, an undefined value is an error; without (dictionary
-    /// values, some perhaps unused), it becomes null for the caller to
-    /// check.
-    fn codes_of_values(
-        &self,
-        column: &ArrayRef,
-        strict: bool,
-    ) -> Result<Int64Array, DataFusionError> {
+    /// The code of each value, null where the value is null or undefined.
+    fn codes_of_values(&self, column: &ArrayRef) -> Result<Int64Array, DataFusionError> {
         let strings = match column.data_type() {
             DataType::Utf8 => Arc::clone(column),
             DataType::LargeUtf8 | DataType::Utf8View => cast(column, &DataType::Utf8)?,
@@ -117,19 +117,11 @@ impl ContractCodes {
                 );
             }
         };
-        let strings = strings.as_string::<i32>();
-        let mut codes = Vec::with_capacity(strings.len());
-        for value in strings {
-            codes.push(match value {
-                None => None,
-                Some(value) => match self.code(value) {
-                    Some(code) => Some(code),
-                    None if strict => return Err(self.undefined()),
-                    None => None,
-                },
-            });
-        }
-        Ok(Int64Array::from(codes))
+        Ok(strings
+            .as_string::<i32>()
+            .iter()
+            .map(|value| value.and_then(|v| self.code(v)))
+            .collect())
     }
 
     fn undefined(&self) -> DataFusionError {
