@@ -290,35 +290,15 @@ fn tabulate(shape: &Shape, input: &TableInput, top_n: usize) -> Result<Tabulated
     }
     // Spread every merged contribution over the 2^d cells that hold it,
     // merging again per contributor (one person in two categories is one
-    // contributor to their total).
-    let mut spread: HashMap<(usize, u64), usize> = HashMap::new();
-    let mut spread_rows: Vec<u64> = Vec::new();
-    let mut spread_values: Vec<f64> = Vec::new();
-    let mut sorted: Vec<(&(usize, u64), &usize)> = entries.iter().collect();
-    sorted.sort_unstable();
-    for (&(base, contributor), &e) in sorted {
-        let base_coords = shape.coords(base);
-        for mask in 0..(1usize << d) {
-            for i in 0..d {
-                coords[i] = if mask & (1 << i) != 0 {
-                    shape.cats[i]
-                } else {
-                    base_coords[i]
-                };
-            }
-            let key = (shape.index(&coords), contributor);
-            let next = spread_rows.len();
-            let s = *spread.entry(key).or_insert(next);
-            if s == next {
-                spread_rows.push(0);
-                spread_values.extend(std::iter::repeat_n(0.0, m));
-            }
-            spread_rows[s] += entry_rows[e];
-            for q in 0..m {
-                spread_values[s * m + q] += entry_values[e * m + q];
-            }
-        }
-    }
+    // contributor to their total). Contributor by contributor, as each has
+    // only a few cells: no table of every (cell, contributor) pair. Sums
+    // are added in the same order as a (cell, contributor) sort would:
+    // per cell by contributor, per contributor by base cell.
+    let mut order: Vec<(u64, usize, usize)> = entries
+        .iter()
+        .map(|(&(base, contributor), &e)| (contributor, base, e))
+        .collect();
+    order.sort_unstable();
     let mut t = Tabulated {
         contributors: vec![0; shape.size],
         rows: vec![0; shape.size],
@@ -326,18 +306,42 @@ fn tabulate(shape: &Shape, input: &TableInput, top_n: usize) -> Result<Tabulated
         top: vec![0.0; shape.size * m * top_n],
         top_n,
     };
-    let mut sorted: Vec<(&(usize, u64), &usize)> = spread.iter().collect();
-    sorted.sort_unstable();
-    for (&(cell, _), &s) in sorted {
-        t.contributors[cell] += 1;
-        t.rows[cell] += spread_rows[s];
-        for q in 0..m {
-            let v = spread_values[s * m + q];
-            t.sums[cell * m + q] += v;
-            let top = &mut t.top[(cell * m + q) * top_n..(cell * m + q + 1) * top_n];
-            if let Some(pos) = top.iter().position(|x| v > *x) {
-                top[pos..].rotate_right(1);
-                top[pos] = v;
+    let mut cells: Vec<(usize, usize)> = Vec::new();
+    let mut values = vec![0.0; m];
+    for one in order.chunk_by(|a, b| a.0 == b.0) {
+        cells.clear();
+        for &(_, base, e) in one {
+            let base_coords = shape.coords(base);
+            for mask in 0..(1usize << d) {
+                for i in 0..d {
+                    coords[i] = if mask & (1 << i) != 0 {
+                        shape.cats[i]
+                    } else {
+                        base_coords[i]
+                    };
+                }
+                cells.push((shape.index(&coords), e));
+            }
+        }
+        // Stable: a cell's entries stay in base-cell order.
+        cells.sort_by_key(|&(cell, _)| cell);
+        for group in cells.chunk_by(|a, b| a.0 == b.0) {
+            let cell = group[0].0;
+            values.fill(0.0);
+            for &(_, e) in group {
+                t.rows[cell] += entry_rows[e];
+                for (q, v) in values.iter_mut().enumerate() {
+                    *v += entry_values[e * m + q];
+                }
+            }
+            t.contributors[cell] += 1;
+            for (q, &v) in values.iter().enumerate() {
+                t.sums[cell * m + q] += v;
+                let top = &mut t.top[(cell * m + q) * top_n..(cell * m + q + 1) * top_n];
+                if let Some(pos) = top.iter().position(|x| v > *x) {
+                    top[pos..].rotate_right(1);
+                    top[pos] = v;
+                }
             }
         }
     }
