@@ -33,9 +33,17 @@ pub struct LeakGuard {
     /// fingerprint key; only those can be absorbed back.
     family: u64,
     fingerprints: Vec<u64>,
+    /// `buckets[b]..buckets[b + 1]`: the sorted fingerprints whose top
+    /// bits are b. Fingerprints are uniform hashes, so a bucket holds a
+    /// few of them and a lookup touches a cache line or two instead of
+    /// the twenty of a binary search over millions.
+    buckets: Vec<usize>,
     sorted: bool,
     compact_at: usize,
 }
+
+/// Top bits of a fingerprint that pick its bucket.
+const BUCKET_BITS: u32 = 16;
 
 static FAMILIES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
@@ -73,6 +81,7 @@ impl LeakGuard {
             hasher: std::collections::hash_map::RandomState::new(),
             family: FAMILIES.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             fingerprints: Vec::new(),
+            buckets: vec![0; (1 << BUCKET_BITS) + 1],
             sorted: true,
             compact_at: COMPACT_MIN,
         }
@@ -86,6 +95,7 @@ impl LeakGuard {
             hasher: self.hasher.clone(),
             family: self.family,
             fingerprints: Vec::new(),
+            buckets: vec![0; (1 << BUCKET_BITS) + 1],
             sorted: true,
             compact_at: COMPACT_MIN,
         }
@@ -262,14 +272,26 @@ impl LeakGuard {
         if !self.sorted {
             self.fingerprints.sort_unstable();
             self.fingerprints.dedup();
+            self.buckets.fill(0);
+            for fp in &self.fingerprints {
+                self.buckets[(fp >> (64 - BUCKET_BITS)) as usize + 1] += 1;
+            }
+            for b in 1..self.buckets.len() {
+                self.buckets[b] += self.buckets[b - 1];
+            }
             self.sorted = true;
         }
     }
 
     fn known(&self, lower_ascii: &[u8]) -> bool {
+        self.known_fingerprint(self.fingerprint(lower_ascii))
+    }
+
+    fn known_fingerprint(&self, fp: u64) -> bool {
         debug_assert!(self.sorted);
-        self.fingerprints
-            .binary_search(&self.fingerprint(lower_ascii))
+        let b = (fp >> (64 - BUCKET_BITS)) as usize;
+        self.fingerprints[self.buckets[b]..self.buckets[b + 1]]
+            .binary_search(&fp)
             .is_ok()
     }
 
@@ -296,11 +318,7 @@ impl LeakGuard {
             Value::Text(t) => self.check_text(t),
             Value::Int(i) => self.check_text(&i.to_string()),
             Value::Bytes(b) => {
-                if self
-                    .fingerprints
-                    .binary_search(&self.pseudonym_fingerprint(b))
-                    .is_ok()
-                {
+                if self.known_fingerprint(self.pseudonym_fingerprint(b)) {
                     Some(Finding::KnownIdentifier)
                 } else {
                     std::str::from_utf8(b).ok().and_then(|t| self.check_text(t))
@@ -318,9 +336,13 @@ impl LeakGuard {
     ) -> Result<(), ExportError> {
         self.seal();
         let mut found = None;
+        let mut clean = CleanValues::default();
         for_each_value(array, |v| {
-            if found.is_none() {
+            if found.is_none() && !clean.contains(v) {
                 found = self.check_value(v);
+                if found.is_none() {
+                    clean.remember(v);
+                }
             }
         });
         match found {
@@ -435,6 +457,41 @@ pub fn passes_eleven_test(token: &str) -> bool {
     }
     let mut out = [0u8; 9];
     koppel_ingest::canonical_bsn(b, &mut out)
+}
+
+/// Values of one column already found clean: most columns repeat a few
+/// values (a sector, a year, a size class) row after row, and each check
+/// costs a lower-casing, a hash and a lookup in millions of fingerprints.
+/// Only a bounded number are remembered, as a column of distinct values
+/// gains nothing.
+#[derive(Default)]
+struct CleanValues {
+    texts: std::collections::HashSet<Box<str>>,
+    ints: std::collections::HashSet<i128>,
+}
+
+impl CleanValues {
+    const MAX: usize = 4096;
+
+    fn contains(&self, value: Value<'_>) -> bool {
+        match value {
+            Value::Text(t) => self.texts.contains(t),
+            Value::Int(i) => self.ints.contains(&i),
+            Value::Bytes(_) => false,
+        }
+    }
+
+    fn remember(&mut self, value: Value<'_>) {
+        match value {
+            Value::Text(t) if self.texts.len() < Self::MAX => {
+                self.texts.insert(t.into());
+            }
+            Value::Int(i) if self.ints.len() < Self::MAX => {
+                self.ints.insert(i);
+            }
+            _ => {}
+        }
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -608,6 +665,48 @@ mod tests {
                 "{t}"
             );
         }
+    }
+
+    #[test]
+    fn many_known_values_are_all_found_and_others_not() {
+        let mut guard = LeakGuard::new();
+        let known: Vec<String> = (0..200_000).map(|i| format!("org-{i}")).collect();
+        for k in &known {
+            guard.insert(k);
+        }
+        let column = StringArray::from(known.iter().map(String::as_str).collect::<Vec<_>>());
+        for k in known.iter().step_by(997) {
+            assert!(
+                guard
+                    .check_array("f", "c", &StringArray::from(vec![k.as_str()]))
+                    .is_err(),
+                "{k}"
+            );
+        }
+        assert!(guard.check_array("f", "c", &column).is_err());
+        let others: Vec<String> = (0..200_000).map(|i| format!("other-{i}")).collect();
+        let others = StringArray::from(others.iter().map(String::as_str).collect::<Vec<_>>());
+        guard.check_array("f", "c", &others).unwrap();
+    }
+
+    #[test]
+    fn a_value_repeated_clean_does_not_hide_a_leak_after_it() {
+        let mut guard = LeakGuard::new();
+        guard.insert("12345678");
+        let mut values = vec!["ZKH"; 10_000];
+        values.push("12345678");
+        assert!(
+            guard
+                .check_array("f", "sector", &StringArray::from(values))
+                .is_err()
+        );
+        let mut ints = vec![2024i64; 10_000];
+        ints.push(123456782);
+        assert!(
+            guard
+                .check_array("f", "year", &Int64Array::from(ints))
+                .is_err()
+        );
     }
 
     #[test]

@@ -292,6 +292,9 @@ impl PackedKey for u128 {}
 /// about what stays in a core's cache.
 const CACHED_CLASSES: usize = 1 << 15;
 
+/// Rows after which counting looks at how many of them were distinct.
+const SAMPLE_ROWS: usize = 1 << 14;
+
 /// Rows per partition when counting many classes.
 const PARTITION_ROWS: usize = 1 << 12;
 
@@ -315,7 +318,12 @@ fn count_classes<K: PackedKey>(from: &ClassTable, lift: &[&[u32]], radix: &[K]) 
         let next = out.count.len() as u32;
         let class = *index.entry(key(t)).or_insert(next);
         if class == next {
-            if index.len() > CACHED_CLASSES {
+            // Past the cache's size, or when the first rows are mostly
+            // distinct (a sure sign of many classes: the rows are in no
+            // order of the key), counting goes by partitions.
+            if index.len() > CACHED_CLASSES
+                || (t + 1 == SAMPLE_ROWS && index.len() * 2 > SAMPLE_ROWS)
+            {
                 return count_partitioned(from.len(), key, &from.count);
             }
             out.first.push(t as u32);
