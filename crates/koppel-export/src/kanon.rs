@@ -207,8 +207,8 @@ struct Evaluation {
     unsafe_rows: usize,
 }
 
-/// The classes of one node, counted: per class its stratum, its code at
-/// the node's level per quasi-identifier, and its rows. Every node above
+/// The classes of one node, counted: per class its stratum, a level-0 code
+/// per quasi-identifier that stands for it, and its rows. Every node above
 /// can be counted from it instead of from the base classes (generalising
 /// only merges classes), and most nodes have far fewer classes than there
 /// are base classes — ARX's roll-up. Only without sensitive attributes:
@@ -318,18 +318,16 @@ fn count_classes<K: PackedKey>(from: &ClassTable, lift: &[&[u32]], radix: &[K]) 
         let next = out.count.len() as u32;
         let class = *index.entry(key(t)).or_insert(next);
         if class == next {
-            // Past the cache's size, or when the first rows are mostly
-            // distinct (a sure sign of many classes: the rows are in no
-            // order of the key), counting goes by partitions.
-            if index.len() > CACHED_CLASSES
-                || (t + 1 == SAMPLE_ROWS && index.len() * 2 > SAMPLE_ROWS)
-            {
-                return count_partitioned(from.len(), key, &from.count);
-            }
             out.first.push(t as u32);
             out.count.push(0);
         }
         out.count[class as usize] += from.count[t];
+        // Past the cache's size, or when the first rows were mostly
+        // distinct (a sign of many classes, the rows being in no order of
+        // the key), counting goes by partitions.
+        if index.len() > CACHED_CLASSES || (t + 1 == SAMPLE_ROWS && index.len() * 2 > SAMPLE_ROWS) {
+            return count_partitioned(from.len(), key, &from.count);
+        }
     }
     out
 }
@@ -617,11 +615,13 @@ fn build(
     };
     let strata_count = stratum_codes.len().max(1) as u32;
 
-    // Level-0 key of every row must fit the packing at every level.
+    // The key of every row must fit the packing at every node: the
+    // largest radix of each quasi-identifier, which is level 0's unless
+    // a hierarchy's codes are sparse.
     let mut span: u128 = u128::from(strata_count);
     for r in &lattice.radix {
         span = span
-            .checked_mul(r[0])
+            .checked_mul(r.iter().copied().max().unwrap_or(1))
             .ok_or(KAnonymityError::TooManyCombinations)?;
     }
     let sens_cards: Vec<u32> = sensitive
@@ -1227,6 +1227,28 @@ mod tests {
                 prop_assert!((s.information_loss - best.0).abs() < 1e-9, "{} vs {}", s.information_loss, best.0);
             }
         }
+    }
+
+    /// Sparse codes at a higher level could overflow the packed key at
+    /// that node: refused up front instead of counted wrongly.
+    #[test]
+    fn a_key_too_wide_at_any_level_is_refused() {
+        let sparse = |name: &str| EncodedQuasiIdentifier {
+            name: name.into(),
+            levels: vec![
+                (0..20).map(|v| v % 4).collect(),
+                (0..20).map(|v| (v % 2) * (u32::MAX - 2)).collect(),
+                vec![NULL_CODE; 20],
+            ],
+        };
+        let qis: Vec<_> = ["a", "b", "c", "d", "e"]
+            .iter()
+            .map(|n| sparse(n))
+            .collect();
+        assert!(matches!(
+            anonymise(&qis, &[], None, &params(2, 0.0)),
+            Err(KAnonymityError::TooManyCombinations)
+        ));
     }
 
     /// Past the cache-sized table, counting goes by partitions; the
