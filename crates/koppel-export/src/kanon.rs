@@ -125,12 +125,12 @@ type KeyMap<V> = HashMap<u128, V, BuildHasherDefault<KeyHasher>>;
 
 /// The rows reduced to distinct combinations.
 struct BaseClasses {
-    stratum: Vec<u32>,
-    /// `codes[q][b]`: level-0 dense code of base class b.
-    codes: Vec<Vec<u32>>,
+    /// Stratum, level-0 dense codes and rows of each base class: the
+    /// classes of the lattice's bottom node (with sensitive attributes,
+    /// several base classes can share their codes).
+    classes: ClassTable,
     /// `sensitive[a][b]`
     sensitive: Vec<Vec<u32>>,
-    count: Vec<u32>,
     /// Base class of every row.
     of_row: Vec<u32>,
     strata: u32,
@@ -224,15 +224,6 @@ struct ClassTable {
 }
 
 impl ClassTable {
-    fn of_base(base: &BaseClasses) -> Self {
-        ClassTable {
-            node: vec![0; base.codes.len()],
-            stratum: base.stratum.clone(),
-            codes: base.codes.clone(),
-            count: base.count.clone(),
-        }
-    }
-
     fn len(&self) -> usize {
         self.count.len()
     }
@@ -298,6 +289,35 @@ const SAMPLE_ROWS: usize = 1 << 14;
 /// Rows per partition when counting many classes.
 const PARTITION_ROWS: usize = 1 << 12;
 
+/// Classes as they are met: a table from packed key to class number.
+struct ClassCounter<K> {
+    index: HashMap<K, u32, BuildHasherDefault<KeyHasher>>,
+    out: RolledUp,
+}
+
+impl<K: PackedKey> ClassCounter<K> {
+    fn new() -> Self {
+        ClassCounter {
+            index: HashMap::default(),
+            out: RolledUp {
+                first: Vec::new(),
+                count: Vec::new(),
+            },
+        }
+    }
+
+    /// Row `t` of the source, of `rows` rows, has class `key`.
+    fn add(&mut self, key: K, t: u32, rows: u32) {
+        let next = self.out.count.len() as u32;
+        let class = *self.index.entry(key).or_insert(next);
+        if class == next {
+            self.out.first.push(t);
+            self.out.count.push(0);
+        }
+        self.out.count[class as usize] += rows;
+    }
+}
+
 /// `lift[q]` maps a dense level-0 code to the node's level of
 /// quasi-identifier q, `radix[q]` is that level's dense cardinality.
 fn count_classes<K: PackedKey>(from: &ClassTable, lift: &[&[u32]], radix: &[K]) -> RolledUp {
@@ -308,28 +328,19 @@ fn count_classes<K: PackedKey>(from: &ClassTable, lift: &[&[u32]], radix: &[K]) 
         }
         key
     };
-    let mut out = RolledUp {
-        first: Vec::new(),
-        count: Vec::new(),
-    };
     // Most nodes have few classes: one table, in cache, counts them.
-    let mut index: HashMap<K, u32, BuildHasherDefault<KeyHasher>> = HashMap::default();
+    let mut counter = ClassCounter::new();
     for t in 0..from.len() {
-        let next = out.count.len() as u32;
-        let class = *index.entry(key(t)).or_insert(next);
-        if class == next {
-            out.first.push(t as u32);
-            out.count.push(0);
-        }
-        out.count[class as usize] += from.count[t];
+        counter.add(key(t), t as u32, from.count[t]);
         // Past the cache's size, or when the first rows were mostly
         // distinct (a sign of many classes, the rows being in no order of
         // the key), counting goes by partitions.
-        if index.len() > CACHED_CLASSES || (t + 1 == SAMPLE_ROWS && index.len() * 2 > SAMPLE_ROWS) {
+        let classes = counter.index.len();
+        if classes > CACHED_CLASSES || (t + 1 == SAMPLE_ROWS && classes * 2 > SAMPLE_ROWS) {
             return count_partitioned(from.len(), key, &from.count);
         }
     }
-    out
+    counter.out
 }
 
 /// Counting with a table too large for the cache misses it on nearly
@@ -368,55 +379,54 @@ fn count_partitioned<K: PackedKey>(
         fill[p as usize] += 1;
     }
     drop(keys);
-    let mut out = RolledUp {
-        first: Vec::new(),
-        count: Vec::new(),
-    };
-    let mut index: HashMap<K, u32, BuildHasherDefault<KeyHasher>> = HashMap::default();
+    let mut counter = ClassCounter::new();
     for p in 0..parts {
-        index.clear();
+        counter.index.clear();
         for &(k, t) in &partitioned[start[p]..start[p + 1]] {
-            let next = out.count.len() as u32;
-            let class = *index.entry(k).or_insert(next);
-            if class == next {
-                out.first.push(t);
-                out.count.push(0);
-            }
-            out.count[class as usize] += count[t as usize];
+            counter.add(k, t, count[t as usize]);
         }
     }
-    out
+    counter.out
 }
 
-/// Class tables kept for rolling up, within a budget of rows (each row is
-/// a stratum, a count and a code per quasi-identifier).
-struct TableCache {
-    tables: Vec<ClassTable>,
-    rows: usize,
+/// Class tables to roll up from: the base classes, and tables of
+/// evaluated nodes kept within a budget of rows (each row is a stratum, a
+/// count and a code per quasi-identifier).
+struct TableCache<'a> {
+    base: &'a ClassTable,
+    kept: Vec<ClassTable>,
     budget: usize,
 }
 
-impl TableCache {
-    /// Keeps `table` if it is at most half the size of every kept table
-    /// below it (else those serve as well) and the budget allows.
+impl TableCache<'_> {
+    fn tables(&self) -> impl Iterator<Item = &ClassTable> {
+        std::iter::once(self.base).chain(&self.kept)
+    }
+
+    /// Whether a table of `classes` classes at `node` is worth keeping:
+    /// at most half the size of every table below it (else those serve as
+    /// well), and within the budget.
+    fn wants(&self, node: &[usize], classes: usize, lattice: &Lattice) -> bool {
+        let kept: usize = self.kept.iter().map(ClassTable::len).sum();
+        kept + classes <= self.budget
+            && self
+                .tables()
+                .filter(|t| lattice.rolls_up(&t.node, node))
+                .all(|t| classes * 2 <= t.len())
+    }
+
     fn offer(&mut self, table: ClassTable, lattice: &Lattice) {
-        let smaller = self
-            .tables
-            .iter()
-            .filter(|t| lattice.rolls_up(&t.node, &table.node))
-            .all(|t| table.len() * 2 <= t.len());
-        if smaller && self.rows + table.len() <= self.budget {
-            self.rows += table.len();
-            self.tables.push(table);
+        if self.wants(&table.node, table.len(), lattice) {
+            self.kept.push(table);
         }
     }
 
-    /// The smallest kept table that `node` can be counted from.
-    fn source(&self, node: &[usize], lattice: &Lattice) -> Option<&ClassTable> {
-        self.tables
-            .iter()
+    /// The smallest table that `node` can be counted from.
+    fn source(&self, node: &[usize], lattice: &Lattice) -> &ClassTable {
+        self.tables()
             .filter(|t| lattice.rolls_up(&t.node, node))
             .min_by_key(|t| t.len())
+            .expect("every node rolls up from the base classes")
     }
 }
 
@@ -429,9 +439,9 @@ struct Problem<'a> {
 
 impl Problem<'_> {
     fn key(&self, node: &[usize], b: usize) -> u128 {
-        let mut key = u128::from(self.base.stratum[b]);
+        let mut key = u128::from(self.base.classes.stratum[b]);
         for (q, &l) in node.iter().enumerate() {
-            let code = self.lattice.map[q][l][self.base.codes[q][b] as usize];
+            let code = self.lattice.map[q][l][self.base.classes.codes[q][b] as usize];
             key = key * self.lattice.radix[q][l] + u128::from(code);
         }
         key
@@ -440,14 +450,14 @@ impl Problem<'_> {
     /// Class sizes and, with sensitive attributes, distinct values per
     /// class and attribute.
     fn classes(&self, node: &[usize]) -> (KeyMap<usize>, KeyMap<Vec<usize>>) {
-        let n = self.base.count.len();
+        let n = self.base.classes.len();
         let mut sizes: KeyMap<usize> = KeyMap::default();
         let mut diversity: KeyMap<Vec<usize>> = KeyMap::default();
         let mut seen: HashSet<(u128, usize, u32), BuildHasherDefault<KeyHasher>> =
             HashSet::default();
         for b in 0..n {
             let key = self.key(node, b);
-            *sizes.entry(key).or_default() += self.base.count[b] as usize;
+            *sizes.entry(key).or_default() += self.base.classes.count[b] as usize;
             for (a, values) in self.base.sensitive.iter().enumerate() {
                 if seen.insert((key, a, values[b])) {
                     diversity
@@ -489,15 +499,18 @@ impl Problem<'_> {
     }
 
     /// Rows in unsafe classes at `node`, and (without sensitive
-    /// attributes) the node's class table for the cache.
+    /// attributes) the node's class table if the cache wants it.
     fn count_unsafe(&self, node: &[usize], cache: &TableCache) -> (usize, Option<ClassTable>) {
-        match cache.source(node, &self.lattice) {
-            Some(from) if self.sensitive.is_empty() => {
-                let rolled = self.roll_up(from, node);
-                (rolled.unsafe_rows(self.k), Some(rolled.table(from, node)))
-            }
-            _ => (self.evaluate(node).unsafe_rows, None),
+        if !self.sensitive.is_empty() {
+            return (self.evaluate(node).unsafe_rows, None);
         }
+        let from = cache.source(node, &self.lattice);
+        let rolled = self.roll_up(from, node);
+        let unsafe_rows = rolled.unsafe_rows(self.k);
+        let table = cache
+            .wants(node, rolled.count.len(), &self.lattice)
+            .then(|| rolled.table(from, node));
+        (unsafe_rows, table)
     }
 
     fn safe(&self, size: usize, diversity: Option<&Vec<usize>>) -> bool {
@@ -638,10 +651,13 @@ fn build(
 
     let mut index: HashMap<Vec<u32>, u32> = HashMap::new();
     let mut base = BaseClasses {
-        stratum: Vec::new(),
-        codes: vec![Vec::new(); qis.len()],
+        classes: ClassTable {
+            node: vec![0; qis.len()],
+            stratum: Vec::new(),
+            codes: vec![Vec::new(); qis.len()],
+            count: Vec::new(),
+        },
         sensitive: vec![Vec::new(); sensitive.len()],
-        count: Vec::new(),
         of_row: Vec::with_capacity(rows),
         strata: strata_count,
     };
@@ -655,19 +671,20 @@ fn build(
         for (a, s) in sensitive.iter().enumerate() {
             key.push(dense(s.codes[row], sens_cards[a]));
         }
-        let next = base.count.len() as u32;
+        let classes = &mut base.classes;
+        let next = classes.count.len() as u32;
         let b = *index.entry(key.clone()).or_insert(next);
         if b == next {
-            base.stratum.push(key[0]);
+            classes.stratum.push(key[0]);
             for q in 0..qis.len() {
-                base.codes[q].push(key[1 + q]);
+                classes.codes[q].push(key[1 + q]);
             }
             for a in 0..sensitive.len() {
                 base.sensitive[a].push(key[1 + qis.len() + a]);
             }
-            base.count.push(0);
+            classes.count.push(0);
         }
-        base.count[b as usize] += 1;
+        classes.count[b as usize] += 1;
         base.of_row.push(b);
     }
     lattice.refines = refinements(&lattice, &base);
@@ -678,7 +695,7 @@ fn build(
 fn refinements(lattice: &Lattice, base: &BaseClasses) -> Vec<Vec<Vec<bool>>> {
     let mut all = Vec::with_capacity(lattice.map.len());
     for (q, map) in lattice.map.iter().enumerate() {
-        let mut occurring: Vec<u32> = base.codes[q].clone();
+        let mut occurring: Vec<u32> = base.classes.codes[q].clone();
         occurring.sort_unstable();
         occurring.dedup();
         let mut per_from = Vec::with_capacity(map.len());
@@ -743,15 +760,12 @@ pub fn anonymise(
     let mut evaluated = 0;
     let batch = rayon::current_num_threads().max(1) * 2;
     let mut cache = TableCache {
-        tables: Vec::new(),
-        rows: 0,
+        base: &problem.base.classes,
+        kept: Vec::new(),
         // Room for a few tables of the base's size; most kept ones are
         // far smaller.
-        budget: problem.base.count.len().saturating_mul(8),
+        budget: problem.base.classes.len().saturating_mul(8),
     };
-    if problem.sensitive.is_empty() {
-        cache.offer(ClassTable::of_base(&problem.base), &problem.lattice);
-    }
     let mut cursor = 0;
     while cursor < order.len() {
         let mut pick = Vec::with_capacity(batch);
@@ -823,7 +837,7 @@ pub fn anonymise(
 fn suppress(problem: &Problem<'_>, node: &[usize]) -> Result<KAnonymitySolution, KAnonymityError> {
     let base = &problem.base;
     let (sizes, diversity) = problem.classes(node);
-    let key_of: Vec<u128> = (0..base.count.len())
+    let key_of: Vec<u128> = (0..base.classes.len())
         .map(|b| problem.key(node, b))
         .collect();
     let unsafe_base: Vec<bool> = key_of
@@ -847,10 +861,10 @@ fn suppress(problem: &Problem<'_>, node: &[usize]) -> Result<KAnonymitySolution,
     let mut null_size = vec![0usize; strata];
     let mut null_values: Vec<Vec<HashSet<u32>>> =
         vec![vec![HashSet::new(); problem.sensitive.len()]; strata];
-    for b in 0..base.count.len() {
-        let s = base.stratum[b] as usize;
-        if unsafe_base[b] || key_of[b] == null_key(base.stratum[b]) {
-            null_size[s] += base.count[b] as usize;
+    for b in 0..base.classes.len() {
+        let s = base.classes.stratum[b] as usize;
+        if unsafe_base[b] || key_of[b] == null_key(base.classes.stratum[b]) {
+            null_size[s] += base.classes.count[b] as usize;
             for (a, values) in base.sensitive.iter().enumerate() {
                 null_values[s][a].insert(values[b]);
             }
@@ -876,7 +890,7 @@ fn suppress(problem: &Problem<'_>, node: &[usize]) -> Result<KAnonymitySolution,
     let mut released_diversity: KeyMap<Vec<usize>> = KeyMap::default();
     for (row, &b) in base.of_row.iter().enumerate() {
         let b = b as usize;
-        let stratum = base.stratum[b];
+        let stratum = base.classes.stratum[b];
         let natural_null = key_of[b] == null_key(stratum);
         let in_null_class = unsafe_base[b] || natural_null;
         if in_null_class && !null_safe[stratum as usize] {
@@ -1182,11 +1196,11 @@ mod tests {
             let qis = [random_qi("a", &a, 3, 4), random_qi("b", &b, 2, 3), crossed];
             let (base, lattice) = build(&qis, &[], Some(&strata), rows.len()).unwrap();
             let p = Problem { base, lattice, sensitive: &[], k };
-            let base_table = ClassTable::of_base(&p.base);
+            let base_table = &p.base.classes;
             let nodes: Vec<Vec<usize>> = (0..p.lattice.size()).map(|i| p.lattice.node(i)).collect();
             let tables: Vec<ClassTable> = nodes
                 .iter()
-                .map(|n| p.roll_up(&base_table, n).table(&base_table, n))
+                .map(|n| p.roll_up(base_table, n).table(base_table, n))
                 .collect();
             let d_levels = |m: usize, n: usize| nodes.iter().any(|x| x[2] == m) && nodes.iter().any(|y| y[2] == n);
             prop_assert!(d_levels(1, 2));
