@@ -20,7 +20,7 @@ TARGET=${CARGO_TARGET_DIR:-target}
 
 # One invocation for both, so they share one feature resolution and one
 # build of DataFusion.
-cargo build --release --locked -p koppel -p koppel-join --bin koppel --example stage_synth
+cargo build --release --locked -p koppel -p koppel-testkit --bin koppel --example stage_synth
 KOPPEL="$TARGET/release/koppel"
 "$TARGET/release/examples/stage_synth" "$PERSONS" "bench/cache/link-$PERSONS"
 CACHE="bench/cache/link-$PERSONS"

@@ -19,7 +19,7 @@ MEMORY_MIB=${MEMORY_MIB:-1536}
 TARGET=${CARGO_TARGET_DIR:-target}
 
 cargo build --release --locked -p koppel
-cargo build --release --locked -p koppel-join --example stage_synth
+cargo build --release --locked -p koppel-testkit --example stage_synth
 KOPPEL="$TARGET/release/koppel"
 STAGE="$TARGET/release/examples/stage_synth"
 

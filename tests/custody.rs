@@ -4,39 +4,16 @@
 //! where they must not be. Tamper, replay, wrong-key and wrong-passphrase
 //! cases fail cleanly.
 
+use crate::util::{PASSPHRASE, demo_keys, koppel_command, repo};
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use arrow::array::{Array, AsArray};
 use koppel_pseudonymise::{PartnerKeys, Pseudonymiser, Stage};
 
-const PASSPHRASE: &str = "koppel-demo-passphrase";
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// Copies the demo keys with mode 0600: git does not keep modes, and Koppel
-/// refuses key files others can read.
-fn demo_keys(dir: &Path) -> (PathBuf, PathBuf) {
-    use std::os::unix::fs::PermissionsExt;
-    let store = dir.join("demo.keystore.yaml");
-    std::fs::copy(repo().join("keys-example/demo.keystore.yaml"), &store).unwrap();
-    let partners = dir.join("partners");
-    std::fs::create_dir_all(&partners).unwrap();
-    for entry in std::fs::read_dir(repo().join("keys-example/partners")).unwrap() {
-        let from = entry.unwrap().path();
-        let to = partners.join(from.file_name().unwrap());
-        std::fs::copy(&from, &to).unwrap();
-        std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o600)).unwrap();
-    }
-    std::fs::set_permissions(&store, std::fs::Permissions::from_mode(0o600)).unwrap();
-    (store, partners)
-}
-
 fn koppel(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_koppel"))
+    koppel_command()
         .args(args)
         .env("KOPPEL_SPECS", repo().join("pipelines/sources"))
         .env("KOPPEL_PASSPHRASE", PASSPHRASE)
@@ -280,7 +257,7 @@ fn sector_goes_from_partners_to_the_ttp_without_a_raw_identifier() {
     let raw_izz = std::fs::read_to_string(raw.join("izz_verzekerden_2024.csv")).unwrap();
     let first_bsn = raw_izz.lines().nth(1).unwrap().split(',').next().unwrap();
     let expected = p1.p1_hex(
-        koppel_ingest::IdentifierType::Bsn,
+        koppel_contract::IdentifierType::Bsn,
         &format!("{first_bsn:0>9}"),
     );
     assert_eq!(
@@ -373,7 +350,7 @@ fn sector_goes_from_partners_to_the_ttp_without_a_raw_identifier() {
                 if let Some(binary) = column.as_fixed_size_binary_opt() {
                     assert!(field.name().ends_with("_p2"), "{}", field.name());
                     assert_eq!(
-                        field.metadata()[koppel_pseudonymise::META_KEY_ID],
+                        field.metadata()[koppel_contract::meta::META_KEY_ID],
                         "stage2-preventieplan"
                     );
                     for i in 0..binary.len() {
@@ -747,13 +724,13 @@ fn replay_tamper_and_wrong_keys_fail_cleanly() {
     fails(&unseal(&empty, &fresh, &sealed), "cannot provide");
 
     // Wrong passphrases, and a store others can read.
-    let out = Command::new(env!("CARGO_BIN_EXE_koppel"))
+    let out = koppel_command()
         .args(["keys", "list", "--store", store.to_str().unwrap()])
         .env("KOPPEL_PASSPHRASE", "not the passphrase")
         .output()
         .unwrap();
     fails(&out, "passphrase");
-    let out = Command::new(env!("CARGO_BIN_EXE_koppel"))
+    let out = koppel_command()
         .args([
             "partner",
             "prepare",

@@ -2,19 +2,16 @@
 //! every delivery, and check that planted defects are rejected exactly and
 //! that broken files fail cleanly.
 
+use crate::util::{koppel_command, repo};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Output;
 
 use koppel_ingest::{ReadOptions, SpecSet, validate_file};
 use koppel_synth::{SynthConfig, synthesise};
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
 fn koppel(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_koppel"))
+    koppel_command()
         .args(args)
         .env("KOPPEL_SPECS", repo().join("pipelines/sources"))
         .output()

@@ -3,11 +3,9 @@
 //! the output must be byte-identical across runs and thread counts; and
 //! `koppel link` must work from the command line.
 
-#[path = "../crates/koppel-join/tests/support/mod.rs"]
-mod support;
-
+use crate::util::koppel_command;
+use koppel_testkit as support;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::compute::cast;
@@ -247,7 +245,7 @@ fn synthetic_sector_links_with_its_planted_relationships_intact() {
     // and a refusal to overwrite.
     let cli_out = sector.root.join("linked-cli");
     let run = |out: &Path| {
-        Command::new(env!("CARGO_BIN_EXE_koppel"))
+        koppel_command()
             .args(["link", "--staged"])
             .arg(&sector.staged)
             .arg("--out")
@@ -267,7 +265,7 @@ fn synthetic_sector_links_with_its_planted_relationships_intact() {
         "{stdout}"
     );
     assert!(
-        std::fs::read(cli_out.join(koppel_join::PERSON_MODEL_FILE)).unwrap()
+        std::fs::read(cli_out.join(koppel_contract::files::linked::PERSON_MODEL_FILE)).unwrap()
             == std::fs::read(&outcome.person_model).unwrap()
     );
     let again = run(&cli_out);

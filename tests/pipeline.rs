@@ -4,6 +4,7 @@
 //! delivery — each a clear failure with no release — a rerun after the fix,
 //! byte-identical releases, and the audit trail verifying until edited.
 
+use crate::util::{PASSPHRASE, koppel_command, repo, text};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
@@ -11,31 +12,15 @@ use std::sync::OnceLock;
 use koppel_ingest::DeliveryManifest;
 use koppel_pseudonymise::{PartnerKeys, seal};
 
-const PASSPHRASE: &str = "koppel-demo-passphrase";
 const PERSONS: &str = "2000";
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
 fn koppel(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_koppel"))
+    koppel_command()
         .args(args)
         .current_dir(repo())
         .env("KOPPEL_PASSPHRASE", PASSPHRASE)
-        .env_remove("KOPPEL_STATE")
-        .env_remove("KOPPEL_KEYSTORE")
-        .env_remove("RUST_LOG")
         .output()
         .expect("koppel runs")
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
 }
 
 fn ok(out: &Output, what: &str) -> String {
@@ -51,7 +36,9 @@ fn failed(out: &Output, what: &str) -> String {
 }
 
 /// One demo per test binary: its inbox, keys and first release are the
-/// fixtures every test copies.
+/// fixtures every test copies. It runs in an empty temporary directory, as
+/// after `cargo install`: no checkout to find the pipeline, the source
+/// specs or the demo keys in, so it proves the built-in defaults.
 struct Demo {
     _dir: tempfile::TempDir,
     out: PathBuf,
@@ -61,9 +48,15 @@ fn demo() -> &'static Demo {
     static DEMO: OnceLock<Demo> = OnceLock::new();
     DEMO.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        let result = koppel_command()
+            .args(["demo", "--persons", PERSONS, "--out", "demo"])
+            .current_dir(dir.path())
+            .env("KOPPEL_PASSPHRASE", PASSPHRASE)
+            .output()
+            .expect("koppel runs");
+        ok(&result, "koppel demo in an empty directory");
         let out = dir.path().join("demo");
-        let result = koppel(&["demo", "--persons", PERSONS, "--out", out.to_str().unwrap()]);
-        ok(&result, "koppel demo");
         Demo { _dir: dir, out }
     })
 }
@@ -534,7 +527,7 @@ impl Service {
     }
 
     fn start(&self) -> std::process::Child {
-        Command::new(env!("CARGO_BIN_EXE_koppel"))
+        koppel_command()
             .args([
                 "daemon",
                 "--pipelines",

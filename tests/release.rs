@@ -5,9 +5,7 @@
 //! nothing, byte-identical releases, a manifest that `sha256sum -c`
 //! accepts, and — with Python — the files opened by pyarrow and DuckDB.
 
-#[path = "../crates/koppel-join/tests/support/mod.rs"]
-mod support;
-
+use koppel_testkit as support;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -85,10 +83,10 @@ fn guard(sector: &Sector) -> LeakGuard {
             guard.insert_identifier_columns(&batch);
             // Their stage-1 pseudonyms, as the partners would send them.
             for (field, column) in batch.schema().fields().iter().zip(batch.columns()) {
-                if let Some(kind) = field.metadata().get(koppel_ingest::META_IDENTIFIER) {
+                if let Some(kind) = field.metadata().get(koppel_contract::meta::META_IDENTIFIER) {
                     let kind = match kind.as_str() {
-                        "bsn" => koppel_ingest::IdentifierType::Bsn,
-                        _ => koppel_ingest::IdentifierType::Kvk,
+                        "bsn" => koppel_contract::IdentifierType::Bsn,
+                        _ => koppel_contract::IdentifierType::Kvk,
                     };
                     let column = arrow::compute::cast(column, &DataType::Utf8).unwrap();
                     let text = column.as_string::<i32>();
@@ -167,7 +165,7 @@ fn release() -> &'static PathBuf {
 #[test]
 fn person_file_is_k_anonymous_within_each_year() {
     let dir = release();
-    let people = one(&dir.join(koppel_export::PERSON_FILE));
+    let people = one(&dir.join(koppel_contract::files::release::PERSON_FILE));
     let config = DisclosureConfig::default();
     let k = config.person.k as usize;
     let mut columns = vec!["year".to_owned()];
@@ -218,7 +216,9 @@ fn person_file_is_k_anonymous_within_each_year() {
         );
     }
     // Every respondent-year is either released or counted as left out.
-    let model = one(&sector().linked.join(koppel_join::PERSON_MODEL_FILE));
+    let model = one(&sector()
+        .linked
+        .join(koppel_contract::files::linked::PERSON_MODEL_FILE));
     assert_eq!(
         people.num_rows() as u64 + report["person"]["rows_dropped"].as_u64().unwrap(),
         model.num_rows() as u64
@@ -240,8 +240,10 @@ fn person_file_is_k_anonymous_within_each_year() {
 #[test]
 fn organisation_file_leaves_out_small_organisations_and_bands_public_figures() {
     let dir = release();
-    let orgs = one(&dir.join(koppel_export::ORGANISATION_FILE));
-    let model = one(&sector().linked.join(koppel_join::ORGANISATION_MODEL_FILE));
+    let orgs = one(&dir.join(koppel_contract::files::release::ORGANISATION_FILE));
+    let model = one(&sector()
+        .linked
+        .join(koppel_contract::files::linked::ORGANISATION_MODEL_FILE));
     let headcount = model
         .column_by_name("headcount")
         .unwrap()
@@ -477,7 +479,7 @@ fn linked_with_extra_column(name: &str, values: impl Fn(usize) -> Option<String>
     let sector = sector();
     let dir = sector.root.join(format!("linked-{name}"));
     copy_dir(&sector.linked, &dir);
-    let path = dir.join(koppel_join::PERSON_MODEL_FILE);
+    let path = dir.join(koppel_contract::files::linked::PERSON_MODEL_FILE);
     let batch = one(&path);
     let extra: StringArray = (0..batch.num_rows()).map(values).collect();
     let mut fields: Vec<Field> = batch
@@ -532,16 +534,18 @@ fn the_leak_guard_stops_a_planted_identifier() {
     // A stage-2 pseudonym in hexadecimal, in the copied linkage report.
     let dir = sector.root.join("linked-report");
     copy_dir(&sector.linked, &dir);
-    let p2 = one(&dir.join(koppel_join::PERSON_MODEL_FILE));
+    let p2 = one(&dir.join(koppel_contract::files::linked::PERSON_MODEL_FILE));
     let p2 = hex::encode(
         p2.column_by_name("person_p2")
             .unwrap()
             .as_fixed_size_binary()
             .value(0),
     );
-    let report = std::fs::read_to_string(dir.join(koppel_join::LINKAGE_REPORT_FILE)).unwrap();
+    let report =
+        std::fs::read_to_string(dir.join(koppel_contract::files::linked::LINKAGE_REPORT_FILE))
+            .unwrap();
     std::fs::write(
-        dir.join(koppel_join::LINKAGE_REPORT_FILE),
+        dir.join(koppel_contract::files::linked::LINKAGE_REPORT_FILE),
         report.replacen('{', &format!("{{\"x\": \"{p2}\","), 1),
     )
     .unwrap();

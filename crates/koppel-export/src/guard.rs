@@ -233,7 +233,7 @@ impl LeakGuard {
     ) -> Result<(), ExportError> {
         for path in sorted_files(dir)?
             .into_iter()
-            .filter(|p| koppel_ingest::manifest_path(p).exists())
+            .filter(|p| koppel_contract::files::manifest_path(p).exists())
         {
             let spec = specs.for_file(&path).ok_or_else(|| ExportError::Input {
                 path: path.clone(),
@@ -259,7 +259,7 @@ impl LeakGuard {
         for (field, array) in batch.schema().fields().iter().zip(batch.columns()) {
             if field
                 .metadata()
-                .contains_key(koppel_ingest::META_IDENTIFIER)
+                .contains_key(koppel_contract::meta::META_IDENTIFIER)
             {
                 self.insert_column(array.as_ref());
                 columns += 1;

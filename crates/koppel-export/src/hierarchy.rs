@@ -7,11 +7,11 @@
 
 use std::collections::BTreeMap;
 
-use arrow::array::{Array, ArrayRef, AsArray, StringArray};
+use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Int32Type, Int64Type};
 
 use crate::config::Hierarchy;
-use crate::error::ExportError;
+use crate::error::{ExportError, model_column};
 use crate::kanon::{EncodedQuasiIdentifier, NULL_CODE};
 
 /// A value of a column before generalisation.
@@ -110,6 +110,38 @@ pub fn atoms(name: &str, array: &dyn Array) -> Result<Vec<Option<Atom>>, ExportE
         }
     }
     Ok(out)
+}
+
+/// The types [`atoms`] reads.
+fn is_atom_type(data_type: &DataType) -> bool {
+    matches!(
+        data_type,
+        DataType::Int64
+            | DataType::Int32
+            | DataType::Boolean
+            | DataType::Utf8
+            | DataType::LargeUtf8
+            | DataType::Utf8View
+    )
+}
+
+/// [`atoms`] of the column `name` of the model read from `file`; a column
+/// of another type is an error naming the file, the column and the type.
+pub(crate) fn model_atoms(
+    batch: &RecordBatch,
+    file: &str,
+    name: &str,
+) -> Result<Vec<Option<Atom>>, ExportError> {
+    let array = model_column(batch, file, name)?;
+    if !is_atom_type(array.data_type()) {
+        return Err(ExportError::ModelColumnType {
+            file: file.into(),
+            column: name.into(),
+            found: array.data_type().clone(),
+            expected: "Int64, Int32, Boolean, Utf8, LargeUtf8 or Utf8View".into(),
+        });
+    }
+    atoms(name, array.as_ref())
 }
 
 /// Generalises `values` through every level of `hierarchy`. `side` holds

@@ -34,8 +34,11 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use arrow::array::RecordBatch;
-use koppel_join::{LINKAGE_REPORT_FILE, ORGANISATION_MODEL_FILE, PERSON_MODEL_FILE};
-use koppel_pseudonymise::{META_KEY_ID, META_KEY_VERSION, Pseudonymiser};
+use koppel_contract::files::linked::{
+    LINKAGE_REPORT_FILE, ORGANISATION_MODEL_FILE, PERSON_MODEL_FILE,
+};
+use koppel_contract::meta::{META_KEY_ID, META_KEY_VERSION};
+use koppel_pseudonymise::Pseudonymiser;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -49,14 +52,10 @@ pub use report::DisclosureReport;
 use codebook::{Codebook, ColumnNotes, describe_file};
 use release::{ReleaseFile, ReleaseTarget, sha256_file, write_csv, write_json, write_parquet};
 
-pub const PERSON_FILE: &str = "persons.parquet";
-pub const ORGANISATION_FILE: &str = "organisations.parquet";
-pub const CODEBOOK_JSON: &str = "codebook.json";
-pub const CODEBOOK_MD: &str = "codebook.md";
-pub const DISCLOSURE_JSON: &str = "disclosure-report.json";
-pub const DISCLOSURE_MD: &str = "disclosure-report.md";
-pub const MANIFEST_FILE: &str = "manifest.json";
-pub const SHA256SUMS_FILE: &str = "SHA256SUMS";
+use koppel_contract::files::release::{
+    CODEBOOK_JSON, CODEBOOK_MD, DISCLOSURE_JSON, DISCLOSURE_MD, MANIFEST_FILE, ORGANISATION_FILE,
+    PERSON_FILE, SHA256SUMS_FILE,
+};
 
 /// Who the release is for and which keys made it.
 pub struct ExportOptions<'a> {

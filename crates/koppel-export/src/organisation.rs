@@ -9,12 +9,13 @@ use arrow::array::{
 };
 use arrow::compute::{cast, filter_record_batch};
 use arrow::datatypes::{DataType, Field, Int32Type, Int64Type, Schema};
-use koppel_ingest::IdentifierType;
+use koppel_contract::IdentifierType;
+use koppel_contract::files::linked::ORGANISATION_MODEL_FILE;
 use koppel_pseudonymise::Pseudonymiser;
 use serde::Serialize;
 
 use crate::config::{Banding, OrganisationRules};
-use crate::error::ExportError;
+use crate::error::{ExportError, model_column, numeric_column, pseudonym_column, typed_column};
 use crate::person::OrgYear;
 
 /// Which count of persons each statistic of the organisation model rests
@@ -81,14 +82,10 @@ pub struct OrganisationRelease {
 }
 
 fn column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a ArrayRef, ExportError> {
-    batch
-        .column_by_name(name)
-        .ok_or_else(|| ExportError::Column {
-            column: name.into(),
-            message: "not in the organisation model".into(),
-        })
+    model_column(batch, ORGANISATION_MODEL_FILE, name)
 }
 
+/// A numeric array as floating point; the column's type is checked first.
 fn as_f64(name: &str, array: &ArrayRef) -> Result<Float64Array, ExportError> {
     let cast =
         cast(array, &DataType::Float64).map_err(ExportError::arrow(format!("column {name}")))?;
@@ -97,19 +94,12 @@ fn as_f64(name: &str, array: &ArrayRef) -> Result<Float64Array, ExportError> {
 
 /// Headcount per organisation-year, for the person file's size class.
 pub fn headcounts(orgs: &RecordBatch) -> Result<HashMap<OrgYear, i64>, ExportError> {
-    let org = column(orgs, "org_p2")?.as_fixed_size_binary();
+    let file = ORGANISATION_MODEL_FILE;
+    let org = { let array = column(orgs, "org_p2")?.as_fixed_size_binary(); crate::error::PseudonymColumn { array, keys: array.value_data().as_chunks::<32>().0 } };
     let year = column(orgs, "year")?.as_primitive::<Int32Type>();
     let headcount = column(orgs, "headcount")?.as_primitive::<Int64Type>();
     Ok((0..orgs.num_rows())
-        .map(|r| {
-            (
-                (
-                    org.value(r).try_into().expect("32-byte pseudonyms"),
-                    year.value(r),
-                ),
-                headcount.value(r),
-            )
-        })
+        .map(|r| ((org.keys[r], year.value(r)), headcount.value(r)))
         .collect())
 }
 
@@ -119,9 +109,8 @@ pub fn release_organisations(
     rules: &OrganisationRules,
     research: &Pseudonymiser,
 ) -> Result<OrganisationRelease, ExportError> {
-    let headcount = column(orgs, "headcount")?
-        .as_primitive::<Int64Type>()
-        .clone();
+    let file = ORGANISATION_MODEL_FILE;
+    let headcount = column(orgs, "headcount")?.as_primitive::<Int64Type>();
     let keep: BooleanArray = headcount
         .iter()
         .map(|h| Some(h.is_some_and(|h| h as u64 >= rules.min_persons)))
@@ -129,15 +118,10 @@ pub fn release_organisations(
     let kept = filter_record_batch(orgs, &keep)
         .map_err(ExportError::arrow("leaving out small organisations"))?;
     let rows = kept.num_rows();
-    let org_p2 = column(&kept, "org_p2")?.as_fixed_size_binary();
+    let org_p2 = { let array = column(&kept, "org_p2")?.as_fixed_size_binary(); crate::error::PseudonymColumn { array, keys: array.value_data().as_chunks::<32>().0 } };
     let years = column(&kept, "year")?.as_primitive::<Int32Type>();
     let released = (0..rows)
-        .map(|r| {
-            (
-                org_p2.value(r).try_into().expect("32-byte pseudonyms"),
-                years.value(r),
-            )
-        })
+        .map(|r| (org_p2.keys[r], years.value(r)))
         .collect();
 
     let rests_on: HashMap<&str, &str> = RESTS_ON.iter().copied().collect();
@@ -146,7 +130,7 @@ pub fn release_organisations(
         Field::new("year", DataType::Int32, false),
     ];
     let mut columns: Vec<ArrayRef> = vec![
-        Arc::new(research.research_ids(IdentifierType::Kvk, org_p2)),
+        Arc::new(research.research_ids(IdentifierType::Kvk, org_p2.array)),
         column(&kept, "year")?.clone(),
     ];
     let mut suppressed = BTreeMap::new();
@@ -266,6 +250,9 @@ fn class_labels(bounds: &[f64]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::fixture::{Models, assert_names, pseudonyms};
+
+    const FILE: &str = ORGANISATION_MODEL_FILE;
 
     #[test]
     fn bands_are_half_open_and_the_last_is_open_ended() {
@@ -276,5 +263,156 @@ mod tests {
         assert_eq!(band_label(1e6, &bounds), "250+");
         assert_eq!(band_label(-3.0, &bounds), "0-50");
         assert_eq!(class_labels(&bounds), ["0-50", "50-250", "250+"]);
+    }
+
+    fn is_type(found: DataType) -> impl Fn(&ExportError) -> bool {
+        move |e| matches!(e, ExportError::ModelColumnType { found: f, .. } if *f == found)
+    }
+
+    #[test]
+    fn a_year_of_another_type_is_an_error_naming_file_and_column() {
+        let mut models = Models::valid();
+        Models::set(
+            &mut models.organisation,
+            "year",
+            Arc::new(arrow::array::Int64Array::from(vec![2024; 2])),
+        );
+        let message = assert_names(
+            models.export(),
+            |e| matches!(e, ExportError::ModelColumnType { found: DataType::Int64, expected, .. } if expected == "Int32"),
+            FILE,
+            "year",
+        );
+        assert!(
+            message.contains("Int64") && message.contains("Int32"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn a_headcount_of_another_type_is_an_error() {
+        let mut models = Models::valid();
+        Models::set(
+            &mut models.organisation,
+            "headcount",
+            Arc::new(arrow::array::Int32Array::from(vec![2, 2])),
+        );
+        assert_names(models.export(), is_type(DataType::Int32), FILE, "headcount");
+    }
+
+    #[test]
+    fn a_missing_headcount_is_an_error() {
+        let mut models = Models::valid();
+        Models::remove(&mut models.organisation, "headcount");
+        assert_names(
+            models.export(),
+            |e| matches!(e, ExportError::ModelColumnMissing { .. }),
+            FILE,
+            "headcount",
+        );
+    }
+
+    #[test]
+    fn organisation_pseudonyms_of_another_width_are_an_error() {
+        let mut models = Models::valid();
+        Models::set(
+            &mut models.organisation,
+            "org_p2",
+            pseudonyms(&Models::org_keys(), 16),
+        );
+        let message = assert_names(
+            models.export(),
+            |e| {
+                matches!(
+                    e,
+                    ExportError::PseudonymWidth {
+                        found: 16,
+                        expected: 32,
+                        ..
+                    }
+                )
+            },
+            FILE,
+            "org_p2",
+        );
+        assert!(
+            message.contains("16") && message.contains("32"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn organisation_pseudonyms_that_are_not_binary_are_an_error() {
+        let mut models = Models::valid();
+        Models::set(
+            &mut models.organisation,
+            "org_p2",
+            Arc::new(StringArray::from(vec!["a", "b"])),
+        );
+        let message = assert_names(models.export(), is_type(DataType::Utf8), FILE, "org_p2");
+        assert!(message.contains("FixedSizeBinary(32)"), "{message}");
+    }
+
+    #[test]
+    fn a_count_a_statistic_rests_on_must_be_a_number() {
+        let mut models = Models::valid();
+        Models::set(
+            &mut models.organisation,
+            "n_fwg",
+            Arc::new(StringArray::from(vec!["2", "1"])),
+        );
+        assert_names(models.export(), is_type(DataType::Utf8), FILE, "n_fwg");
+    }
+
+    #[test]
+    fn a_banded_column_must_be_a_number() {
+        let mut models = Models::valid();
+        Models::set(
+            &mut models.organisation,
+            "fte",
+            Arc::new(StringArray::from(vec!["1.5", "2"])),
+        );
+        assert_names(models.export(), is_type(DataType::Utf8), FILE, "fte");
+    }
+
+    /// `headcounts` runs after `release_organisations` in an export,
+    /// which checks the same columns first: its own checks on their own.
+    fn headcounts_of(column: &str, array: ArrayRef) -> Result<HashMap<OrgYear, i64>, ExportError> {
+        let mut models = Models::valid();
+        Models::set(&mut models.organisation, column, array);
+        headcounts(&Models::batch(&models.organisation))
+    }
+
+    #[test]
+    fn headcounts_checks_the_pseudonym_width() {
+        assert_names(
+            headcounts_of("org_p2", pseudonyms(&Models::org_keys(), 8)),
+            |e| matches!(e, ExportError::PseudonymWidth { found: 8, .. }),
+            FILE,
+            "org_p2",
+        );
+    }
+
+    #[test]
+    fn headcounts_checks_the_year_type() {
+        assert_names(
+            headcounts_of(
+                "year",
+                Arc::new(arrow::array::Int64Array::from(vec![2024; 2])),
+            ),
+            is_type(DataType::Int64),
+            FILE,
+            "year",
+        );
+    }
+
+    #[test]
+    fn headcounts_checks_the_headcount_type() {
+        assert_names(
+            headcounts_of("headcount", Arc::new(Float64Array::from(vec![2.0; 2]))),
+            is_type(DataType::Float64),
+            FILE,
+            "headcount",
+        );
     }
 }

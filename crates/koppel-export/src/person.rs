@@ -5,16 +5,17 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, Int64Array, RecordBatch};
+use arrow::array::{ArrayRef, AsArray, BooleanArray, Int32Array, Int64Array, RecordBatch};
 use arrow::compute::filter_record_batch;
 use arrow::datatypes::{Field, Int32Type, Schema};
-use koppel_ingest::IdentifierType;
+use koppel_contract::IdentifierType;
+use koppel_contract::files::linked::PERSON_MODEL_FILE;
 use koppel_pseudonymise::Pseudonymiser;
 use serde::Serialize;
 
 use crate::config::{Hierarchy, PersonRules};
-use crate::error::ExportError;
-use crate::hierarchy::{GeneralisedColumn, atoms, generalise};
+use crate::error::{ExportError, PseudonymColumn, model_column, pseudonym_column, typed_column};
+use crate::hierarchy::{GeneralisedColumn, atoms, generalise, model_atoms};
 use crate::kanon::{KAnonymityParams, SensitiveAttribute, anonymise};
 
 /// The derived quasi-identifier: size class of the main employer.
@@ -79,36 +80,22 @@ pub struct PersonRelease {
 }
 
 fn column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a ArrayRef, ExportError> {
-    batch
-        .column_by_name(name)
-        .ok_or_else(|| ExportError::Column {
-            column: name.into(),
-            message: "not in the person model".into(),
-        })
-}
-
-fn p2_key(array: &dyn Array, row: usize) -> Option<[u8; 32]> {
-    let a = array.as_fixed_size_binary();
-    a.is_valid(row).then(|| {
-        a.value(row)
-            .try_into()
-            .expect("stage-2 pseudonyms are 32 bytes")
-    })
+    model_column(batch, PERSON_MODEL_FILE, name)
 }
 
 /// Headcount of each person's main employer in the year, from the
 /// organisation model.
 fn organisation_size(
-    people: &RecordBatch,
+    org: &PseudonymColumn<'_>,
+    years: &Int32Array,
     headcounts: &HashMap<OrgYear, i64>,
-) -> Result<Int64Array, ExportError> {
-    let org = column(people, "org_p2")?;
-    let year = column(people, "year")?.as_primitive::<Int32Type>();
-    Ok((0..people.num_rows())
+) -> Int64Array {
+    (0..years.len())
         .map(|row| {
-            p2_key(org.as_ref(), row).and_then(|o| headcounts.get(&(o, year.value(row))).copied())
+            org.key(row)
+                .and_then(|o| headcounts.get(&(o, years.value(row))).copied())
         })
-        .collect())
+        .collect()
 }
 
 /// Applies the person rules to the person model.
@@ -120,7 +107,11 @@ pub fn release_persons(
     research: &Pseudonymiser,
 ) -> Result<PersonRelease, ExportError> {
     let rows = people.num_rows();
-    let size = organisation_size(people, headcounts)?;
+    let file = PERSON_MODEL_FILE;
+    let p2 = { let array = column(people, "person_p2")?.as_fixed_size_binary(); crate::error::PseudonymColumn { array, keys: array.value_data().as_chunks::<32>().0 } };
+    let org_p2 = { let array = column(people, "org_p2")?.as_fixed_size_binary(); crate::error::PseudonymColumn { array, keys: array.value_data().as_chunks::<32>().0 } };
+    let years = column(people, "year")?.as_primitive::<Int32Type>();
+    let size = organisation_size(&org_p2, years, headcounts);
     let mut generalised: Vec<(GeneralisedColumn, Option<String>)> = Vec::new();
     for qi in &rules.quasi_identifiers {
         let values = if qi.column == ORGANISATION_SIZE {
@@ -130,7 +121,7 @@ pub fn release_persons(
         };
         let (side, side_name) = match &qi.hierarchy {
             Hierarchy::FwgLevelBand { level_column, .. } => (
-                Some(atoms(level_column, column(people, level_column)?.as_ref())?),
+                Some(model_atoms(people, file, level_column)?),
                 Some(level_column.clone()),
             ),
             _ => (None, None),
@@ -140,7 +131,7 @@ pub fn release_persons(
     }
     let mut sensitive = Vec::new();
     for l in &rules.l_diversity {
-        let values = atoms(&l.column, column(people, &l.column)?.as_ref())?;
+        let values = model_atoms(people, file, &l.column)?;
         let g = generalise(&l.column, &values, &Hierarchy::Categorical, None)?;
         sensitive.push(SensitiveAttribute {
             name: l.column.clone(),
@@ -150,7 +141,6 @@ pub fn release_persons(
     }
     // Classes are formed within a year: every person has one row a year,
     // so a class of k rows is k different persons.
-    let years = column(people, "year")?.as_primitive::<Int32Type>();
     let strata: Vec<u32> = years.values().iter().map(|y| *y as u32).collect();
     let encoded: Vec<_> = generalised.iter().map(|(g, _)| g.encoded()).collect();
     let solution = anonymise(
@@ -215,14 +205,12 @@ pub fn release_persons(
     }
 
     // Assemble in the model's column order, research IDs first.
-    let p2 = column(people, "person_p2")?.as_fixed_size_binary();
-    let person_ids = research.research_ids(IdentifierType::Bsn, p2);
-    let org_p2 = column(people, "org_p2")?;
-    let org_ids = research.research_ids(IdentifierType::Kvk, org_p2.as_fixed_size_binary());
+    let person_ids = research.research_ids(IdentifierType::Bsn, p2.array);
+    let org_ids = research.research_ids(IdentifierType::Kvk, org_p2.array);
     let mut withheld_orgs = 0u64;
     let org_ids: arrow::array::StringArray = (0..rows)
         .map(|row| {
-            let key = p2_key(org_p2.as_ref(), row)?;
+            let key = org_p2.key(row)?;
             if released_orgs.contains(&(key, years.value(row))) {
                 Some(org_ids.value(row).to_owned())
             } else {
@@ -304,4 +292,119 @@ pub fn release_persons(
         disclosure,
         categories,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use arrow::array::{Float64Array, Int64Array};
+    use arrow::datatypes::DataType;
+
+    use super::*;
+    use crate::config::TableModel;
+    use crate::error::fixture::{Models, assert_names, pseudonyms};
+
+    const FILE: &str = PERSON_MODEL_FILE;
+
+    #[test]
+    fn a_year_of_another_type_is_an_error_naming_file_and_column() {
+        let mut models = Models::valid();
+        Models::set(
+            &mut models.person,
+            "year",
+            Arc::new(Int64Array::from(vec![2024; 4])),
+        );
+        let message = assert_names(
+            models.export(),
+            |e| matches!(e, ExportError::ModelColumnType { found: DataType::Int64, expected, .. } if expected == "Int32"),
+            FILE,
+            "year",
+        );
+        assert!(
+            message.contains("Int64") && message.contains("Int32"),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn a_missing_year_is_an_error() {
+        let mut models = Models::valid();
+        Models::remove(&mut models.person, "year");
+        assert_names(
+            models.export(),
+            |e| matches!(e, ExportError::ModelColumnMissing { .. }),
+            FILE,
+            "year",
+        );
+    }
+
+    #[test]
+    fn person_pseudonyms_of_another_width_are_an_error() {
+        let mut models = Models::valid();
+        // Without the person table, which checks them too.
+        models
+            .config
+            .tables
+            .retain(|t| t.model != TableModel::Person);
+        Models::set(
+            &mut models.person,
+            "person_p2",
+            pseudonyms(&Models::person_keys(), 16),
+        );
+        assert_names(
+            models.export(),
+            |e| {
+                matches!(
+                    e,
+                    ExportError::PseudonymWidth {
+                        found: 16,
+                        expected: 32,
+                        ..
+                    }
+                )
+            },
+            FILE,
+            "person_p2",
+        );
+    }
+
+    #[test]
+    fn employer_pseudonyms_of_another_width_are_an_error() {
+        let mut models = Models::valid();
+        let [a, b] = Models::org_keys();
+        Models::set(
+            &mut models.person,
+            "org_p2",
+            pseudonyms(&[a, a, b, None], 20),
+        );
+        assert_names(
+            models.export(),
+            |e| matches!(e, ExportError::PseudonymWidth { found: 20, .. }),
+            FILE,
+            "org_p2",
+        );
+    }
+
+    #[test]
+    fn a_quasi_identifier_of_a_type_that_does_not_generalise_is_an_error() {
+        let mut models = Models::valid();
+        Models::set(
+            &mut models.person,
+            "sex",
+            Arc::new(Float64Array::from(vec![1.0, 2.0, 1.0, 2.0])),
+        );
+        assert_names(
+            models.export(),
+            |e| {
+                matches!(
+                    e,
+                    ExportError::ModelColumnType {
+                        found: DataType::Float64,
+                        ..
+                    }
+                )
+            },
+            FILE,
+            "sex",
+        );
+    }
 }

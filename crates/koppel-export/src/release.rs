@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{BufWriter, Read, Write};
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -16,7 +16,9 @@ use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::metadata::KeyValue;
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use serde::Serialize;
-use sha2::{Digest, Sha256};
+
+use koppel_contract::csv::quote_field;
+use koppel_contract::fsx::{AtomicDir, AtomicDirError};
 
 use crate::error::ExportError;
 
@@ -24,89 +26,39 @@ use crate::error::ExportError;
 /// column statistics, small enough that readers can skip by statistics.
 pub const ROW_GROUP_ROWS: usize = 65_536;
 
-/// The directory a release is built in before it is renamed into place.
+/// The directory a release is built in before it is renamed into place
+/// (`koppel_contract::fsx::AtomicDir`: every file and the folder fsynced,
+/// renamed, the parent fsynced).
 pub struct ReleaseTarget {
-    dir: Option<tempfile::TempDir>,
-    final_path: PathBuf,
+    dir: AtomicDir,
+}
+
+fn release_error(e: AtomicDirError) -> ExportError {
+    match e {
+        AtomicDirError::Exists { path } => ExportError::OutputExists { path },
+        AtomicDirError::Io { path, source } => ExportError::Io { path, source },
+    }
 }
 
 impl ReleaseTarget {
     /// Refuses a target that exists and is not empty.
     pub fn new(final_path: &Path) -> Result<Self, ExportError> {
-        if final_path.exists() {
-            let empty = std::fs::read_dir(final_path)
-                .map_err(ExportError::io(final_path))?
-                .next()
-                .is_none();
-            if !empty {
-                return Err(ExportError::OutputExists {
-                    path: final_path.to_owned(),
-                });
-            }
-        }
-        let parent = match final_path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
-            _ => PathBuf::from("."),
-        };
-        std::fs::create_dir_all(&parent).map_err(ExportError::io(&parent))?;
-        let dir = tempfile::Builder::new()
-            .prefix(".koppel-release-")
-            .tempdir_in(&parent)
-            .map_err(ExportError::io(&parent))?;
-        Ok(ReleaseTarget {
-            dir: Some(dir),
-            final_path: final_path.to_owned(),
-        })
+        let dir = AtomicDir::new(final_path, ".koppel-release-").map_err(release_error)?;
+        Ok(ReleaseTarget { dir })
     }
 
     pub fn path(&self) -> &Path {
-        self.dir
-            .as_ref()
-            .expect("release target used after commit")
-            .path()
+        self.dir.path()
     }
 
     pub fn file(&self, name: &str) -> PathBuf {
-        self.path().join(name)
+        self.dir.file(name)
     }
 
     /// Fsyncs every file and the directory, then renames it into place.
-    pub fn commit(mut self) -> Result<PathBuf, ExportError> {
-        let dir = self.dir.take().expect("committed twice");
-        let path = dir.keep();
-        for entry in std::fs::read_dir(&path).map_err(ExportError::io(&path))? {
-            let entry = entry.map_err(ExportError::io(&path))?;
-            File::open(entry.path())
-                .and_then(|f| f.sync_all())
-                .map_err(ExportError::io(entry.path()))?;
-        }
-        sync_dir(&path)?;
-        if self.final_path.exists() {
-            // Checked empty at the start; an empty directory is replaced.
-            std::fs::remove_dir(&self.final_path).map_err(ExportError::io(&self.final_path))?;
-        }
-        if let Err(e) = std::fs::rename(&path, &self.final_path) {
-            let _ = std::fs::remove_dir_all(&path);
-            return Err(ExportError::Io {
-                path: self.final_path.clone(),
-                source: e,
-            });
-        }
-        if let Some(parent) = self
-            .final_path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-        {
-            sync_dir(parent)?;
-        }
-        Ok(self.final_path.clone())
+    pub fn commit(self) -> Result<PathBuf, ExportError> {
+        self.dir.commit().map_err(release_error)
     }
-}
-
-fn sync_dir(path: &Path) -> Result<(), ExportError> {
-    File::open(path)
-        .and_then(|d| d.sync_all())
-        .map_err(ExportError::io(path))
 }
 
 /// Writes one Parquet file: zstd, row groups of [`ROW_GROUP_ROWS`], page
@@ -180,19 +132,11 @@ fn csv_cells(array: &dyn Array) -> Vec<String> {
                     s.trim_end_matches('0').trim_end_matches('.').to_owned()
                 }
                 DataType::Int64 => array.as_primitive::<Int64Type>().value(i).to_string(),
-                DataType::Utf8 => quote(array.as_string::<i32>().value(i)),
+                DataType::Utf8 => quote_field(array.as_string::<i32>().value(i)).into_owned(),
                 _ => arrow::util::display::array_value_to_string(array, i).unwrap_or_default(),
             }
         })
         .collect()
-}
-
-fn quote(s: &str) -> String {
-    if s.contains([',', '"', '\n']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_owned()
-    }
 }
 
 /// Orders a released file by its first two columns (research ID, year), so
@@ -227,20 +171,10 @@ pub struct ReleaseFile {
     pub rows: Option<u64>,
 }
 
+/// A release file's SHA-256 and length.
 pub fn sha256_file(path: &Path) -> Result<(String, u64), ExportError> {
-    let mut file = File::open(path).map_err(ExportError::io(path))?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 16];
-    let mut bytes = 0u64;
-    loop {
-        let n = file.read(&mut buf).map_err(ExportError::io(path))?;
-        if n == 0 {
-            break;
-        }
-        bytes += n as u64;
-        hasher.update(&buf[..n]);
-    }
-    Ok((hex::encode(hasher.finalize()), bytes))
+    let digest = koppel_contract::digest::sha256_file(path).map_err(ExportError::io(path))?;
+    Ok((digest.sha256, digest.bytes))
 }
 
 /// `SHA256SUMS` in the format `sha256sum -c` reads: hash, two spaces, name.

@@ -11,8 +11,8 @@ use arrow::datatypes::{DataType, Field, Float64Type, Schema};
 use serde::Serialize;
 
 use crate::config::{Hierarchy, TableModel, TableSpec};
-use crate::error::ExportError;
-use crate::hierarchy::{atoms, generalise};
+use crate::error::{ExportError, boolean_column, numeric_column, pseudonym_column};
+use crate::hierarchy::{generalise, model_atoms};
 use crate::kanon::NULL_CODE;
 use crate::tables::{
     AuditReport, CellStatus, Contribution, Dimension, ProtectedTable, TableInput, TableRules,
@@ -45,6 +45,14 @@ pub struct ReleasedTable {
     pub categories: Vec<(String, Vec<String>)>,
 }
 
+/// The file a model is read from, for errors.
+fn model_file(model: TableModel) -> &'static str {
+    match model {
+        TableModel::Person => koppel_contract::files::linked::PERSON_MODEL_FILE,
+        TableModel::Organisation => koppel_contract::files::linked::ORGANISATION_MODEL_FILE,
+    }
+}
+
 /// Contributors are persons (person model) or organisations; their
 /// stage-2 pseudonyms are uniformly random, so eight bytes identify one
 /// within a table.
@@ -53,15 +61,13 @@ fn contributor_ids(batch: &RecordBatch, model: TableModel) -> Result<Vec<u64>, E
         TableModel::Person => "person_p2",
         TableModel::Organisation => "org_p2",
     };
-    let array = batch
-        .column_by_name(name)
-        .ok_or_else(|| ExportError::Column {
-            column: name.into(),
-            message: "not in the model".into(),
-        })?;
-    let a = array.as_fixed_size_binary();
-    Ok((0..a.len())
-        .map(|r| u64::from_le_bytes(a.value(r)[..8].try_into().expect("32-byte pseudonyms")))
+    let pseudonyms = { let array = batch.column_by_name(name).unwrap().as_fixed_size_binary(); crate::error::PseudonymColumn { array, keys: array.value_data().as_chunks::<32>().0 } };
+    Ok(pseudonyms
+        .keys
+        .iter()
+        .map(|&[b0, b1, b2, b3, b4, b5, b6, b7, ..]| {
+            u64::from_le_bytes([b0, b1, b2, b3, b4, b5, b6, b7])
+        })
         .collect())
 }
 
@@ -81,13 +87,11 @@ pub fn release_table(
     rules: &TableRules,
 ) -> Result<ReleasedTable, ExportError> {
     let rows = model.num_rows();
+    let file = model_file(spec.model);
     let mut include = vec![true; rows];
     if let Some(only) = &spec.only_where {
-        let flag = col(model, &spec.name, only)?;
-        let flag = flag.as_boolean_opt().ok_or_else(|| ExportError::Column {
-            column: only.clone(),
-            message: "only_where needs a boolean column".into(),
-        })?;
+        col(model, &spec.name, only)?;
+        let flag = col(model, &spec.name, only)?.as_boolean_opt().ok_or_else(|| ExportError::Column { column: only.clone(), message: "only_where needs a boolean column".into() })?;
         for (r, inc) in include.iter_mut().enumerate() {
             *inc = flag.is_valid(r) && flag.value(r);
         }
@@ -97,7 +101,8 @@ pub fn release_table(
     let mut dimensions = Vec::new();
     let mut codes = Vec::new();
     for d in &spec.dimensions {
-        let values = atoms(&d.column, col(model, &spec.name, &d.column)?.as_ref())?;
+        col(model, &spec.name, &d.column)?;
+        let values = crate::hierarchy::atoms(&d.column, col(model, &spec.name, &d.column)?.as_ref())?;
         let hierarchy = d.hierarchy.clone().unwrap_or(Hierarchy::Categorical);
         let g = generalise(&d.column, &values, &hierarchy, None)?;
         let level = g.levels[d.level].clone();
@@ -111,6 +116,7 @@ pub fn release_table(
         .measures
         .iter()
         .map(|m| {
+            col(model, &spec.name, m)?;
             let a = cast(col(model, &spec.name, m)?, &DataType::Float64).map_err(
                 ExportError::arrow(format!("table {}: measure {m}", spec.name)),
             )?;
@@ -257,4 +263,86 @@ pub fn check_columns(spec: &TableSpec, model: &RecordBatch) -> Result<(), Export
         col(model, &spec.name, o)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use arrow::array::{Float64Array, Int32Array};
+
+    use super::*;
+    use crate::error::fixture::{Models, assert_names, pseudonyms};
+
+    fn is_type(found: DataType) -> impl Fn(&ExportError) -> bool {
+        move |e| matches!(e, ExportError::ModelColumnType { found: f, .. } if *f == found)
+    }
+
+    #[test]
+    fn only_where_of_another_type_is_an_error() {
+        let mut models = Models::valid();
+        Models::set(
+            &mut models.person,
+            "on_payroll",
+            Arc::new(Int32Array::from(vec![1, 1, 1, 0])),
+        );
+        let message = assert_names(
+            models.export(),
+            is_type(DataType::Int32),
+            koppel_contract::files::linked::PERSON_MODEL_FILE,
+            "on_payroll",
+        );
+        assert!(message.contains("Boolean"), "{message}");
+    }
+
+    #[test]
+    fn a_measure_must_be_a_number() {
+        let mut models = Models::valid();
+        Models::set(
+            &mut models.organisation,
+            "available_days",
+            Arc::new(StringArray::from(vec!["600", "700"])),
+        );
+        assert_names(
+            models.export(),
+            is_type(DataType::Utf8),
+            koppel_contract::files::linked::ORGANISATION_MODEL_FILE,
+            "available_days",
+        );
+    }
+
+    #[test]
+    fn a_dimension_of_a_type_that_does_not_tabulate_is_an_error() {
+        let mut models = Models::valid();
+        Models::set(
+            &mut models.organisation,
+            "sector",
+            Arc::new(Float64Array::from(vec![1.0, 1.0])),
+        );
+        assert_names(
+            models.export(),
+            is_type(DataType::Float64),
+            koppel_contract::files::linked::ORGANISATION_MODEL_FILE,
+            "sector",
+        );
+    }
+
+    /// In an export the person file checks `person_p2` first; the table's
+    /// own check, on its own.
+    #[test]
+    fn contributors_of_another_width_are_an_error() {
+        let mut models = Models::valid();
+        Models::set(
+            &mut models.person,
+            "person_p2",
+            pseudonyms(&Models::person_keys(), 16),
+        );
+        let config = Models::config();
+        let spec = &config.tables[0];
+        assert_eq!(spec.model, TableModel::Person);
+        assert_names(
+            release_table(spec, &Models::batch(&models.person), &config.table_rules),
+            |e| matches!(e, ExportError::PseudonymWidth { found: 16, .. }),
+            koppel_contract::files::linked::PERSON_MODEL_FILE,
+            "person_p2",
+        );
+    }
 }

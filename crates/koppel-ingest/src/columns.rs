@@ -11,55 +11,16 @@ use arrow::array::{
     Float64Builder, Int32Builder, Int64Builder, StringArray, StringBuilder,
 };
 use arrow::datatypes::{DataType, Field, Int32Type};
-use chrono::NaiveDate;
+use koppel_contract::civil;
 
 use crate::rules::{Rule, canonical_bsn, canonical_kvk, decode_pseudonym};
 use crate::spec::{ColumnKind, ColumnSpec, CsvDialect, DatePattern, IdentifierType};
 
-/// Days from 0001-01-01 (chrono's day 1 of the common era) to 1970-01-01.
-const UNIX_EPOCH_FROM_CE: i32 = 719_163;
-
-/// How the identifier columns of one delivery arrive.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    serde::Serialize,
-    serde::Deserialize,
-    schemars::JsonSchema,
-)]
-#[serde(rename_all = "snake_case")]
-pub enum IdentifierMode {
-    /// The identifier itself; the TTP pseudonymises it.
-    Raw,
-    /// Stage-1 pseudonyms made by the partner, in `<HEADER>_P1` columns.
-    #[serde(rename = "p1")]
-    PrePseudonymised,
-}
-
-impl IdentifierMode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            IdentifierMode::Raw => "raw",
-            IdentifierMode::PrePseudonymised => "p1",
-        }
-    }
-}
-
-/// Field metadata keys that label identifier columns for later stages.
-pub const META_IDENTIFIER: &str = "koppel.identifier";
-pub const META_IDENTIFIER_MODE: &str = "koppel.identifier_mode";
-/// Field metadata keys that label a pseudonym column with its layer and the
-/// key that made it, so old and new pseudonyms can be told apart while a key
-/// is being replaced.
-pub const META_PSEUDONYM_STAGE: &str = "koppel.pseudonym";
-pub const META_KEY_ID: &str = "koppel.key_id";
-pub const META_KEY_VERSION: &str = "koppel.key_version";
-/// Bytes of every stage-1 and stage-2 pseudonym (an HMAC-SHA256 output).
-pub const PSEUDONYM_BYTES: usize = 32;
+pub(crate) use koppel_contract::IdentifierMode;
+pub(crate) use koppel_contract::meta::{
+    META_IDENTIFIER, META_IDENTIFIER_MODE, META_KEY_ID, META_KEY_VERSION, META_PSEUDONYM_STAGE,
+    PSEUDONYM_BYTES,
+};
 
 /// The canonical Arrow field of a column.
 pub fn canonical_field(col: &ColumnSpec, mode: IdentifierMode) -> Field {
@@ -463,16 +424,16 @@ pub(crate) fn parse_decimal(b: &[u8], separator: u8) -> Option<f64> {
 #[inline]
 pub(crate) fn date32(pattern: &DatePattern, b: &[u8]) -> Option<i32> {
     let (y, m, d) = pattern.split(b)?;
-    let date = NaiveDate::from_ymd_opt(y, m, d)?;
-    Some(chrono::Datelike::num_days_from_ce(&date) - UNIX_EPOCH_FROM_CE)
+    if !(1..=12).contains(&m) || d == 0 || d > civil::days_in_month(y, m) {
+        return None;
+    }
+    i32::try_from(civil::days_from_civil(y, m, d)).ok()
 }
 
 /// (year, month, day) of a Date32 value.
 #[inline]
 pub(crate) fn ymd(days: i32) -> Option<(i32, u32, u32)> {
-    use chrono::Datelike;
-    let d = NaiveDate::from_num_days_from_ce_opt(days.checked_add(UNIX_EPOCH_FROM_CE)?)?;
-    Some((d.year(), d.month(), d.day()))
+    Some(civil::civil_from_days(days))
 }
 
 #[cfg(test)]

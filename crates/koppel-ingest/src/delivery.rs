@@ -13,10 +13,11 @@ use crate::batch::{AssembleError, Assembler};
 use crate::columns::IdentifierMode;
 use crate::csv_source::CsvRecords;
 use crate::header::map_headers;
-use crate::manifest::{DeliveryManifest, manifest_path};
+use crate::manifest::DeliveryManifest;
 use crate::parquet_source::ParquetBatches;
 use crate::report::{DeliverySummary, RejectLog, RejectSink, Verdict};
 use crate::spec::{FormatSpec, SourceSpec};
+use koppel_contract::files::manifest_path;
 
 /// Rows per record batch unless the caller asks otherwise.
 pub const DEFAULT_BATCH_SIZE: usize = 8192;

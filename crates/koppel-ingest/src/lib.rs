@@ -27,19 +27,16 @@ mod report;
 mod rules;
 mod spec;
 
-pub use columns::{
-    IdentifierMode, META_IDENTIFIER, META_IDENTIFIER_MODE, META_KEY_ID, META_KEY_VERSION,
-    META_PSEUDONYM_STAGE, PSEUDONYM_BYTES, canonical_field,
-};
+pub use columns::canonical_field;
 pub use csv_source::{CsvRecords, MAX_FIELD_BYTES, MAX_RECORD_BYTES};
 pub use delivery::{DEFAULT_BATCH_SIZE, DeliveryReader, ReadOptions, validate_file};
 pub use error::{IngestError, SpecError};
-pub use manifest::{DeliveryManifest, KeyLabel, manifest_path, sha256_file};
+pub use manifest::{DeliveryManifest, KeyLabel};
 pub use report::{
     DeliverySummary, Reject, RejectReportFormat, RejectReportWriter, RejectSink, RuleCount, Verdict,
 };
 pub use rules::{Rule, canonical_bsn, canonical_kvk, decode_pseudonym};
 pub use spec::{
     ColumnKind, ColumnSpec, CsvDialect, DEFAULT_MAX_REJECT_FRACTION, DatePattern, FormatSpec,
-    IdentifierType, RowRule, SourceSpec, SpecSet,
+    RowRule, SourceSpec, SpecSet,
 };

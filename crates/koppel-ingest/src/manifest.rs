@@ -1,15 +1,14 @@
 //! Delivery manifests: `<file>.manifest.yaml`, written by the partner tool
 //! beside each delivery so the TTP can prove the file arrived whole.
 
-use std::fs::File;
-use std::io::{self, Read};
-use std::path::{Path, PathBuf};
+use std::io;
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use crate::IngestError;
 use crate::columns::IdentifierMode;
+use koppel_contract::digest::sha256_file;
 
 /// What the partner says it sent.
 ///
@@ -55,27 +54,6 @@ pub struct KeyLabel {
     pub fingerprint: String,
 }
 
-/// The manifest that belongs to a delivery file.
-pub fn manifest_path(file: &Path) -> PathBuf {
-    let mut name = file.as_os_str().to_owned();
-    name.push(".manifest.yaml");
-    PathBuf::from(name)
-}
-
-/// SHA-256 of a file, streamed.
-pub fn sha256_file(path: &Path) -> io::Result<String> {
-    let mut file = File::open(path)?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        match file.read(&mut buf)? {
-            0 => break,
-            n => hasher.update(&buf[..n]),
-        }
-    }
-    Ok(hex::encode(hasher.finalize()))
-}
-
 impl DeliveryManifest {
     /// Describes a delivery file as the partner tool does.
     pub fn describe(
@@ -89,7 +67,7 @@ impl DeliveryManifest {
             source: source.to_owned(),
             period: period.to_owned(),
             rows,
-            sha256: sha256_file(file)?,
+            sha256: sha256_file(file)?.sha256,
             identifier_mode,
             delivery_id: None,
             partner: None,
@@ -152,10 +130,12 @@ impl DeliveryManifest {
 
     /// The file's content has the manifest's SHA-256.
     pub fn verify_checksum(&self, file: &Path) -> Result<(), IngestError> {
-        let actual = sha256_file(file).map_err(|source| IngestError::Io {
-            path: file.to_owned(),
-            source,
-        })?;
+        let actual = sha256_file(file)
+            .map(|d| d.sha256)
+            .map_err(|source| IngestError::Io {
+                path: file.to_owned(),
+                source,
+            })?;
         if actual != self.sha256 {
             return Err(IngestError::ManifestChecksum {
                 path: file.to_owned(),

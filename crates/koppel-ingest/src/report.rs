@@ -6,6 +6,7 @@
 //! holding them in memory. A reject names line, column and rule; it carries
 //! the offending value only for columns that are not identifiers.
 
+use koppel_contract::csv::quote_field;
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
@@ -105,13 +106,8 @@ impl<W: Write + Send> RejectSink for RejectReportWriter<W> {
     fn reject(&mut self, r: &Reject) -> io::Result<()> {
         match self.format {
             RejectReportFormat::Csv => {
-                let value = r.value.as_deref().unwrap_or("");
-                let quoted = if value.contains([',', '"', '\n', '\r']) {
-                    format!("\"{}\"", value.replace('"', "\"\""))
-                } else {
-                    value.to_owned()
-                };
-                writeln!(self.out, "{},{},{},{}", r.line, r.column, r.rule, quoted)?;
+                let value = quote_field(r.value.as_deref().unwrap_or(""));
+                writeln!(self.out, "{},{},{},{}", r.line, r.column, r.rule, value)?;
             }
             RejectReportFormat::Json => {
                 if self.written > 0 {

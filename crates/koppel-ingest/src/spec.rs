@@ -7,9 +7,9 @@
 //! problem is reported with the spec file, line and column.
 
 use std::collections::HashSet;
-use std::fmt;
 use std::path::{Path, PathBuf};
 
+use koppel_contract::DeliveryFileName;
 use serde::Deserialize;
 
 use crate::error::SpecError;
@@ -248,39 +248,7 @@ fn digits(b: &[u8]) -> Option<u32> {
     Some(v)
 }
 
-/// The two identifier types of the contract.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum IdentifierType {
-    /// Citizen service number (burgerservicenummer).
-    Bsn,
-    /// Chamber of Commerce number of an employer.
-    Kvk,
-}
-
-impl IdentifierType {
-    /// The type's name as hashed into the stage-1 pseudonym.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            IdentifierType::Bsn => "bsn",
-            IdentifierType::Kvk => "kvk",
-        }
-    }
-
-    /// Digits of the canonical form.
-    pub fn width(self) -> usize {
-        match self {
-            IdentifierType::Bsn => 9,
-            IdentifierType::Kvk => 8,
-        }
-    }
-}
-
-impl fmt::Display for IdentifierType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use koppel_contract::IdentifierType;
 
 /// One column: partner header, canonical name, type and rules.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -721,17 +689,34 @@ impl SpecSet {
         paths.sort();
         let mut set = SpecSet::default();
         for path in paths {
-            let spec = SourceSpec::from_path(&path)?;
-            if let Some((other, _)) = set.specs.iter().find(|(_, s)| s.source == spec.source) {
-                return Err(SpecError::DuplicateSource {
-                    source_name: spec.source,
-                    first: other.clone(),
-                    second: path,
-                });
-            }
-            set.specs.push((path, spec));
+            set.add(path.clone(), SourceSpec::from_path(&path)?)?;
         }
         Ok(set)
+    }
+
+    /// The contract's source specs as this build of Koppel carries them
+    /// (`pipelines/sources/*.yaml`, compiled in), so `koppel validate` and
+    /// `koppel partner prepare` work without a checkout. Each spec is
+    /// named `<embedded>/<file>` in errors.
+    pub fn contract() -> Result<Self, SpecError> {
+        let mut set = SpecSet::default();
+        for (file, text) in koppel_contract::specs::SOURCE_SPECS {
+            let path = Path::new("<embedded>").join(file);
+            set.add(path.clone(), SourceSpec::from_yaml(text, &path)?)?;
+        }
+        Ok(set)
+    }
+
+    fn add(&mut self, path: PathBuf, spec: SourceSpec) -> Result<(), SpecError> {
+        if let Some((other, _)) = self.specs.iter().find(|(_, s)| s.source == spec.source) {
+            return Err(SpecError::DuplicateSource {
+                source_name: spec.source,
+                first: other.clone(),
+                second: path,
+            });
+        }
+        self.specs.push((path, spec));
+        Ok(())
     }
 
     pub fn get(&self, source: &str) -> Option<&SourceSpec> {
@@ -749,16 +734,17 @@ impl SpecSet {
         self.iter().map(|s| s.source.as_str()).collect()
     }
 
-    /// The spec whose source name starts the file name, as in
-    /// `pfzw_dienstverbanden_2024.csv`; the longest such name wins.
+    /// The file's name taken apart against these specs' sources
+    /// (`<source>_<period>.<csv|parquet>[.sealed]`, see
+    /// [`DeliveryFileName`]).
+    pub fn delivery_name(&self, file: &Path) -> Option<DeliveryFileName> {
+        DeliveryFileName::of_path(file, self.iter().map(|s| s.source.as_str()))
+    }
+
+    /// The spec of the source a delivery file is named for, as in
+    /// `pfzw_dienstverbanden_2024.csv`.
     pub fn for_file(&self, file: &Path) -> Option<&SourceSpec> {
-        let name = file.file_name()?.to_str()?;
-        self.iter()
-            .filter(|s| {
-                name.strip_prefix(s.source.as_str())
-                    .is_some_and(|rest| rest.starts_with(['_', '.', '-']))
-            })
-            .max_by_key(|s| s.source.len())
+        self.get(&self.delivery_name(file)?.source)
     }
 }
 
@@ -900,5 +886,43 @@ mod tests {
             SpecSet::load_dir(dir.path()),
             Err(SpecError::DuplicateSource { .. })
         ));
+    }
+
+    fn project_specs() -> SpecSet {
+        SpecSet::load_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../pipelines/sources"))
+            .unwrap()
+    }
+
+    /// The enumerations ingest enforces (the YAML specs) are the ones the
+    /// contract crate defines, which linking codes as integers.
+    #[test]
+    fn spec_enumerations_are_the_contract_s() {
+        for set in [project_specs(), SpecSet::contract().unwrap()] {
+            for e in koppel_contract::codes::ALL {
+                let spec = set.get(e.source).unwrap();
+                match &spec.column(e.column).unwrap().kind {
+                    ColumnKind::Enum { values } => assert_eq!(values, e.values, "{}", e.column),
+                    other => panic!("{} is no enumeration: {other:?}", e.column),
+                }
+            }
+        }
+    }
+
+    /// The specs compiled into the binary are the project's, source by
+    /// source and column by column, and cover the contract's sources.
+    #[test]
+    fn embedded_specs_are_the_project_s() {
+        let disk = project_specs();
+        let embedded = SpecSet::contract().unwrap();
+        assert_eq!(disk.names(), embedded.names());
+        for spec in disk.iter() {
+            assert_eq!(Some(spec), embedded.get(&spec.source));
+        }
+        for source in koppel_contract::Source::ALL {
+            assert!(embedded.get(source.contract_name()).is_some(), "{source}");
+        }
+        let file = Path::new("inbox/izz_monitor_2024.parquet.sealed");
+        assert_eq!(embedded.for_file(file).unwrap().source, "izz_monitor");
+        assert_eq!(embedded.delivery_name(file).unwrap().period, "2024");
     }
 }

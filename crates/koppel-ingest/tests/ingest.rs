@@ -8,6 +8,9 @@ use std::sync::{Arc, Mutex};
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{DataType, Field, Schema};
 use arrow::util::pretty::pretty_format_batches;
+use koppel_contract::IdentifierMode;
+use koppel_contract::files::manifest_path;
+use koppel_contract::meta::*;
 use koppel_ingest::*;
 
 fn repo() -> PathBuf {

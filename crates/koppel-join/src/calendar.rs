@@ -4,9 +4,9 @@
 //! Why not DataFusion's own: `period + INTERVAL '1 month'` and
 //! `date_part` go through chrono's date types per value (building a date,
 //! adding months, taking it apart), about 5% of linking's samples on the
-//! payroll alone. The conversion below is Howard Hinnant's
-//! `civil_from_days`/`days_from_civil`: a few integer operations per value,
-//! exact for every Date32.
+//! payroll alone. The conversion is `koppel_contract::civil` (Howard
+//! Hinnant's `civil_from_days`/`days_from_civil`): a few integer operations
+//! per value, exact for every Date32.
 
 use std::sync::Arc;
 
@@ -17,31 +17,7 @@ use datafusion::logical_expr::{
     ColumnarValue, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
     Volatility,
 };
-
-/// (year, month 1–12, day 1–31) of a day number (days since 1970-01-01).
-pub fn civil_from_days(days: i32) -> (i32, u32, u32) {
-    let z = i64::from(days) + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year as i32, month as u32, day as u32)
-}
-
-/// The day number of a calendar date (the inverse of [`civil_from_days`]).
-pub fn days_from_civil(year: i32, month: u32, day: u32) -> i64 {
-    let y = i64::from(year) - i64::from(month <= 2);
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let m = i64::from(month);
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(day) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
+use koppel_contract::civil::{civil_from_days, days_from_civil};
 
 /// What a calendar function takes from a date.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

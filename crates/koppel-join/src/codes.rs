@@ -187,6 +187,32 @@ mod tests {
 
     use super::*;
 
+    /// Linking codes exactly the contract's values (in its own order), so
+    /// an enumeration changed in the contract crate fails here first.
+    #[test]
+    fn codes_are_the_contract_s_values() {
+        for (codes, contract) in [
+            (SEX, koppel_contract::codes::SEX),
+            (SECTOR, koppel_contract::codes::SECTOR),
+            (CONTRACT_TYPE, koppel_contract::codes::CONTRACT_TYPE),
+        ] {
+            assert_eq!(codes.column, contract.column);
+            let mut ours = codes.values.to_vec();
+            let mut theirs = contract.values.to_vec();
+            ours.sort_unstable();
+            theirs.sort_unstable();
+            assert_eq!(ours, theirs, "{}", codes.column);
+        }
+        // Sex and sector take "the highest value": their codes are in byte order.
+        for codes in [SEX, SECTOR] {
+            assert!(
+                codes.values.windows(2).all(|w| w[0] < w[1]),
+                "{}",
+                codes.column
+            );
+        }
+    }
+
     /// Codes follow byte order where the definitions take "the highest
     /// code", so the maximum code decodes to the maximum value.
     #[test]

@@ -29,7 +29,7 @@ use datafusion::logical_expr::{
 };
 use datafusion::prelude::SessionContext;
 use futures::StreamExt;
-use koppel_ingest::PSEUDONYM_BYTES;
+use koppel_contract::meta::PSEUDONYM_BYTES;
 
 use crate::LinkError;
 
@@ -145,9 +145,10 @@ impl DenseKeys {
                 })
                 .collect();
             for task in tasks {
-                let seen = task
-                    .await
-                    .map_err(|e| LinkError::Plan(format!("collecting {kind} keys: {e}")))??;
+                let seen = task.await.map_err(|source| LinkError::Task {
+                    context: format!("collecting {kind} keys"),
+                    source,
+                })??;
                 all.extend(seen);
             }
         }

@@ -8,50 +8,24 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use arrow::datatypes::SchemaRef;
-use koppel_ingest::{META_IDENTIFIER, META_KEY_ID, META_KEY_VERSION, META_PSEUDONYM_STAGE};
+use koppel_contract::DeliveryFileName;
+use koppel_contract::meta::{META_IDENTIFIER, META_KEY_ID, META_KEY_VERSION, META_PSEUDONYM_STAGE};
 use parquet::arrow::arrow_reader::ArrowReaderMetadata;
 
 use crate::LinkError;
 
-/// One partner source the models are built from, with the name its table
-/// has in the linking SQL.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Source {
-    Payroll,
-    Absence,
-    Insured,
-    CareUse,
-    Survey,
-    JobCharacteristics,
-    AnnualReports,
+pub use koppel_contract::Source;
+
+/// What linking knows of each contract source: the name of its table in
+/// the linking SQL and the canonical columns the plans read.
+pub trait LinkedSource {
+    fn table(self) -> &'static str;
+    fn required_columns(self) -> &'static [&'static str];
 }
 
-impl Source {
-    pub const ALL: [Source; 7] = [
-        Source::Payroll,
-        Source::Absence,
-        Source::Insured,
-        Source::CareUse,
-        Source::Survey,
-        Source::JobCharacteristics,
-        Source::AnnualReports,
-    ];
-
-    /// The source name of the delivery contract (and of the source spec).
-    pub fn contract_name(self) -> &'static str {
-        match self {
-            Source::Payroll => "pfzw_dienstverbanden",
-            Source::Absence => "vernet_verzuimmeldingen",
-            Source::Insured => "izz_verzekerden",
-            Source::CareUse => "izz_zorggebruik",
-            Source::Survey => "izz_monitor",
-            Source::JobCharacteristics => "fwg_functiekenmerken",
-            Source::AnnualReports => "intrakoop_jaarverslagen",
-        }
-    }
-
+impl LinkedSource for Source {
     /// The table name in the linking SQL.
-    pub fn table(self) -> &'static str {
+    fn table(self) -> &'static str {
         match self {
             Source::Payroll => "payroll",
             Source::Absence => "absence",
@@ -64,7 +38,7 @@ impl Source {
     }
 
     /// The canonical columns the linking plans read from this source.
-    pub fn required_columns(self) -> &'static [&'static str] {
+    fn required_columns(self) -> &'static [&'static str] {
         match self {
             Source::Payroll => &[
                 "bsn_p2",
@@ -125,10 +99,6 @@ impl Source {
             ],
         }
     }
-
-    pub fn from_contract_name(name: &str) -> Option<Source> {
-        Source::ALL.into_iter().find(|s| s.contract_name() == name)
-    }
 }
 
 /// The stage-2 key every pseudonym column of the inputs was made with.
@@ -153,7 +123,7 @@ impl StagedSources {
     pub fn discover(dir: &Path) -> Result<StagedSources, LinkError> {
         let io = |e: std::io::Error| LinkError::Io {
             path: dir.to_owned(),
-            message: e.to_string(),
+            source: e,
         };
         let mut files: BTreeMap<Source, BTreeMap<String, PathBuf>> = BTreeMap::new();
         for entry in std::fs::read_dir(dir).map_err(io)? {
@@ -161,18 +131,16 @@ impl StagedSources {
             if path.extension().and_then(|e| e.to_str()) != Some("parquet") {
                 continue;
             }
-            let Some(stem) = path.file_stem().and_then(|s| s.to_str()) else {
+            let Some(name) = path.file_name().and_then(|s| s.to_str()) else {
                 continue;
             };
-            if stem.starts_with('.') {
+            if name.starts_with('.') {
                 continue;
             }
-            let Some((name, period)) = stem.rsplit_once('_') else {
+            let Some((source, parsed)) = DeliveryFileName::parse_contract(name) else {
                 return Err(LinkError::UnknownInput { path });
             };
-            let Some(source) = Source::from_contract_name(name) else {
-                return Err(LinkError::UnknownInput { path });
-            };
+            let period = parsed.period;
             files
                 .entry(source)
                 .or_default()
@@ -247,12 +215,12 @@ impl StagedSources {
 fn schema_of(path: &Path) -> Result<SchemaRef, LinkError> {
     let file = File::open(path).map_err(|e| LinkError::Io {
         path: path.to_owned(),
-        message: e.to_string(),
+        source: e,
     })?;
     let metadata =
-        ArrowReaderMetadata::load(&file, Default::default()).map_err(|e| LinkError::Io {
+        ArrowReaderMetadata::load(&file, Default::default()).map_err(|e| LinkError::Parquet {
             path: path.to_owned(),
-            message: e.to_string(),
+            source: e,
         })?;
     Ok(metadata.schema().clone())
 }

@@ -34,13 +34,18 @@ use std::time::Instant;
 
 use arrow::array::{Array, AsArray, RecordBatch};
 use arrow::datatypes::{DataType, Field, Int32Type, Int64Type, Schema, SchemaRef};
-use chrono::NaiveDate;
+use chrono::{Datelike, NaiveDate};
 use datafusion::dataframe::DataFrameWriteOptions;
 use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
 use futures::StreamExt;
-use koppel_ingest::{
+use koppel_contract::civil::day_number;
+use koppel_contract::files::linked::{
+    LINKAGE_REPORT_FILE, ORGANISATION_MODEL_FILE, PERSON_MODEL_FILE,
+};
+use koppel_contract::fsx::{AtomicDir, AtomicDirError};
+use koppel_contract::meta::{
     META_IDENTIFIER, META_KEY_ID, META_KEY_VERSION, META_PSEUDONYM_STAGE, PSEUDONYM_BYTES,
 };
 use parquet::arrow::ArrowWriter;
@@ -50,13 +55,10 @@ use tracing::info;
 
 use dense::DenseKeys;
 pub use error::LinkError;
+use inputs::LinkedSource;
 pub use inputs::{LinkKey, Source, StagedSources};
 pub use report::{CoverageCell, LinkageReport, OverlapCell, SourceLinkage};
 pub use sql::{CARE_TYPES, LONG_TERM_DAYS, SURVEY_SCALES};
-
-pub const PERSON_MODEL_FILE: &str = "person_model.parquet";
-pub const ORGANISATION_MODEL_FILE: &str = "organisation_model.parquet";
-pub const LINKAGE_REPORT_FILE: &str = "linkage-report.json";
 
 /// How the linking stage runs.
 #[derive(Debug, Clone)]
@@ -108,7 +110,7 @@ pub fn link(staged: &Path, out_dir: &Path, config: &LinkConfig) -> Result<LinkOu
         .build()
         .map_err(|e| LinkError::Io {
             path: out_dir.to_owned(),
-            message: e.to_string(),
+            source: e,
         })?;
     runtime.block_on(link_async(staged, out_dir, config, threads))
 }
@@ -121,18 +123,18 @@ async fn link_async(
 ) -> Result<LinkOutcome, LinkError> {
     let started = Instant::now();
     let sources = StagedSources::discover(staged)?;
-    let target = Target::prepare(out_dir)?;
+    let target = AtomicDir::new(out_dir, ".koppel-link-").map_err(output_error)?;
     let work = match &config.work_dir {
         Some(dir) => tempfile::Builder::new()
             .prefix(".koppel-link-work-")
             .tempdir_in(dir),
         None => tempfile::Builder::new()
             .prefix("work-")
-            .tempdir_in(target.partial.path()),
+            .tempdir_in(target.path()),
     }
     .map_err(|e| LinkError::Io {
         path: out_dir.to_owned(),
-        message: e.to_string(),
+        source: e,
     })?;
 
     let runtime = RuntimeEnvBuilder::new()
@@ -143,7 +145,7 @@ async fn link_async(
         .build_arc()?;
     std::fs::create_dir_all(work.path().join("spill")).map_err(|e| LinkError::Io {
         path: work.path().to_owned(),
-        message: e.to_string(),
+        source: e,
     })?;
     let session = SessionConfig::new()
         .with_target_partitions(threads)
@@ -203,7 +205,7 @@ async fn link_async(
         .iter()
         .map(|&y| (y, day_number(y, 1, 1), day_number(y + 1, 1, 1)))
         .collect();
-    let reference_day = (reference_date - epoch()).num_days() as i32;
+    let reference_day = day_of(reference_date);
 
     execute(&ctx, &sql::years_table(&years)).await?;
     execute(&ctx, &sql::payroll_rows()).await?;
@@ -242,7 +244,7 @@ async fn link_async(
         ]
         .into()
     };
-    let person_model = target.partial.path().join(PERSON_MODEL_FILE);
+    let person_model = target.file(PERSON_MODEL_FILE);
     let person_rows = write_model(
         &ctx,
         &sql::person_model(&payroll_years),
@@ -260,7 +262,7 @@ async fn link_async(
         elapsed_ms = started.elapsed().as_millis() as u64,
         "person model written"
     );
-    let organisation_model = target.partial.path().join(ORGANISATION_MODEL_FILE);
+    let organisation_model = target.file(ORGANISATION_MODEL_FILE);
     let organisation_rows = write_model(
         &ctx,
         &sql::organisation_model(),
@@ -289,18 +291,18 @@ async fn link_async(
         },
     )
     .await?;
-    let report_path = target.partial.path().join(LINKAGE_REPORT_FILE);
+    let report_path = target.file(LINKAGE_REPORT_FILE);
     let json = serde_json::to_vec_pretty(&report).expect("report serialises");
     std::fs::write(&report_path, json).map_err(|e| LinkError::Io {
         path: report_path.clone(),
-        message: e.to_string(),
+        source: e,
     })?;
     drop(ctx);
     work.close().map_err(|e| LinkError::Io {
         path: out_dir.to_owned(),
-        message: e.to_string(),
+        source: e,
     })?;
-    target.commit()?;
+    target.commit().map_err(output_error)?;
     info!(
         elapsed_ms = started.elapsed().as_millis() as u64,
         "linking done"
@@ -402,73 +404,24 @@ impl LinkKeys {
     }
 }
 
-/// The output folder, built under a temporary name beside its final place
-/// and renamed into place only when complete.
-struct Target {
-    out_dir: PathBuf,
-    partial: tempfile::TempDir,
+/// The day number (days since 1970-01-01) of a date.
+fn day_of(date: NaiveDate) -> i32 {
+    day_number(date.year(), date.month(), date.day())
 }
 
-impl Target {
-    fn prepare(out_dir: &Path) -> Result<Target, LinkError> {
-        let io = |e: std::io::Error| LinkError::Io {
-            path: out_dir.to_owned(),
-            message: e.to_string(),
-        };
-        if out_dir.exists() && std::fs::read_dir(out_dir).map_err(io)?.next().is_some() {
-            return Err(LinkError::OutputExists {
-                path: out_dir.to_owned(),
-            });
-        }
-        let parent = match out_dir.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
-            _ => PathBuf::from("."),
-        };
-        std::fs::create_dir_all(&parent).map_err(io)?;
-        let partial = tempfile::Builder::new()
-            .prefix(".koppel-link-")
-            .tempdir_in(&parent)
-            .map_err(io)?;
-        Ok(Target {
-            out_dir: out_dir.to_owned(),
-            partial,
-        })
+/// The output folder appears whole or not at all.
+fn output_error(e: AtomicDirError) -> LinkError {
+    match e {
+        AtomicDirError::Exists { path } => LinkError::OutputExists { path },
+        AtomicDirError::Io { path, source } => LinkError::Io { path, source },
     }
-
-    fn commit(self) -> Result<(), LinkError> {
-        let io = |e: std::io::Error| LinkError::Io {
-            path: self.out_dir.clone(),
-            message: e.to_string(),
-        };
-        for entry in std::fs::read_dir(self.partial.path()).map_err(io)? {
-            std::fs::File::open(entry.map_err(io)?.path())
-                .and_then(|f| f.sync_all())
-                .map_err(io)?;
-        }
-        if self.out_dir.exists() {
-            std::fs::remove_dir(&self.out_dir).map_err(io)?;
-        }
-        let partial = self.partial.keep();
-        std::fs::rename(&partial, &self.out_dir).map_err(io)?;
-        Ok(())
-    }
-}
-
-fn epoch() -> NaiveDate {
-    NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date")
-}
-
-fn day_number(year: i32, month: u32, day: u32) -> i32 {
-    let date = NaiveDate::from_ymd_opt(year, month, day).expect("valid date");
-    (date - epoch()).num_days() as i32
 }
 
 fn path_str(path: &Path) -> Result<String, LinkError> {
     path.to_str()
         .map(str::to_owned)
-        .ok_or_else(|| LinkError::Io {
+        .ok_or_else(|| LinkError::NonUtf8Path {
             path: path.to_owned(),
-            message: "path is not UTF-8".into(),
         })
 }
 
@@ -549,17 +502,13 @@ async fn write_model(
         fields,
         [("koppel.model".to_owned(), model.to_owned())].into(),
     ));
-    let io = |message: String| LinkError::Io {
-        path: path.to_owned(),
-        message,
-    };
-    let file = std::fs::File::create(path).map_err(|e| io(e.to_string()))?;
+    let file = std::fs::File::create(path).map_err(LinkError::io(path))?;
     let properties = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::default()))
         .set_max_row_group_row_count(Some(256 * 1024))
         .build();
     let mut writer = ArrowWriter::try_new(file, schema.clone(), Some(properties))
-        .map_err(|e| io(e.to_string()))?;
+        .map_err(LinkError::parquet(path))?;
     let mut stream = frame.execute_stream().await?;
     let mut rows = 0u64;
     while let Some(batch) = stream.next().await {
@@ -573,11 +522,15 @@ async fn write_model(
                 None => Ok(Arc::clone(column)),
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let batch = RecordBatch::try_new(schema.clone(), columns).map_err(|e| io(e.to_string()))?;
+        let batch =
+            RecordBatch::try_new(schema.clone(), columns).map_err(|source| LinkError::Arrow {
+                context: format!("{}: assembling a batch", path.display()),
+                source,
+            })?;
         rows += batch.num_rows() as u64;
-        writer.write(&batch).map_err(|e| io(e.to_string()))?;
+        writer.write(&batch).map_err(LinkError::parquet(path))?;
     }
-    writer.close().map_err(|e| io(e.to_string()))?;
+    writer.close().map_err(LinkError::parquet(path))?;
     Ok(rows)
 }
 

@@ -173,7 +173,7 @@ pub(crate) async fn build(
                 (SELECT COUNT(*) FROM employment_absence a
                     WHERE EXISTS (SELECT 1 FROM pe WHERE pe.person = a.person AND pe.org = a.org AND pe.year = a.year)) AS at_employer
             FROM absence",
-            (frame.reference_date - crate::epoch()).num_days()
+            crate::day_of(frame.reference_date)
         ),
     )
     .await?;

@@ -4,7 +4,7 @@
 //! docs/linking.md; a wrong join, a wrong clip or a wrong resolution of a
 //! duplicate changes one of them.
 
-mod support;
+use koppel_testkit as support;
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -491,31 +491,13 @@ fn check_head(path: &Path, entries: u64, last_hash: &str) -> Result<(), AuditErr
 
 fn write_head(trail: &Path, head: &Head) -> Result<(), AuditError> {
     let head_file = head_path(trail);
-    let tmp = sidecar(trail, ".head.tmp");
     let mut text = serde_json::to_vec(head).expect("a head always encodes");
     text.push(b'\n');
-    File::create(&tmp)
-        .and_then(|mut f| {
-            f.write_all(&text)?;
-            f.sync_all()
-        })
-        .map_err(io_err(&tmp))?;
-    fs::rename(&tmp, &head_file).map_err(io_err(&head_file))?;
-    sync_parent(&head_file)
+    koppel_contract::fsx::write_atomic(&head_file, &text).map_err(io_err(&head_file))
 }
 
 fn sync_parent(path: &Path) -> Result<(), AuditError> {
-    let parent = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    #[cfg(unix)]
-    File::open(parent)
-        .and_then(|d| d.sync_all())
-        .map_err(io_err(parent))?;
-    #[cfg(not(unix))]
-    let _ = parent;
-    Ok(())
+    koppel_contract::fsx::sync_parent(path).map_err(io_err(koppel_contract::fsx::parent_dir(path)))
 }
 
 #[cfg(test)]

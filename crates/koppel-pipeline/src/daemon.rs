@@ -260,7 +260,9 @@ impl Service<'_> {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         warn!(file = %name, what, "delivery refused");
-        let (sha256, _) = koppel_export::release::sha256_file(path)?;
+        let sha256 = koppel_contract::digest::sha256_file(path)
+            .map_err(RunError::io(path))?
+            .sha256;
         records.ledger.reject_delivery(
             &koppel_ledger::NewDelivery {
                 id: name.clone(),
@@ -410,10 +412,6 @@ fn load_due(state: &StateDir) -> Result<BTreeMap<String, Due>, RunError> {
 /// the new schedule, never half of one.
 fn save_due(state: &StateDir, due: &BTreeMap<String, Due>) -> Result<(), RunError> {
     let path = state.root().join(SCHEDULE_FILE);
-    let mut file = tempfile::NamedTempFile::new_in(state.root()).map_err(RunError::io(&path))?;
-    serde_json::to_writer_pretty(&mut file, due).expect("the schedule serialises");
-    file.as_file().sync_all().map_err(RunError::io(&path))?;
-    file.persist(&path)
-        .map_err(|e| RunError::io(&path)(e.error))?;
-    Ok(())
+    let text = serde_json::to_vec_pretty(due).expect("the schedule serialises");
+    koppel_contract::fsx::write_atomic(&path, &text).map_err(RunError::io(&path))
 }

@@ -24,8 +24,8 @@ mod state;
 pub use daemon::{DaemonSettings, DaemonSummary, REFUSED_FOLDER, run_daemon};
 pub use error::RunError;
 pub use run::{
-    DeliveryOutcome, REPORT_FILE, Records, RejectCount, RunEvent, RunOutcome, RunSettings,
-    RunStage, SUMMARY_FILE, StageTiming, run_pipeline, sealed_name,
+    DeliveryOutcome, Records, RejectCount, RunEvent, RunOutcome, RunSettings, RunStage,
+    SUMMARY_FILE, StageTiming, run_pipeline, sealed_name,
 };
 pub use spec::{
     KeyIds, PipelineError, PipelineSpec, ReleaseSpec, RetentionSpec, ScheduleSpec, SourceEntry,

@@ -15,6 +15,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use koppel_contract::files::release::REPORT_FILE;
+use koppel_contract::sources::stage2_file_name;
 use koppel_export::release::sha256_file;
 use koppel_export::{Attachment, DisclosureReport, ExportOptions, LeakGuard};
 use koppel_ingest::{DeliveryManifest, DeliverySummary, SpecSet};
@@ -35,8 +37,6 @@ use crate::report::run_report;
 use crate::spec::PipelineSpec;
 use crate::state::StateDir;
 
-/// The run report's file name, in the release and in the run folder.
-pub const REPORT_FILE: &str = "report.html";
 /// The run's own summary (with wall times), in the run folder only.
 pub const SUMMARY_FILE: &str = "summary.json";
 
@@ -523,8 +523,11 @@ impl Attempt<'_> {
         let report_copy = self.run_dir.join(REPORT_FILE);
         std::fs::copy(exported.release_dir.join(REPORT_FILE), &report_copy)
             .map_err(RunError::io(&report_copy))?;
-        let (manifest_sha256, _) =
-            sha256_file(&exported.release_dir.join(koppel_export::MANIFEST_FILE))?;
+        let (manifest_sha256, _) = sha256_file(
+            &exported
+                .release_dir
+                .join(koppel_contract::files::release::MANIFEST_FILE),
+        )?;
         records.ledger.record_release(
             self.run,
             &ReleaseRecord {
@@ -636,7 +639,7 @@ impl Attempt<'_> {
         };
         let manifest = &opened.manifest;
         if let Some(what) = claims_mismatch(arrival, manifest, Some(expected_partner)) {
-            let (sha256, _) = sha256_file(&arrival.sealed)?;
+            let sha256 = sealed_sha256(arrival)?;
             return Err(refuse_claims(arrival, manifest, &sha256, what, records)?);
         }
         let id = manifest.delivery_id.as_deref().unwrap_or_default();
@@ -766,7 +769,7 @@ impl Attempt<'_> {
             .get(&delivery.source)
             .expect("pipeline sources are checked against the specs");
         let transform = Stage2Transform::new(&spec.source, self.stage2.clone())?;
-        let output = out.join(format!("{}_{}.parquet", delivery.source, delivery.period));
+        let output = out.join(stage2_file_name(&delivery.source, &delivery.period));
         let (done, verified) = pseudonymise_sealed(
             &delivery.received,
             self.settings.store,
@@ -889,7 +892,7 @@ fn refuse_unverified(
 ) -> Result<RunError, RunError> {
     // Verification may have stopped before the end of the file; the ledger
     // keeps the whole file's hash.
-    let (sha256, _) = sha256_file(&arrival.sealed)?;
+    let sha256 = sealed_sha256(arrival)?;
     let file_name = arrival
         .sealed
         .file_name()
@@ -1080,14 +1083,15 @@ fn find_arrivals(settings: &RunSettings<'_>) -> Result<Vec<Arrival>, RunError> {
     Ok(arrivals)
 }
 
+/// The SHA-256 of an arrival's whole sealed file, as the ledger keeps it.
+fn sealed_sha256(arrival: &Arrival) -> Result<String, RunError> {
+    Ok(koppel_contract::digest::sha256_file(&arrival.sealed)
+        .map_err(RunError::io(&arrival.sealed))?
+        .sha256)
+}
+
 /// `pfzw_dienstverbanden_2024.csv.sealed` → (`pfzw_dienstverbanden`, `2024`).
 pub fn sealed_name(name: &str, specs: &SpecSet) -> Option<(String, String)> {
-    let inner = name.strip_suffix(".sealed")?;
-    let spec = specs.for_file(Path::new(inner))?;
-    let rest = inner
-        .strip_prefix(spec.source.as_str())?
-        .strip_prefix('_')?;
-    let (period, ext) = rest.rsplit_once('.')?;
-    (matches!(ext, "csv" | "parquet") && !period.is_empty())
-        .then(|| (spec.source.clone(), period.to_owned()))
+    let parsed = specs.delivery_name(Path::new(name))?;
+    parsed.sealed.then_some((parsed.source, parsed.period))
 }

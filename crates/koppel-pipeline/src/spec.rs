@@ -2,8 +2,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use chrono::NaiveDate;
+use koppel_contract::IdentifierMode;
 use koppel_export::DisclosureConfig;
-use koppel_ingest::{IdentifierMode, SpecSet};
+use koppel_ingest::SpecSet;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 

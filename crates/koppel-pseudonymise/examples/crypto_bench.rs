@@ -13,7 +13,8 @@ use std::time::Instant;
 
 use arrow::array::{Array, StringArray, StringBuilder};
 use hmac::{Hmac, KeyInit, Mac};
-use koppel_ingest::{IdentifierType, canonical_bsn};
+use koppel_contract::IdentifierType;
+use koppel_ingest::canonical_bsn;
 use koppel_pseudonymise::{KeyMaterial, Pseudonymiser, Stage, seal};
 use sha2::Sha256;
 

@@ -1563,32 +1563,11 @@ fn write_new_private(path: &Path, bytes: &[u8]) -> Result<()> {
     })
 }
 
-/// Replaces a file atomically: temporary file in the same directory, then
-/// rename, then sync the directory so the rename survives a crash.
+/// Replaces a file atomically, private to its owner
+/// (`koppel_contract::fsx::write_atomic`: temporary file beside it, fsync,
+/// rename, fsync of the directory).
 fn replace_private(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "keystore".into());
-    let suffix: [u8; 8] = random_bytes()?;
-    let tmp = dir.join(format!(".{name}.{}.tmp", hex::encode(suffix)));
-    let written = create_private(&tmp)
-        .and_then(|file| write_all_synced(file, bytes))
-        .and_then(|()| fs::rename(&tmp, path));
-    if let Err(e) = written {
-        let _ = fs::remove_file(&tmp);
-        return Err(io_err(path)(e));
-    }
-    // Not every file system can sync a directory; the data itself is
-    // already synced, so a failure here is not worth failing the save.
-    if let Ok(d) = File::open(dir) {
-        let _ = d.sync_all();
-    }
-    Ok(())
+    koppel_contract::fsx::write_atomic(path, bytes).map_err(io_err(path))
 }
 
 #[cfg(all(test, unix))]

@@ -16,10 +16,7 @@ pub use keystore::{
     read_kek_file,
 };
 pub use partner::{PrepareError, PreparedDelivery, prepare_delivery};
-pub use pseudonym::{
-    KeyedHash, META_KEY_ID, META_KEY_VERSION, META_PSEUDONYM_STAGE, PSEUDONYM_BYTES, Pseudonymiser,
-    RESEARCH_ID_BYTES, Stage, research_prefix,
-};
+pub use pseudonym::{KeyedHash, Pseudonymiser, RESEARCH_ID_BYTES, Stage, research_prefix};
 pub use receive::{
     DeliveryStream, REGISTER_FILE, ReceiveError, ReceivedDelivery, SealedDelivery, Verification,
     VerifiedDelivery, open_delivery, unseal_delivery, verify_delivery,

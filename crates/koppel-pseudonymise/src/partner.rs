@@ -9,6 +9,7 @@
 //! written: the only file written besides the sealed one is a temporary file
 //! of the pseudonymised content, removed when sealing ends.
 
+use koppel_contract::fsx::{Existing, persist};
 use std::collections::HashSet;
 use std::fs::File;
 use std::io::{self, BufWriter, Seek, SeekFrom, Write};
@@ -22,9 +23,10 @@ use arrow::array::{
 use arrow::compute::{cast, filter_record_batch};
 use arrow::datatypes::{DataType, Field, Schema};
 use csv::ByteRecord;
+use koppel_contract::{IdentifierMode, IdentifierType};
 use koppel_ingest::{
-    CsvRecords, DeliveryManifest, DeliveryReader, DeliverySummary, FormatSpec, IdentifierMode,
-    IdentifierType, IngestError, KeyLabel, ReadOptions, Reject, RejectSink, SourceSpec,
+    CsvRecords, DeliveryManifest, DeliveryReader, DeliverySummary, FormatSpec, IngestError,
+    KeyLabel, ReadOptions, Reject, RejectSink, SourceSpec,
 };
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
@@ -33,8 +35,9 @@ use parquet::file::properties::WriterProperties;
 use thiserror::Error;
 
 use crate::keystore::{KeyInfo, PartnerKeys};
-use crate::pseudonym::{META_KEY_ID, META_KEY_VERSION, META_PSEUDONYM_STAGE, Pseudonymiser, Stage};
+use crate::pseudonym::{Pseudonymiser, Stage};
 use crate::seal::{self, DEFAULT_CHUNK_SIZE, SealError};
+use koppel_contract::meta::{META_KEY_ID, META_KEY_VERSION, META_PSEUDONYM_STAGE};
 
 /// Why a delivery was not prepared. No variant carries a field value.
 #[derive(Debug, Error)]
@@ -224,16 +227,7 @@ pub fn prepare_delivery(
         path: sealed_path.clone(),
         source,
     })?;
-    sealed_tmp
-        .as_file()
-        .sync_all()
-        .map_err(io_err(&sealed_path))?;
-    sealed_tmp
-        .persist_noclobber(&sealed_path)
-        .map_err(|e| PrepareError::Io {
-            path: sealed_path.clone(),
-            source: e.error,
-        })?;
+    persist(sealed_tmp, &sealed_path, Existing::Refuse).map_err(io_err(&sealed_path))?;
     Ok(PreparedDelivery {
         sealed: sealed_path,
         manifest,

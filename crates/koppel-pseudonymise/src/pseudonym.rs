@@ -23,7 +23,9 @@ use arrow::array::{Array, FixedSizeBinaryArray, StringArray};
 use arrow::buffer::{Buffer, NullBuffer};
 use arrow::datatypes::{DataType, Field};
 use hmac::{Hmac, KeyInit, Mac};
-use koppel_ingest::{IdentifierType, META_IDENTIFIER, canonical_bsn, canonical_kvk};
+use koppel_contract::IdentifierType;
+use koppel_contract::meta::META_IDENTIFIER;
+use koppel_ingest::{canonical_bsn, canonical_kvk};
 use rayon::prelude::*;
 use sha2::Sha256;
 
@@ -36,7 +38,7 @@ pub const RESEARCH_ID_BYTES: usize = 16;
 /// Ingest's 8,192-row batches are hashed on two threads.
 const PARALLEL_FROM: usize = 4 * 1024;
 
-pub use koppel_ingest::{META_KEY_ID, META_KEY_VERSION, META_PSEUDONYM_STAGE, PSEUDONYM_BYTES};
+use koppel_contract::meta::{META_KEY_ID, META_KEY_VERSION, META_PSEUDONYM_STAGE, PSEUDONYM_BYTES};
 
 /// An HMAC-SHA256 whose key schedule has been computed once.
 #[derive(Clone)]

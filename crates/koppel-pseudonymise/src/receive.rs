@@ -21,7 +21,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 use crate::hashing::{HashingReader, HashingWriter};
-use koppel_ingest::{DeliveryManifest, IdentifierMode, IngestError, SpecSet, manifest_path};
+use koppel_contract::IdentifierMode;
+use koppel_contract::files::manifest_path;
+use koppel_ingest::{DeliveryManifest, IngestError, SpecSet};
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
@@ -468,15 +470,13 @@ pub fn unseal_delivery(
     }
 
     let staged = staging.join(&file_name);
-    content.as_file().sync_all().map_err(io_err(&staged))?;
-    content
-        .persist_noclobber(&staged)
+    koppel_contract::fsx::persist(content, &staged, koppel_contract::fsx::Existing::Refuse)
         .map_err(|e| ReceiveError::Refused {
             path: sealed.to_owned(),
             what: format!(
                 "cannot stage {}: {} (a delivery of the same name is already staged?)",
                 staged.display(),
-                e.error
+                e
             ),
         })?;
     let manifest_file = manifest_path(&staged);
@@ -517,7 +517,8 @@ fn safe_file_name(name: &str) -> bool {
 pub(crate) mod test_support {
     use std::path::{Path, PathBuf};
 
-    use koppel_ingest::{DeliveryManifest, IdentifierMode, SpecSet};
+    use koppel_contract::IdentifierMode;
+    use koppel_ingest::{DeliveryManifest, SpecSet};
     use zeroize::Zeroizing;
 
     use crate::keystore::{KdfParams, KeyPurpose, KeyStore, Unlock};
@@ -633,7 +634,9 @@ mod tests {
         assert!(verified.content_len > 4 * seal::MIN_CHUNK_SIZE as u64);
         assert_eq!(
             verified.sealed_sha256,
-            koppel_ingest::sha256_file(&d.sealed).unwrap()
+            koppel_contract::digest::sha256_file(&d.sealed)
+                .unwrap()
+                .sha256
         );
         assert_eq!(verified.delivery.manifest, d.manifest);
         assert_eq!(

@@ -11,7 +11,8 @@ use std::sync::Arc;
 
 use arrow::array::{ArrayRef, AsArray, RecordBatch};
 use arrow::datatypes::{DataType, Schema};
-use koppel_ingest::{IdentifierType, META_IDENTIFIER, META_IDENTIFIER_MODE};
+use koppel_contract::IdentifierType;
+use koppel_contract::meta::{META_IDENTIFIER, META_IDENTIFIER_MODE};
 use thiserror::Error;
 use tracing::warn;
 
@@ -138,7 +139,8 @@ mod tests {
     use super::*;
     use crate::secret::KeyMaterial;
     use arrow::array::{Array, Int64Array, StringArray};
-    use koppel_ingest::{ColumnKind, ColumnSpec, IdentifierMode, canonical_field};
+    use koppel_contract::IdentifierMode;
+    use koppel_ingest::{ColumnKind, ColumnSpec, canonical_field};
 
     fn bsn_column() -> ColumnSpec {
         ColumnSpec {
@@ -205,8 +207,14 @@ mod tests {
         let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
         assert_eq!(names, ["bsn_p2", "year"]);
         let field = out.schema().field(0).clone();
-        assert_eq!(field.metadata()[crate::META_KEY_ID], "stage2-x");
-        assert_eq!(field.metadata()[crate::META_KEY_VERSION], "4");
+        assert_eq!(
+            field.metadata()[koppel_contract::meta::META_KEY_ID],
+            "stage2-x"
+        );
+        assert_eq!(
+            field.metadata()[koppel_contract::meta::META_KEY_VERSION],
+            "4"
+        );
         let p2 = out.column(0).as_fixed_size_binary();
         assert_eq!(p2, &stage2.hash_pseudonyms(IdentifierType::Bsn, &p1));
         assert_ne!(p2.value(0), p1.value(0));

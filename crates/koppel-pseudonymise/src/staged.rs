@@ -14,8 +14,9 @@ use std::path::{Path, PathBuf};
 
 use arrow::array::RecordBatch;
 use arrow::datatypes::DataType;
+use koppel_contract::meta::META_IDENTIFIER;
 use koppel_ingest::{
-    DeliveryReader, DeliverySummary, IngestError, META_IDENTIFIER, ReadOptions, SourceSpec, Verdict,
+    DeliveryReader, DeliverySummary, IngestError, ReadOptions, SourceSpec, Verdict,
 };
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
@@ -178,13 +179,8 @@ fn write_stage2(
     }
     ended()?;
     writer.close().map_err(|e| write_err(e.to_string()))?;
-    partial
-        .as_file()
-        .sync_all()
+    koppel_contract::fsx::persist(partial, output, koppel_contract::fsx::Existing::Replace)
         .map_err(|e| write_err(e.to_string()))?;
-    partial
-        .persist(output)
-        .map_err(|e| write_err(e.error.to_string()))?;
     Ok(PseudonymisedDelivery {
         output: output.to_owned(),
         summary,
@@ -196,7 +192,9 @@ mod tests {
     use super::*;
     use crate::pseudonym::{Pseudonymiser, Stage};
     use crate::secret::KeyMaterial;
-    use koppel_ingest::{DeliveryManifest, IdentifierMode, manifest_path};
+    use koppel_contract::IdentifierMode;
+    use koppel_contract::files::manifest_path;
+    use koppel_ingest::DeliveryManifest;
 
     const SPEC: &str = "source: izz_verzekerden\npartner: IZZ\nformat: {kind: csv, delimiter: ','}\ncolumns:\n  - {header: bsn, name: bsn, type: bsn, required: true}\n  - {header: jaar, name: year, type: integer, required: true}\n";
 

@@ -2,32 +2,14 @@
 //!
 //! The generator handles tens of millions of dates per payroll year, so dates
 //! are `i32` day numbers with Howard Hinnant's civil-calendar conversions
-//! instead of a date library type; conversion is a handful of integer
-//! operations and needs no allocation.
+//! (`koppel_contract::civil`) instead of a date library type; conversion is
+//! a handful of integer operations and needs no allocation.
+
+pub(crate) use koppel_contract::civil::civil_from_days;
 
 /// Day number of a civil date (proleptic Gregorian).
 pub(crate) fn days_from_civil(year: i32, month: u32, day: u32) -> i32 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = if y >= 0 { y } else { y - 399 } / 400;
-    let yoe = (y - era * 400) as u32;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe as i32 - 719_468
-}
-
-/// Civil date `(year, month, day)` of a day number.
-pub(crate) fn civil_from_days(days: i32) -> (i32, u32, u32) {
-    let z = days + 719_468;
-    let era = if z >= 0 { z } else { z - 146_096 } / 146_097;
-    let doe = (z - era * 146_097) as u32;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe as i32 + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (if m <= 2 { y + 1 } else { y }, m, d)
+    koppel_contract::civil::day_number(year, month, day)
 }
 
 pub(crate) fn jan1(year: i32) -> i32 {

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
+use koppel_contract::DeliveryFileName;
 use koppel_pseudonymise::{
     KdfParams, KeyPurpose, KeyStore, PartnerKeys, Pseudonymiser, Stage, Stage2Transform, Unlock,
     prepare_delivery, pseudonymise_staged, unseal_delivery,
@@ -129,9 +130,10 @@ pub struct PrepareArgs {
     /// Delivery period (default: from the file name, `<source>_<period>.<ext>`).
     #[arg(long)]
     period: Option<String>,
-    /// Directory of source specs.
-    #[arg(long, env = "KOPPEL_SPECS", default_value = "pipelines/sources")]
-    specs: PathBuf,
+    /// Directory of source specs (default: pipelines/sources
+    /// if it exists here, else the contract's specs built into koppel).
+    #[arg(long, env = "KOPPEL_SPECS")]
+    specs: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -144,9 +146,11 @@ pub struct UnsealArgs {
     /// Sealed deliveries.
     #[arg(required = true)]
     sealed: Vec<PathBuf>,
-    /// Directory of source specs: which partner delivers which source.
-    #[arg(long, env = "KOPPEL_SPECS", default_value = "pipelines/sources")]
-    specs: PathBuf,
+    /// Directory of source specs: which partner delivers which source (default:
+    /// pipelines/sources
+    /// if it exists here, else the contract's specs built into koppel).
+    #[arg(long, env = "KOPPEL_SPECS")]
+    specs: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -162,9 +166,10 @@ pub struct PseudonymiseArgs {
     /// Directory for the stage-2 Parquet files, one per delivery.
     #[arg(long)]
     out: PathBuf,
-    /// Directory of source specs.
-    #[arg(long, env = "KOPPEL_SPECS", default_value = "pipelines/sources")]
-    specs: PathBuf,
+    /// Directory of source specs (default: pipelines/sources
+    /// if it exists here, else the contract's specs built into koppel).
+    #[arg(long, env = "KOPPEL_SPECS")]
+    specs: Option<PathBuf>,
 }
 
 fn parse_purpose(s: &str) -> Result<KeyPurpose, String> {
@@ -347,12 +352,14 @@ pub fn partner(command: PartnerCommand) -> Result<ExitCode> {
     };
     let period = match &args.period {
         Some(p) => p.clone(),
-        None => period_from_name(&args.input, &spec.source).with_context(|| {
-            format!(
-                "{}: cannot tell the period from the file name; pass --period",
-                args.input.display()
-            )
-        })?,
+        None => DeliveryFileName::of_path(&args.input, [spec.source.as_str()])
+            .map(|name| name.period)
+            .with_context(|| {
+                format!(
+                    "{}: cannot tell the period from the file name; pass --period",
+                    args.input.display()
+                )
+            })?,
     };
     let pass = passphrase(
         "KOPPEL_PARTNER_PASSPHRASE",
@@ -397,13 +404,6 @@ pub fn partner(command: PartnerCommand) -> Result<ExitCode> {
         m.sha256
     );
     Ok(ExitCode::SUCCESS)
-}
-
-/// `pfzw_dienstverbanden_2024.csv` → `2024`.
-fn period_from_name(file: &Path, source: &str) -> Option<String> {
-    let stem = file.file_stem()?.to_str()?;
-    let period = stem.strip_prefix(source)?.strip_prefix(['_', '-'])?;
-    (!period.is_empty()).then(|| period.to_owned())
 }
 
 pub fn unseal(args: UnsealArgs) -> Result<ExitCode> {
@@ -463,7 +463,7 @@ pub fn pseudonymise(args: PseudonymiseArgs) -> Result<ExitCode> {
     let mut staged: Vec<PathBuf> = std::fs::read_dir(&args.staging)
         .with_context(|| format!("cannot read {}", args.staging.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| koppel_ingest::manifest_path(p).exists())
+        .filter(|p| koppel_contract::files::manifest_path(p).exists())
         .collect();
     staged.sort();
     if staged.is_empty() {
@@ -479,8 +479,10 @@ pub fn pseudonymise(args: PseudonymiseArgs) -> Result<ExitCode> {
             .with_context(|| format!("{}: no source spec matches the file name", file.display()))
             .and_then(|spec| {
                 let transform = Stage2Transform::new(&spec.source, stage2.clone())?;
-                let stem = file.file_stem().context("staged file without a name")?;
-                let output = args.out.join(format!("{}.parquet", stem.to_string_lossy()));
+                let name = specs
+                    .delivery_name(file)
+                    .context("no source spec matches the file name")?;
+                let output = args.out.join(name.stage2_name());
                 Ok(pseudonymise_staged(file, spec, &transform, &output)?)
             });
         match result {
@@ -506,32 +508,4 @@ pub fn pseudonymise(args: PseudonymiseArgs) -> Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn periods_come_from_file_names() {
-        assert_eq!(
-            period_from_name(
-                Path::new("d/pfzw_dienstverbanden_2024.csv"),
-                "pfzw_dienstverbanden"
-            )
-            .as_deref(),
-            Some("2024")
-        );
-        assert_eq!(
-            period_from_name(
-                Path::new("pfzw_dienstverbanden.csv"),
-                "pfzw_dienstverbanden"
-            ),
-            None
-        );
-        assert_eq!(
-            period_from_name(Path::new("x_2024.csv"), "pfzw_dienstverbanden"),
-            None
-        );
-    }
 }

@@ -36,15 +36,18 @@ pub struct DemoArgs {
     /// Seed of the synthetic sector: the same seed gives the same release.
     #[arg(long, default_value_t = 7)]
     seed: u64,
-    /// The pipeline to run.
-    #[arg(long, default_value = "pipelines/preventieplan.yaml")]
-    pipeline: PathBuf,
-    /// Directory of source specs.
-    #[arg(long, env = "KOPPEL_SPECS", default_value = "pipelines/sources")]
-    specs: PathBuf,
-    /// The demo key store and partner key files.
-    #[arg(long, default_value = "keys-example")]
-    keys: PathBuf,
+    /// The pipeline to run (default: pipelines/preventieplan.yaml if it
+    /// exists here, else the project pipeline built into koppel).
+    #[arg(long)]
+    pipeline: Option<PathBuf>,
+    /// Directory of source specs (default: pipelines/sources
+    /// if it exists here, else the contract's specs built into koppel).
+    #[arg(long, env = "KOPPEL_SPECS")]
+    specs: Option<PathBuf>,
+    /// The demo key store and partner key files (default: keys-example/ if
+    /// it exists here, else the demo keys built into koppel).
+    #[arg(long)]
+    keys: Option<PathBuf>,
 }
 
 /// Empties `out` if a previous demo wrote it; refuses anything else.
@@ -71,27 +74,11 @@ fn prepare_out(out: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Key files must be private to their owner; git does not keep modes, so
-/// the demo works on private copies.
-fn private_copy(from: &Path, to: &Path) -> Result<()> {
-    std::fs::copy(from, to).with_context(|| {
-        format!(
-            "cannot copy {} (run from the project directory, or pass --keys)",
-            from.display()
-        )
-    })?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(to, std::fs::Permissions::from_mode(0o600))?;
-    }
-    Ok(())
-}
-
 pub fn run(args: DemoArgs) -> Result<ExitCode> {
     let started = Instant::now();
     let specs = crate::load_specs(&args.specs)?;
-    let pipeline = PipelineSpec::from_file(&args.pipeline, &specs)?;
+    let (text, name) = crate::defaults::pipeline_text(args.pipeline.as_deref())?;
+    let pipeline = PipelineSpec::from_yaml(&text, &name, &specs)?;
     prepare_out(&args.out)?;
     let partners_dir = args.out.join("partners");
     let keys_dir = args.out.join("keys");
@@ -99,6 +86,9 @@ pub fn run(args: DemoArgs) -> Result<ExitCode> {
     for dir in [&partners_dir, &keys_dir, &inbox] {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
+    // Key files must be private to their owner and git does not keep
+    // modes: the demo works on private copies.
+    crate::defaults::install_demo_keys(args.keys.as_deref(), &keys_dir)?;
 
     // The partners: their extracts.
     let years = pipeline
@@ -130,15 +120,6 @@ pub fn run(args: DemoArgs) -> Result<ExitCode> {
             .with_context(|| format!("no source spec for {}", file.source))?;
         let partner = pipeline.sources[&file.source].partner.to_ascii_lowercase();
         let key_file = keys_dir.join(format!("{partner}.keys.yaml"));
-        if !key_file.exists() {
-            private_copy(
-                &args
-                    .keys
-                    .join("partners")
-                    .join(format!("{partner}.keys.yaml")),
-                &key_file,
-            )?;
-        }
         let keys = PartnerKeys::open(&key_file, DEMO_PASSPHRASE)?;
         let prepared = prepare_delivery(&file.path, spec, &keys, &inbox, &file.period, true)
             .with_context(|| format!("{partner} could not prepare {}", file.path.display()))?;
@@ -153,8 +134,7 @@ pub fn run(args: DemoArgs) -> Result<ExitCode> {
     }
 
     // The TTP.
-    let store_file = keys_dir.join("ttp.keystore.yaml");
-    private_copy(&args.keys.join("demo.keystore.yaml"), &store_file)?;
+    let store_file = keys_dir.join(crate::defaults::DEMO_STORE_FILE);
     let store = KeyStore::open(
         &store_file,
         &Unlock::Passphrase(Zeroizing::new(DEMO_PASSPHRASE.to_owned())),
@@ -198,7 +178,7 @@ pub fn run(args: DemoArgs) -> Result<ExitCode> {
 /// Checks every file named in the release's SHA256SUMS, as a researcher
 /// would with `sha256sum -c`; returns how many.
 fn verify_release(dir: &Path) -> Result<usize> {
-    let sums = dir.join(koppel_export::SHA256SUMS_FILE);
+    let sums = dir.join(koppel_contract::files::release::SHA256SUMS_FILE);
     let text = std::fs::read_to_string(&sums)
         .with_context(|| format!("cannot read {}", sums.display()))?;
     let mut n = 0;

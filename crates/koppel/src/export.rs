@@ -37,9 +37,11 @@ pub struct ExportArgs {
     /// identifiers and stage-1 pseudonyms feed the leak guard.
     #[arg(long)]
     staging: Option<PathBuf>,
-    /// Directory of source specs (to read the staging area).
-    #[arg(long, env = "KOPPEL_SPECS", default_value = "pipelines/sources")]
-    specs: PathBuf,
+    /// Directory of source specs (to read the staging area; default:
+    /// pipelines/sources
+    /// if it exists here, else the contract's specs built into koppel).
+    #[arg(long, env = "KOPPEL_SPECS")]
+    specs: Option<PathBuf>,
     /// Pipeline name recorded in the release.
     #[arg(long, default_value = "preventieplan")]
     pipeline: String,

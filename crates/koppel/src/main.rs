@@ -6,6 +6,7 @@
 //! `koppel-pipeline`, `koppel-ledger`).
 
 mod custody;
+mod defaults;
 
 // DataFusion's hash tables and Arrow buffers churn through many mid-sized
 // allocations; mimalloc returns memory to the system where glibc's malloc
@@ -45,9 +46,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
+use koppel_contract::IdentifierMode;
 use koppel_ingest::{
-    DeliveryReader, DeliverySummary, IdentifierMode, ReadOptions, RejectReportFormat,
-    RejectReportWriter, SourceSpec, SpecSet,
+    DeliveryReader, DeliverySummary, ReadOptions, RejectReportFormat, RejectReportWriter,
+    SourceSpec, SpecSet,
 };
 use koppel_synth::{SynthConfig, SynthEvent, synthesise_with_progress};
 use tracing::info;
@@ -164,9 +166,10 @@ struct ValidateArgs {
     /// A source spec file to validate against instead of the project's specs.
     #[arg(long)]
     spec: Option<PathBuf>,
-    /// Directory of source specs.
-    #[arg(long, env = "KOPPEL_SPECS", default_value = "pipelines/sources")]
-    specs: PathBuf,
+    /// Directory of source specs (default: pipelines/sources
+    /// if it exists here, else the contract's specs built into koppel).
+    #[arg(long, env = "KOPPEL_SPECS")]
+    specs: Option<PathBuf>,
     /// Identifier mode the delivery must have (default: as its header shows).
     #[arg(long, value_enum)]
     identifier_mode: Option<ModeArg>,
@@ -375,13 +378,8 @@ fn synth(args: SynthArgs) -> Result<ExitCode> {
 }
 
 /// The project's source specs, for every command that reads deliveries.
-fn load_specs(dir: &Path) -> Result<SpecSet> {
-    SpecSet::load_dir(dir).with_context(|| {
-        format!(
-            "cannot load the source specs from {} (run from the project directory, or pass --specs)",
-            dir.display()
-        )
-    })
+fn load_specs(dir: &Option<PathBuf>) -> Result<SpecSet> {
+    defaults::source_specs(dir.as_deref())
 }
 
 fn validate(args: ValidateArgs) -> Result<ExitCode> {

@@ -40,9 +40,10 @@ pub struct OperateArgs {
     pub state: StateArgs,
     #[command(flatten)]
     pub store: StoreArgs,
-    /// Directory of source specs.
-    #[arg(long, env = "KOPPEL_SPECS", default_value = "pipelines/sources")]
-    pub specs: PathBuf,
+    /// Directory of source specs (default: pipelines/sources
+    /// if it exists here, else the contract's specs built into koppel).
+    #[arg(long, env = "KOPPEL_SPECS")]
+    pub specs: Option<PathBuf>,
     /// Memory for the linking stage's joins before they spill, in MiB.
     #[arg(long, default_value_t = 1536)]
     pub memory_limit_mib: usize,
@@ -91,8 +92,10 @@ pub enum PipelineCommand {
         /// the right purposes.
         #[arg(long, env = "KOPPEL_KEYSTORE")]
         store: Option<PathBuf>,
-        #[arg(long, env = "KOPPEL_SPECS", default_value = "pipelines/sources")]
-        specs: PathBuf,
+        /// Directory of source specs (default: pipelines/sources if it
+        /// exists here, else the contract's specs built into koppel).
+        #[arg(long, env = "KOPPEL_SPECS")]
+        specs: Option<PathBuf>,
     },
     /// Print the JSON Schema of pipeline files, for editors.
     Schema,
@@ -288,7 +291,9 @@ pub fn print_outcome(o: &RunOutcome) {
     println!("release {} → {}", o.release_id, o.release_dir.display());
     println!(
         "report: {}",
-        o.release_dir.join(koppel_pipeline::REPORT_FILE).display()
+        o.release_dir
+            .join(koppel_contract::files::release::REPORT_FILE)
+            .display()
     );
     println!(
         "verify with: (cd {} && sha256sum -c SHA256SUMS)",

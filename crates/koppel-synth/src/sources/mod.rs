@@ -9,18 +9,21 @@ mod monitor;
 mod pfzw;
 mod vernet;
 
+use koppel_contract::{DeliveryFileName, Source};
+
 use crate::model::Model;
 use crate::{PlantedDefect, SynthError, WrittenFile};
 use rand_chacha::ChaCha8Rng;
 use std::path::{Path, PathBuf};
 
-pub(crate) const PFZW: &str = "pfzw_dienstverbanden";
-pub(crate) const VERNET: &str = "vernet_verzuimmeldingen";
-pub(crate) const IZZ_VERZEKERDEN: &str = "izz_verzekerden";
-pub(crate) const IZZ_ZORGGEBRUIK: &str = "izz_zorggebruik";
-pub(crate) const IZZ_MONITOR: &str = "izz_monitor";
-pub(crate) const FWG: &str = "fwg_functiekenmerken";
-pub(crate) const INTRAKOOP: &str = "intrakoop_jaarverslagen";
+// The contract's source names (koppel-contract), as the writers match on them.
+pub(crate) const PFZW: &str = Source::Payroll.contract_name();
+pub(crate) const VERNET: &str = Source::Absence.contract_name();
+pub(crate) const IZZ_VERZEKERDEN: &str = Source::Insured.contract_name();
+pub(crate) const IZZ_ZORGGEBRUIK: &str = Source::CareUse.contract_name();
+pub(crate) const IZZ_MONITOR: &str = Source::Survey.contract_name();
+pub(crate) const FWG: &str = Source::JobCharacteristics.contract_name();
+pub(crate) const INTRAKOOP: &str = Source::AnnualReports.contract_name();
 
 pub(crate) struct Written {
     pub file: WrittenFile,
@@ -66,13 +69,19 @@ impl Target<'_> {
     }
 }
 
+/// `<source>_<year>.<csv|parquet>`, in the format the contract gives the
+/// source.
 pub(crate) fn file_name(source: &str, year: i32) -> String {
-    let extension = if source == IZZ_MONITOR {
-        "parquet"
-    } else {
-        "csv"
-    };
-    format!("{source}_{year}.{extension}")
+    let format = Source::from_contract_name(source)
+        .expect("source names are validated before writing")
+        .format();
+    DeliveryFileName {
+        source: source.to_owned(),
+        period: year.to_string(),
+        format,
+        sealed: false,
+    }
+    .to_string()
 }
 
 pub(crate) fn write(

@@ -1,20 +1,32 @@
-//! Test support: turns a folder of raw contract deliveries (as the synth
-//! crate or a test writes them) into the stage-2 Parquet files the linking
-//! stage reads, through the real ingest and stage-2 code. The TTP computes
-//! stage 1 itself here (`allow_raw`), which a pipeline may permit.
-
-#![allow(dead_code)]
+//! Test support shared by the workspace's tests and benchmarks.
+//!
+//! **Job:** turn a folder of raw contract deliveries (as the synth crate or
+//! a test writes them) into the stage-2 Parquet files the linking stage
+//! reads, through the real ingest and stage-2 code, with fixed test keys.
+//! The TTP computes stage 1 itself here (`allow_raw`), which a pipeline may
+//! permit. **Input:** raw delivery files. **Output:** stage-2 Parquet, and
+//! the pseudonyms a test expects to find in the models.
+//!
+//! Never for real data: the keys are constants.
 
 use std::path::{Path, PathBuf};
 
-use koppel_ingest::{DeliveryManifest, IdentifierMode, SpecSet, manifest_path};
+use koppel_contract::IdentifierMode;
+use koppel_contract::files::manifest_path;
+use koppel_ingest::{DeliveryManifest, SpecSet};
 use koppel_pseudonymise::{
     KeyMaterial, Pseudonymiser, Stage, Stage2Transform, pseudonymise_staged,
 };
 
+/// The project's source specs (as compiled in; a test of the files on
+/// disk against them is in koppel-ingest).
 pub fn specs() -> SpecSet {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../pipelines/sources");
-    SpecSet::load_dir(&dir).unwrap()
+    SpecSet::contract().unwrap()
+}
+
+/// The repository's root, for tests that read its files.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
 pub fn stage1() -> Pseudonymiser {
@@ -65,8 +77,8 @@ pub fn stage_raw(raw: &Path, out: &Path) -> Vec<PathBuf> {
     files.sort();
     for file in files {
         let spec = specs.for_file(&file).unwrap();
-        let stem = file.file_stem().unwrap().to_string_lossy().into_owned();
-        let period = stem.rsplit_once('_').unwrap().1.to_owned();
+        let name = specs.delivery_name(&file).unwrap();
+        let period = name.period.clone();
         DeliveryManifest::describe(
             &file,
             &spec.source,
@@ -81,7 +93,7 @@ pub fn stage_raw(raw: &Path, out: &Path) -> Vec<PathBuf> {
             .unwrap()
             .allow_raw(stage1())
             .unwrap();
-        let output = out.join(format!("{stem}.parquet"));
+        let output = out.join(name.stage2_name());
         pseudonymise_staged(&file, spec, &transform, &output).unwrap();
         written.push(output);
     }
@@ -92,18 +104,18 @@ pub fn stage_raw(raw: &Path, out: &Path) -> Vec<PathBuf> {
 /// hold it.
 pub fn person_p2(bsn: &str) -> Vec<u8> {
     let p1 = stage1()
-        .pseudonym_of_raw(koppel_ingest::IdentifierType::Bsn, bsn.as_bytes())
+        .pseudonym_of_raw(koppel_contract::IdentifierType::Bsn, bsn.as_bytes())
         .unwrap();
     stage2()
-        .pseudonym(koppel_ingest::IdentifierType::Bsn, &p1)
+        .pseudonym(koppel_contract::IdentifierType::Bsn, &p1)
         .to_vec()
 }
 
 pub fn org_p2(kvk: &str) -> Vec<u8> {
     let p1 = stage1()
-        .pseudonym_of_raw(koppel_ingest::IdentifierType::Kvk, kvk.as_bytes())
+        .pseudonym_of_raw(koppel_contract::IdentifierType::Kvk, kvk.as_bytes())
         .unwrap();
     stage2()
-        .pseudonym(koppel_ingest::IdentifierType::Kvk, &p1)
+        .pseudonym(koppel_contract::IdentifierType::Kvk, &p1)
         .to_vec()
 }

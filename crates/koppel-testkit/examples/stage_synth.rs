@@ -1,12 +1,9 @@
 //! Benchmark input: a synthetic sector, staged as the linking stage reads
 //! it (stage-2 Parquet), through the real ingest and stage-2 code.
 //!
-//! `cargo run --release -p koppel-join --example stage_synth -- PERSONS DIR`
+//! `cargo run --release -p koppel-testkit --example stage_synth -- PERSONS DIR`
 //! writes `DIR/raw` (synth, 2023–2024, seed 7) and `DIR/staged`; both are
 //! skipped when already complete.
-
-#[path = "../tests/support/mod.rs"]
-mod support;
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -36,7 +33,7 @@ fn main() {
     if !done(&staged) {
         let started = Instant::now();
         let _ = std::fs::remove_dir_all(&staged);
-        let files = support::stage_raw(&raw, &staged);
+        let files = koppel_testkit::stage_raw(&raw, &staged);
         std::fs::write(staged.join(".complete"), "").unwrap();
         eprintln!(
             "staged {} deliveries in {:.1} s",
