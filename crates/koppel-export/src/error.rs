@@ -115,9 +115,9 @@ pub(crate) fn model_column<'a>(
 ) -> Result<&'a ArrayRef, ExportError> {
     batch
         .column_by_name(name)
-        .ok_or_else(|| ExportError::Column {
+        .ok_or_else(|| ExportError::ModelColumnMissing {
+            file: file.into(),
             column: name.into(),
-            message: format!("not in the model {}", file.len()),
         })
 }
 

@@ -95,9 +95,9 @@ fn as_f64(name: &str, array: &ArrayRef) -> Result<Float64Array, ExportError> {
 /// Headcount per organisation-year, for the person file's size class.
 pub fn headcounts(orgs: &RecordBatch) -> Result<HashMap<OrgYear, i64>, ExportError> {
     let file = ORGANISATION_MODEL_FILE;
-    let org = { let array = column(orgs, "org_p2")?.as_fixed_size_binary(); crate::error::PseudonymColumn { array, keys: array.value_data().as_chunks::<32>().0 } };
-    let year = column(orgs, "year")?.as_primitive::<Int32Type>();
-    let headcount = column(orgs, "headcount")?.as_primitive::<Int64Type>();
+    let org = pseudonym_column(orgs, file, "org_p2")?;
+    let year = typed_column::<Int32Type>(orgs, file, "year")?;
+    let headcount = typed_column::<Int64Type>(orgs, file, "headcount")?;
     Ok((0..orgs.num_rows())
         .map(|r| ((org.keys[r], year.value(r)), headcount.value(r)))
         .collect())
@@ -110,7 +110,7 @@ pub fn release_organisations(
     research: &Pseudonymiser,
 ) -> Result<OrganisationRelease, ExportError> {
     let file = ORGANISATION_MODEL_FILE;
-    let headcount = column(orgs, "headcount")?.as_primitive::<Int64Type>();
+    let headcount = typed_column::<Int64Type>(orgs, file, "headcount")?;
     let keep: BooleanArray = headcount
         .iter()
         .map(|h| Some(h.is_some_and(|h| h as u64 >= rules.min_persons)))
@@ -118,8 +118,8 @@ pub fn release_organisations(
     let kept = filter_record_batch(orgs, &keep)
         .map_err(ExportError::arrow("leaving out small organisations"))?;
     let rows = kept.num_rows();
-    let org_p2 = { let array = column(&kept, "org_p2")?.as_fixed_size_binary(); crate::error::PseudonymColumn { array, keys: array.value_data().as_chunks::<32>().0 } };
-    let years = column(&kept, "year")?.as_primitive::<Int32Type>();
+    let org_p2 = pseudonym_column(&kept, file, "org_p2")?;
+    let years = typed_column::<Int32Type>(&kept, file, "year")?;
     let released = (0..rows)
         .map(|r| (org_p2.keys[r], years.value(r)))
         .collect();
@@ -144,7 +144,7 @@ pub fn release_organisations(
         let mut status: Option<StringArray> = None;
         if STATISTICS.contains(&name) {
             let n_column = rests_on.get(name).copied().unwrap_or("headcount");
-            let n = cast(column(&kept, n_column)?, &DataType::Int64)
+            let n = cast(numeric_column(&kept, file, n_column)?, &DataType::Int64)
                 .map_err(ExportError::arrow(format!("column {n_column}")))?;
             let n = n.as_primitive::<Int64Type>();
             let mut count = 0u64;
@@ -169,6 +169,7 @@ pub fn release_organisations(
         }
         let mut data_type = field.data_type().clone();
         if let Some(banding) = rules.banded.get(name) {
+            numeric_column(&kept, file, name)?;
             let values = as_f64(name, &array)?;
             match banding {
                 Banding::Round { to } => {

@@ -5,7 +5,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, AsArray, BooleanArray, Int32Array, Int64Array, RecordBatch};
+use arrow::array::{ArrayRef, BooleanArray, Int32Array, Int64Array, RecordBatch};
 use arrow::compute::filter_record_batch;
 use arrow::datatypes::{Field, Int32Type, Schema};
 use koppel_contract::IdentifierType;
@@ -108,16 +108,16 @@ pub fn release_persons(
 ) -> Result<PersonRelease, ExportError> {
     let rows = people.num_rows();
     let file = PERSON_MODEL_FILE;
-    let p2 = { let array = column(people, "person_p2")?.as_fixed_size_binary(); crate::error::PseudonymColumn { array, keys: array.value_data().as_chunks::<32>().0 } };
-    let org_p2 = { let array = column(people, "org_p2")?.as_fixed_size_binary(); crate::error::PseudonymColumn { array, keys: array.value_data().as_chunks::<32>().0 } };
-    let years = column(people, "year")?.as_primitive::<Int32Type>();
+    let p2 = pseudonym_column(people, file, "person_p2")?;
+    let org_p2 = pseudonym_column(people, file, "org_p2")?;
+    let years = typed_column::<Int32Type>(people, file, "year")?;
     let size = organisation_size(&org_p2, years, headcounts);
     let mut generalised: Vec<(GeneralisedColumn, Option<String>)> = Vec::new();
     for qi in &rules.quasi_identifiers {
         let values = if qi.column == ORGANISATION_SIZE {
             atoms(&qi.column, &size)?
         } else {
-            atoms(&qi.column, column(people, &qi.column)?.as_ref())?
+            model_atoms(people, file, &qi.column)?
         };
         let (side, side_name) = match &qi.hierarchy {
             Hierarchy::FwgLevelBand { level_column, .. } => (

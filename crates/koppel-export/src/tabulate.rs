@@ -61,7 +61,7 @@ fn contributor_ids(batch: &RecordBatch, model: TableModel) -> Result<Vec<u64>, E
         TableModel::Person => "person_p2",
         TableModel::Organisation => "org_p2",
     };
-    let pseudonyms = { let array = batch.column_by_name(name).unwrap().as_fixed_size_binary(); crate::error::PseudonymColumn { array, keys: array.value_data().as_chunks::<32>().0 } };
+    let pseudonyms = pseudonym_column(batch, model_file(model), name)?;
     Ok(pseudonyms
         .keys
         .iter()
@@ -91,7 +91,7 @@ pub fn release_table(
     let mut include = vec![true; rows];
     if let Some(only) = &spec.only_where {
         col(model, &spec.name, only)?;
-        let flag = col(model, &spec.name, only)?.as_boolean_opt().ok_or_else(|| ExportError::Column { column: only.clone(), message: "only_where needs a boolean column".into() })?;
+        let flag = boolean_column(model, file, only)?;
         for (r, inc) in include.iter_mut().enumerate() {
             *inc = flag.is_valid(r) && flag.value(r);
         }
@@ -102,7 +102,7 @@ pub fn release_table(
     let mut codes = Vec::new();
     for d in &spec.dimensions {
         col(model, &spec.name, &d.column)?;
-        let values = crate::hierarchy::atoms(&d.column, col(model, &spec.name, &d.column)?.as_ref())?;
+        let values = model_atoms(model, file, &d.column)?;
         let hierarchy = d.hierarchy.clone().unwrap_or(Hierarchy::Categorical);
         let g = generalise(&d.column, &values, &hierarchy, None)?;
         let level = g.levels[d.level].clone();
@@ -117,7 +117,7 @@ pub fn release_table(
         .iter()
         .map(|m| {
             col(model, &spec.name, m)?;
-            let a = cast(col(model, &spec.name, m)?, &DataType::Float64).map_err(
+            let a = cast(numeric_column(model, file, m)?, &DataType::Float64).map_err(
                 ExportError::arrow(format!("table {}: measure {m}", spec.name)),
             )?;
             Ok(a.as_primitive::<Float64Type>().clone())
