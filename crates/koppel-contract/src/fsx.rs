@@ -161,18 +161,8 @@ impl AtomicDir {
     /// removed and nothing is at the final place.
     pub fn commit(mut self) -> Result<PathBuf, AtomicDirError> {
         let partial = self.partial.take().expect("committed once");
-        let synced = (|| {
-            for entry in std::fs::read_dir(partial.path()).map_err(io_at(partial.path()))? {
-                let path = entry.map_err(io_at(partial.path()))?.path();
-                if path.is_file() {
-                    File::open(&path)
-                        .and_then(|f| f.sync_all())
-                        .map_err(io_at(&path))?;
-                }
-            }
-            sync_dir(partial.path()).map_err(io_at(partial.path()))
-        })();
-        synced?;
+        // On an error here `partial` is dropped, and with it the folder.
+        sync_folder(partial.path())?;
         if self.final_path.exists() {
             // Checked empty when made; an empty folder is replaced.
             std::fs::remove_dir(&self.final_path).map_err(io_at(&self.final_path))?;
@@ -185,6 +175,19 @@ impl AtomicDir {
         sync_parent(&self.final_path).map_err(io_at(&self.final_path))?;
         Ok(self.final_path.clone())
     }
+}
+
+/// Fsyncs every file directly in `dir`, then `dir` itself.
+fn sync_folder(dir: &Path) -> Result<(), AtomicDirError> {
+    for entry in std::fs::read_dir(dir).map_err(io_at(dir))? {
+        let path = entry.map_err(io_at(dir))?.path();
+        if path.is_file() {
+            File::open(&path)
+                .and_then(|f| f.sync_all())
+                .map_err(io_at(&path))?;
+        }
+    }
+    sync_dir(dir).map_err(io_at(dir))
 }
 
 #[cfg(test)]

@@ -42,7 +42,8 @@ pub struct ContractCodes {
 pub const SEX: ContractCodes = ContractCodes {
     function: "sex_code",
     column: "sex",
-    values: &["M", "V", "X"],
+    // The contract lists them in byte order already.
+    values: koppel_contract::codes::SEX.values,
 };
 
 /// Sector (contract §1, `BRANCHE`), in byte order.
@@ -57,7 +58,8 @@ pub const SECTOR: ContractCodes = ContractCodes {
 pub const CONTRACT_TYPE: ContractCodes = ContractCodes {
     function: "contract_code",
     column: "contract_type",
-    values: &["VAST", "TIJDELIJK", "OPROEP"],
+    // The contract's order is the precedence order.
+    values: koppel_contract::codes::CONTRACT_TYPE.values,
 };
 
 impl ContractCodes {

@@ -11,8 +11,8 @@
 
 use std::path::{Path, PathBuf};
 
-use koppel_contract::IdentifierMode;
 use koppel_contract::files::manifest_path;
+use koppel_contract::{IdentifierMode, IdentifierType};
 use koppel_ingest::{DeliveryManifest, SpecSet};
 use koppel_pseudonymise::{
     KeyMaterial, Pseudonymiser, Stage, Stage2Transform, pseudonymise_staged,
@@ -100,22 +100,18 @@ pub fn stage_raw(raw: &Path, out: &Path) -> Vec<PathBuf> {
     written
 }
 
-/// The stage-2 pseudonym of a raw citizen number, as the linked models
-/// hold it.
-pub fn person_p2(bsn: &str) -> Vec<u8> {
-    let p1 = stage1()
-        .pseudonym_of_raw(koppel_contract::IdentifierType::Bsn, bsn.as_bytes())
-        .unwrap();
-    stage2()
-        .pseudonym(koppel_contract::IdentifierType::Bsn, &p1)
-        .to_vec()
+/// The stage-2 pseudonym of a raw identifier, as the linked models hold it.
+fn p2_of(kind: IdentifierType, raw: &str) -> Vec<u8> {
+    let p1 = stage1().pseudonym_of_raw(kind, raw.as_bytes()).unwrap();
+    stage2().pseudonym(kind, &p1).to_vec()
 }
 
+/// The stage-2 pseudonym of a raw citizen number.
+pub fn person_p2(bsn: &str) -> Vec<u8> {
+    p2_of(IdentifierType::Bsn, bsn)
+}
+
+/// The stage-2 pseudonym of a raw KvK number.
 pub fn org_p2(kvk: &str) -> Vec<u8> {
-    let p1 = stage1()
-        .pseudonym_of_raw(koppel_contract::IdentifierType::Kvk, kvk.as_bytes())
-        .unwrap();
-    stage2()
-        .pseudonym(koppel_contract::IdentifierType::Kvk, &p1)
-        .to_vec()
+    p2_of(IdentifierType::Kvk, kvk)
 }

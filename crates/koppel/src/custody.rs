@@ -475,13 +475,11 @@ pub fn pseudonymise(args: PseudonymiseArgs) -> Result<ExitCode> {
     let mut failures = 0;
     for file in &staged {
         let result = specs
-            .for_file(file)
+            .delivery_name(file)
+            .and_then(|name| Some((specs.get(&name.source)?, name)))
             .with_context(|| format!("{}: no source spec matches the file name", file.display()))
-            .and_then(|spec| {
+            .and_then(|(spec, name)| {
                 let transform = Stage2Transform::new(&spec.source, stage2.clone())?;
-                let name = specs
-                    .delivery_name(file)
-                    .context("no source spec matches the file name")?;
                 let output = args.out.join(name.stage2_name());
                 Ok(pseudonymise_staged(file, spec, &transform, &output)?)
             });
