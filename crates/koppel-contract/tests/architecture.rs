@@ -120,7 +120,7 @@ fn stage(name: &str) -> u8 {
     match name {
         "koppel-contract" => 0,
         "koppel-report" | "koppel-ledger" | "koppel-synth" => 1,
-        "koppel-ingest" => 1,
+        "koppel-ingest" | "koppel-disclosure" => 1,
         "koppel-pseudonymise" => 2,
         "koppel-join" | "koppel-export" => 3,
         "koppel-testkit" => 3,
@@ -159,6 +159,25 @@ fn dependencies_point_along_the_flow() {
             .iter()
             .all(|d| !d.starts_with("koppel")),
         "koppel-contract depends on no other Koppel crate"
+    );
+}
+
+/// The disclosure engine works on codes and counts: no Koppel crate, no
+/// Arrow, no Parquet, no DataFusion, its tests included, so that it can be
+/// reasoned about and property-tested on its own.
+#[test]
+fn the_disclosure_engine_stands_alone() {
+    let g = graph();
+    let links = g.links("koppel-disclosure", true);
+    for forbidden in ["arrow", "arrow-array", "parquet", "datafusion"] {
+        assert!(
+            !links.contains(forbidden),
+            "koppel-disclosure links {forbidden}"
+        );
+    }
+    assert!(
+        links.iter().all(|d| !d.starts_with("koppel")),
+        "koppel-disclosure depends on {links:?}"
     );
 }
 
