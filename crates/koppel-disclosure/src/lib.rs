@@ -43,6 +43,7 @@
 //!   top-down heuristics for lattices too large to enumerate), evaluating
 //!   a step's candidates in parallel.
 
+mod population;
 mod profiles;
 mod search;
 mod suppress;
@@ -55,13 +56,20 @@ pub use search::protect;
 /// An unknown or suppressed value.
 pub const NULL: u32 = u32::MAX;
 
-/// A released variable with its generalisation levels.
+/// Not yet seen, in the nesting check.
+const PENDING: u32 = NULL - 1;
+
+/// A released variable with its generalisation hierarchy.
 #[derive(Debug, Clone)]
 pub struct Variable {
     pub name: String,
-    /// `levels[l][row]`: the row's code at level `l`; level 0 is the most
-    /// detailed. A hierarchy is a function of level 0: two rows with the
-    /// same level-0 code have the same code at every level.
+    /// The level-0 code of every row: the most detailed value, [`NULL`]
+    /// when unknown.
+    pub codes: Vec<u32>,
+    /// `levels[l][c]`: the level-l code of level-0 code `c` (the hierarchy
+    /// is a function of the value); `levels[0]` is the identity. Levels
+    /// from the minimum up nest: values that share a code at one level
+    /// share it at every higher level.
     pub levels: Vec<Vec<u32>>,
     /// The search's range of levels (inclusive).
     pub min_level: usize,
@@ -74,6 +82,59 @@ pub struct Variable {
 }
 
 impl Variable {
+    /// A variable with one level-0 code per row and the levels of its
+    /// hierarchy given as codes per row (each a function of level 0):
+    /// the form tests and small callers find easiest.
+    pub fn from_rows(name: &str, rows: Vec<Vec<u32>>) -> Result<Variable, DisclosureError> {
+        let codes = rows.first().cloned().unwrap_or_default();
+        let categories = codes
+            .iter()
+            .filter(|&&c| c != NULL)
+            .map(|&c| c as usize + 1)
+            .max()
+            .unwrap_or(0);
+        let mut levels = vec![vec![NULL; categories]; rows.len()];
+        for (l, level) in rows.iter().enumerate() {
+            if level.len() != codes.len() {
+                return Err(DisclosureError::Variable {
+                    name: name.into(),
+                    message: format!(
+                        "level {l} has {} codes for {} rows",
+                        level.len(),
+                        codes.len()
+                    ),
+                });
+            }
+            for (&c0, &c) in codes.iter().zip(level) {
+                if c0 == NULL {
+                    continue;
+                }
+                let slot = &mut levels[l][c0 as usize];
+                if *slot != NULL && *slot != c {
+                    return Err(DisclosureError::Variable {
+                        name: name.into(),
+                        message: format!("level {l} is not a function of level 0"),
+                    });
+                }
+                *slot = c;
+            }
+        }
+        Ok(Variable {
+            name: name.into(),
+            codes,
+            levels,
+            min_level: 0,
+            max_level: rows.len().saturating_sub(1),
+            weight: 1.0,
+            suppressible: true,
+        })
+    }
+
+    /// The code of `row` at `level`.
+    pub fn code(&self, level: usize, row: usize) -> u32 {
+        lift(&self.levels[level], self.codes[row])
+    }
+
     /// The normalised height of a level: 0 for level 0, 1 for the last.
     fn height(&self, level: usize) -> f64 {
         if self.levels.len() > 1 {
@@ -84,6 +145,41 @@ impl Variable {
     }
 }
 
+/// A level-0 code through a level's map.
+pub(crate) fn lift(map: &[u32], code: u32) -> u32 {
+    if code == NULL {
+        NULL
+    } else {
+        map[code as usize]
+    }
+}
+
+/// Whom an attacker's classes are counted in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reference {
+    /// The released rows: for an attacker who knows who is in the data
+    /// (the sample is the population).
+    Sample,
+    /// The population ([`Microdata::population`]): for an attacker who
+    /// does not know who is in the data, a released person is at risk
+    /// when fewer than k persons of the population share its values
+    /// (k-map). Suppressed values match any value. Persons with more than
+    /// one released row are counted in the sample (a floor: the sample is
+    /// part of the population).
+    Population,
+}
+
+/// The population the released rows are drawn from: for every variable
+/// the level-0 code of each population row, in the same code dictionary as
+/// the released rows, or `None` where the population does not hold it
+/// (survey answers exist for respondents only). It must include the
+/// released rows' persons.
+#[derive(Debug, Clone, Default)]
+pub struct Population {
+    pub codes: Vec<Option<Vec<u32>>>,
+}
+
 /// A party that may receive the release and the variables it knows of
 /// every person in it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,6 +187,7 @@ pub struct Attacker {
     pub name: String,
     /// Indices into [`Microdata::variables`].
     pub knows: Vec<usize>,
+    pub reference: Reference,
 }
 
 /// A sensitive attribute: every class must hold at least `l` distinct
@@ -111,6 +208,8 @@ pub struct Microdata {
     /// protection.
     pub units: Vec<u32>,
     pub sensitive: Vec<Sensitive>,
+    /// Needed by attackers with [`Reference::Population`].
+    pub population: Option<Population>,
 }
 
 #[derive(Debug, Clone)]
@@ -211,6 +310,16 @@ pub enum DisclosureError {
         needed: f64,
         detail: String,
     },
+    #[error(
+        "attacker {attacker} is counted against the population, but {}",
+        match variable { Some(v) => format!("the population does not hold {v}"), None => "no population is given".into() }
+    )]
+    NoPopulation {
+        attacker: String,
+        variable: Option<String>,
+    },
+    #[error("the population's columns do not match the variables (length or codes)")]
+    PopulationShape,
     #[error("internal check failed: attacker {attacker} finds a released class of {size} units")]
     Unsafe { attacker: String, size: u64 },
 }
@@ -237,11 +346,18 @@ impl Microdata {
             if v.levels.is_empty() {
                 return Err(bad("has no levels".into()));
             }
-            if let Some(l) = v.levels.iter().find(|l| l.len() != rows) {
-                return Err(bad(format!(
-                    "a level has {} codes for {rows} rows",
-                    l.len()
-                )));
+            if v.codes.len() != rows {
+                return Err(bad(format!("{} codes for {rows} rows", v.codes.len())));
+            }
+            let categories = v.levels[0].len();
+            if v.levels.iter().any(|l| l.len() != categories) {
+                return Err(bad("levels of unequal length".into()));
+            }
+            if v.codes
+                .iter()
+                .any(|&c| c != NULL && c as usize >= categories)
+            {
+                return Err(bad(format!("a code beyond its {categories} categories")));
             }
             if v.min_level > v.max_level || v.max_level >= v.levels.len() {
                 return Err(bad(format!(
@@ -253,6 +369,28 @@ impl Microdata {
             }
             if !(v.weight.is_finite() && v.weight > 0.0) {
                 return Err(bad("needs a weight above 0".into()));
+            }
+            // Nesting from the minimum level up: the population is
+            // counted on codes at the minimum level and lifted from there.
+            for l in v.min_level + 1..v.levels.len() {
+                let mut above: Vec<u32> = Vec::new();
+                for (c0, &c) in v.levels[v.min_level].iter().enumerate() {
+                    if c == NULL {
+                        continue;
+                    }
+                    if above.len() <= c as usize {
+                        above.resize(c as usize + 1, PENDING);
+                    }
+                    let up = v.levels[l][c0];
+                    if above[c as usize] == PENDING {
+                        above[c as usize] = up;
+                    } else if above[c as usize] != up {
+                        return Err(bad(format!(
+                            "level {l} does not nest over level {}",
+                            v.min_level
+                        )));
+                    }
+                }
             }
         }
         for s in &self.sensitive {
@@ -269,6 +407,33 @@ impl Microdata {
                     attacker: a.name.clone(),
                     index,
                 });
+            }
+            if a.reference == Reference::Population {
+                let population =
+                    self.population
+                        .as_ref()
+                        .ok_or_else(|| DisclosureError::NoPopulation {
+                            attacker: a.name.clone(),
+                            variable: None,
+                        })?;
+                if population.codes.len() != self.variables.len() {
+                    return Err(DisclosureError::PopulationShape);
+                }
+                let length = population.codes.iter().flatten().map(Vec::len).next();
+                for &v in &a.knows {
+                    let codes = population.codes[v].as_ref().ok_or_else(|| {
+                        DisclosureError::NoPopulation {
+                            attacker: a.name.clone(),
+                            variable: Some(self.variables[v].name.clone()),
+                        }
+                    })?;
+                    let categories = self.variables[v].levels[0].len();
+                    if Some(codes.len()) != length
+                        || codes.iter().any(|&c| c != NULL && c as usize >= categories)
+                    {
+                        return Err(DisclosureError::PopulationShape);
+                    }
+                }
             }
         }
         let quasi = self.quasi_identifiers(attackers).len();

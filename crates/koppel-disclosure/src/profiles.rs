@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
-use crate::{Microdata, NULL};
+use crate::{Microdata, NULL, lift};
 
 /// An empty row slot of a unit with fewer rows than the most.
 pub(crate) const PAD: u32 = NULL - 1;
@@ -115,10 +115,14 @@ impl Profiles {
         let width = quasi.len() + data.sensitive.len();
         let rows_per = units.max_rows.max(1);
         let stride = rows_per * width;
-        let columns: Vec<&[u32]> = quasi
+        // (level-0 codes, map to the node's level); sensitive codes as they are.
+        let columns: Vec<(&[u32], Option<&[u32]>)> = quasi
             .iter()
-            .map(|&v| data.variables[v].levels[node[v]].as_slice())
-            .chain(data.sensitive.iter().map(|s| s.codes.as_slice()))
+            .map(|&v| {
+                let var = &data.variables[v];
+                (var.codes.as_slice(), Some(var.levels[node[v]].as_slice()))
+            })
+            .chain(data.sensitive.iter().map(|s| (s.codes.as_slice(), None)))
             .collect();
         let mut arena = vec![PAD; units.count() * stride];
         for (u, slot) in arena
@@ -128,8 +132,12 @@ impl Profiles {
         {
             let rows = units.rows(u);
             for (r, &row) in rows.iter().enumerate() {
-                for (c, column) in columns.iter().enumerate() {
-                    slot[r * width + c] = column[row as usize];
+                for (c, (codes, map)) in columns.iter().enumerate() {
+                    let code = codes[row as usize];
+                    slot[r * width + c] = match map {
+                        Some(map) => lift(map, code),
+                        None => code,
+                    };
                 }
             }
             if rows.len() > 1 && width > 0 {
@@ -173,7 +181,7 @@ impl Profiles {
     pub fn has_row(&self, p: usize, slot: usize) -> bool {
         // A real row never has PAD in its first column; with no columns
         // at all, every unit is one empty profile.
-        self.width == 0 || self.code(p, slot, 0) != PAD
+        slot < self.rows_per && (self.width == 0 || self.code(p, slot, 0) != PAD)
     }
 }
 
@@ -192,14 +200,7 @@ mod tests {
     use crate::Variable;
 
     fn variable(codes: Vec<u32>) -> Variable {
-        Variable {
-            name: "v".into(),
-            levels: vec![codes],
-            min_level: 0,
-            max_level: 0,
-            weight: 1.0,
-            suppressible: true,
-        }
+        Variable::from_rows("v", vec![codes]).unwrap()
     }
 
     #[test]
@@ -210,6 +211,7 @@ mod tests {
             variables: vec![variable(vec![1, 2, 5, 2, 1])],
             units: vec![7, 7, 8, 9, 9],
             sensitive: vec![],
+            population: None,
         };
         let units = Units::new(&data.units);
         assert_eq!(units.count(), 3);

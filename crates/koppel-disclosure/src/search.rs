@@ -2,11 +2,12 @@
 
 use rayon::prelude::*;
 
+use crate::population::PopulationBase;
 use crate::profiles::{Profiles, Units};
-use crate::suppress::{Rules, Suppression, View, classes, suppress};
+use crate::suppress::{Rules, Suppression, View, class_sizes, classes, suppress};
 use crate::{
-    Attacker, AttackerOutcome, DisclosureError, Microdata, NULL, Params, Protection, SearchStep,
-    VariableOutcome,
+    Attacker, AttackerOutcome, DisclosureError, Microdata, NULL, Params, Protection, Reference,
+    SearchStep, VariableOutcome,
 };
 
 /// Everything the search knows of the data, fixed for all nodes.
@@ -18,6 +19,7 @@ struct Problem<'a> {
     units: Units,
     views: Vec<View>,
     l: Vec<usize>,
+    population: Option<PopulationBase>,
 }
 
 /// A node after local suppression.
@@ -73,7 +75,12 @@ impl<'a> Problem<'a> {
                     );
                     wx.total_cmp(&wy).then(x.cmp(&y))
                 });
-                View { knows, order }
+                View {
+                    knows,
+                    order,
+                    variables: quasi.clone(),
+                    population: a.reference == Reference::Population,
+                }
             })
             .collect();
         Problem {
@@ -83,20 +90,23 @@ impl<'a> Problem<'a> {
             quasi,
             views,
             l: data.sensitive.iter().map(|s| s.l).collect(),
+            population: PopulationBase::new(data, attackers),
         }
     }
 
-    fn rules(&self) -> Rules<'_> {
+    fn rules<'r>(&'r self, node: &'r [usize]) -> Rules<'r> {
         Rules {
             k: self.params.k as u64,
             l: &self.l,
             quasi: self.quasi.len(),
+            node,
+            population: self.population.as_ref(),
         }
     }
 
     fn evaluate(&self, levels: &[usize]) -> Evaluation {
         let profiles = Profiles::build(self.data, &self.quasi, &self.units, levels);
-        let suppression = suppress(&profiles, &self.views, self.rules());
+        let suppression = suppress(&profiles, &self.views, self.rules(levels));
         let q = self.quasi.len();
         let (mut known, mut null, mut loss) = (vec![0u64; q], vec![0u64; q], vec![0f64; q]);
         for (row, &unit) in self.units.of_row.iter().enumerate() {
@@ -104,13 +114,13 @@ impl<'a> Problem<'a> {
             let dropped = suppression.dropped[p];
             for (c, &v) in self.quasi.iter().enumerate() {
                 let variable = &self.data.variables[v];
-                if variable.levels[0][row] == NULL {
+                if variable.codes[row] == NULL {
                     continue;
                 }
                 known[c] += 1;
                 if dropped
                     || suppression.mask[p] & (1 << c) != 0
-                    || variable.levels[levels[v]][row] == NULL
+                    || variable.code(levels[v], row) == NULL
                 {
                     null[c] += 1;
                     loss[c] += 1.0;
@@ -151,22 +161,28 @@ impl<'a> Problem<'a> {
         }
     }
 
-    /// Units at risk for each attacker with every variable at level 0 and
-    /// nothing suppressed.
+    /// Units at risk for each attacker with every variable at its minimum
+    /// level and nothing suppressed: the release as the pipeline would let
+    /// it out without protection.
     fn risk_before(&self) -> Vec<u64> {
-        let levels = vec![0; self.data.variables.len()];
+        let levels: Vec<usize> = self.data.variables.iter().map(|v| v.min_level).collect();
         let profiles = Profiles::build(self.data, &self.quasi, &self.units, &levels);
         let none = Suppression {
             mask: vec![0; profiles.len()],
             dropped: vec![false; profiles.len()],
             values_by_attacker: vec![0; self.views.len()],
         };
+        let rules = self.rules(&levels);
         self.views
             .iter()
             .map(|view| {
-                let classes = classes(&profiles, &none, view, self.rules());
+                let classes = classes(&profiles, &none, view, rules);
+                let sizes = class_sizes(&profiles, &none, view, rules, &classes);
                 (0..profiles.len())
-                    .filter(|&p| classes.at_risk(p))
+                    .filter(|&p| {
+                        sizes[p].is_some_and(|s| s < rules.k)
+                            || !classes.diverse[classes.of_profile[p] as usize]
+                    })
                     .map(|p| profiles.units[p])
                     .sum()
             })
@@ -280,18 +296,17 @@ fn outcome(
     let before = problem.risk_before();
     let mut outcomes = Vec::new();
     for ((attacker, view), before) in attackers.iter().zip(&problem.views).zip(before) {
-        let classes = classes(profiles, s, view, problem.rules());
+        let rules = problem.rules(&chosen.levels);
+        let classes = classes(profiles, s, view, rules);
+        let sizes = class_sizes(profiles, s, view, rules, &classes);
         let mut at_risk = 0;
         let mut smallest = u64::MAX;
         let mut released = 0;
-        for p in 0..profiles.len() {
-            if s.dropped[p] {
-                continue;
-            }
+        for (p, size) in sizes.iter().enumerate() {
+            let Some(size) = *size else { continue };
             released += profiles.units[p];
-            let c = classes.of_profile[p] as usize;
-            smallest = smallest.min(classes.units[c]);
-            if !classes.safe[c] {
+            smallest = smallest.min(size);
+            if size < rules.k || !classes.diverse[classes.of_profile[p] as usize] {
                 at_risk += profiles.units[p];
             }
         }
@@ -342,11 +357,11 @@ fn outcome(
                     // in every released row.
                     let (mut known, mut null, mut loss) = (0u64, 0u64, 0f64);
                     for (r, &dropped) in dropped.iter().enumerate() {
-                        if variable.levels[0][r] == NULL {
+                        if variable.codes[r] == NULL {
                             continue;
                         }
                         known += 1;
-                        if dropped || variable.levels[level][r] == NULL {
+                        if dropped || variable.code(level, r) == NULL {
                             null += 1;
                             loss += 1.0;
                         } else {

@@ -2,6 +2,7 @@
 //! attacker finds a unit at risk.
 
 use crate::NULL;
+use crate::population::PopulationBase;
 use crate::profiles::{FxMap, PAD, Profiles, sort_rows};
 
 /// An attacker as the suppression sees it: profile columns, not variables.
@@ -12,6 +13,10 @@ pub(crate) struct View {
     /// The same columns in the order local suppression nulls them:
     /// suppressible ones only, cheapest (lowest weight) first.
     pub order: Vec<usize>,
+    /// The variable of each profile column.
+    pub variables: Vec<usize>,
+    /// Counted against the population (k-map) rather than the sample.
+    pub population: bool,
 }
 
 /// Requirements on every class.
@@ -22,6 +27,9 @@ pub(crate) struct Rules<'a> {
     pub l: &'a [usize],
     /// Number of quasi-identifier columns in a profile row.
     pub quasi: usize,
+    /// The node's level of every variable.
+    pub node: &'a [usize],
+    pub population: Option<&'a PopulationBase>,
 }
 
 /// Suppression applied to the profiles.
@@ -39,14 +47,19 @@ pub(crate) struct Classes {
     /// Class of each profile; `u32::MAX` for a dropped one.
     pub of_profile: Vec<u32>,
     pub units: Vec<u64>,
-    /// Whether each class meets k and l.
-    pub safe: Vec<bool>,
+    /// Whether each class meets l.
+    pub diverse: Vec<bool>,
 }
 
 impl Classes {
-    pub fn at_risk(&self, profile: usize) -> bool {
+    /// Sample classes: at risk below k units or when not l-diverse.
+    pub fn at_risk(&self, profile: usize, k: u64) -> bool {
         let c = self.of_profile[profile];
-        c != u32::MAX && !self.safe[c as usize]
+        c != u32::MAX && (self.units[c as usize] < k || !self.diverse[c as usize])
+    }
+
+    pub fn units_of(&self, profile: usize) -> u64 {
+        self.units[self.of_profile[profile] as usize]
     }
 }
 
@@ -114,16 +127,91 @@ pub(crate) fn classes(
         }
         of_profile[p] = c;
     }
-    let safe = units
+    let diverse = distinct
         .iter()
-        .zip(&distinct)
-        .map(|(&u, d)| u >= rules.k && d.iter().zip(rules.l).all(|(s, &l)| s.len() >= l))
+        .map(|d| d.iter().zip(rules.l).all(|(s, &l)| s.len() >= l))
         .collect();
     Classes {
         of_profile,
         units,
-        safe,
+        diverse,
     }
+}
+
+/// Population counts (k-map) of the given single-row profiles, each with
+/// its own suppression: suppressed columns match any value, so profiles
+/// are grouped by which of the attacker's columns they have suppressed.
+pub(crate) fn population_counts(
+    profiles: &Profiles,
+    suppression: &Suppression,
+    view: &View,
+    rules: Rules<'_>,
+    wanted: &[usize],
+) -> Vec<u64> {
+    let base = rules
+        .population
+        .expect("a population-based attacker has a population");
+    let known: u64 = view.knows.iter().map(|&c| 1u64 << c).sum();
+    let mut groups: FxMap<u64, Vec<usize>> = FxMap::default();
+    for (i, &p) in wanted.iter().enumerate() {
+        groups
+            .entry(suppression.mask[p] & known)
+            .or_default()
+            .push(i);
+    }
+    let mut counts = vec![0; wanted.len()];
+    for (mask, members) in groups {
+        let columns: Vec<usize> = view
+            .knows
+            .iter()
+            .copied()
+            .filter(|&c| mask & (1 << c) == 0)
+            .collect();
+        let variables: Vec<usize> = columns.iter().map(|&c| view.variable(c)).collect();
+        let key =
+            |p: usize| -> Vec<u32> { columns.iter().map(|&c| profiles.code(p, 0, c)).collect() };
+        let mut counted: FxMap<Vec<u32>, u64> =
+            members.iter().map(|&i| (key(wanted[i]), 0)).collect();
+        base.count(&variables, rules.node, &mut counted);
+        for i in members {
+            counts[i] = counted[&key(wanted[i])];
+        }
+    }
+    counts
+}
+
+impl View {
+    /// The variable behind profile column `c`.
+    fn variable(&self, c: usize) -> usize {
+        self.variables[c]
+    }
+}
+
+/// The class size an attacker sees for every released profile: the
+/// sample class, or for a population-based attacker and a single-row
+/// profile the population count (at least the sample class: the sample is
+/// part of the population). `None` for dropped profiles.
+pub(crate) fn class_sizes(
+    profiles: &Profiles,
+    suppression: &Suppression,
+    view: &View,
+    rules: Rules<'_>,
+    classes: &Classes,
+) -> Vec<Option<u64>> {
+    let n = profiles.len();
+    let mut sizes: Vec<Option<u64>> = (0..n)
+        .map(|p| (!suppression.dropped[p]).then(|| classes.units_of(p)))
+        .collect();
+    if view.population {
+        let single: Vec<usize> = (0..n)
+            .filter(|&p| !suppression.dropped[p] && !profiles.has_row(p, 1))
+            .collect();
+        let counts = population_counts(profiles, suppression, view, rules, &single);
+        for (&p, count) in single.iter().zip(counts) {
+            sizes[p] = sizes[p].map(|s| s.max(count));
+        }
+    }
+    sizes
 }
 
 /// Whether nulling column `c` of profile `p` changes anything: some row
@@ -149,17 +237,40 @@ pub(crate) fn suppress(profiles: &Profiles, views: &[View], rules: Rules<'_>) ->
         dropped: vec![false; n],
         values_by_attacker: vec![0; views.len()],
     };
+    // Population counts only grow as values are suppressed (a suppressed
+    // value matches any), so a profile found safe in the population stays
+    // safe for that attacker: it is not counted again.
+    let mut safe_in_population = vec![vec![false; n]; views.len()];
     loop {
         let mut changed = false;
         for (a, view) in views.iter().enumerate() {
             loop {
                 let classes = classes(profiles, &s, view, rules);
-                let mut stepped = false;
-                for p in 0..n {
-                    if !classes.at_risk(p) {
-                        continue;
+                let mut at_risk: Vec<usize> =
+                    (0..n).filter(|&p| classes.at_risk(p, rules.k)).collect();
+                if view.population {
+                    let known_safe = &mut safe_in_population[a];
+                    // l-diversity is a property of the released classes;
+                    // only the k part is counted in the population.
+                    let (single, rest): (Vec<usize>, Vec<usize>) =
+                        at_risk.into_iter().partition(|&p| {
+                            !profiles.has_row(p, 1)
+                                && classes.diverse[classes.of_profile[p] as usize]
+                        });
+                    let unknown: Vec<usize> =
+                        single.iter().copied().filter(|&p| !known_safe[p]).collect();
+                    let counts = population_counts(profiles, &s, view, rules, &unknown);
+                    for (&p, count) in unknown.iter().zip(counts) {
+                        known_safe[p] = count >= rules.k;
                     }
-                    stepped = true;
+                    at_risk = rest;
+                    at_risk.extend(single.into_iter().filter(|&p| !known_safe[p]));
+                    at_risk.sort_unstable();
+                }
+                if at_risk.is_empty() {
+                    break;
+                }
+                for p in at_risk {
                     let next = view
                         .order
                         .iter()
@@ -172,9 +283,6 @@ pub(crate) fn suppress(profiles: &Profiles, views: &[View], rules: Rules<'_>) ->
                         }
                         None => s.dropped[p] = true,
                     }
-                }
-                if !stepped {
-                    break;
                 }
                 changed = true;
             }

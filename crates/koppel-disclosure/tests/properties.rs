@@ -4,25 +4,32 @@
 use std::collections::HashMap;
 
 use koppel_disclosure::{
-    Attacker, DisclosureError, Microdata, NULL, Params, Protection, Sensitive, Variable, protect,
+    Attacker, DisclosureError, Microdata, NULL, Params, Population, Protection, Reference,
+    Sensitive, Variable, protect,
 };
 use proptest::prelude::*;
 
 /// A variable whose level 1 merges codes in pairs and whose last level
 /// suppresses: a hierarchy as export builds them.
-fn variable(name: &str, codes: Vec<u32>, suppressible: bool) -> Variable {
+fn variable(name: &str, codes: Vec<u32>) -> Variable {
     let pairs = codes
         .iter()
         .map(|&c| if c == NULL { NULL } else { c / 2 })
         .collect();
     let top = vec![NULL; codes.len()];
-    Variable {
+    levels(name, vec![codes, pairs, top])
+}
+
+/// A variable with its levels given as codes per row.
+fn levels(name: &str, rows: Vec<Vec<u32>>) -> Variable {
+    Variable::from_rows(name, rows).unwrap()
+}
+
+fn attacker(name: &str, knows: Vec<usize>) -> Attacker {
+    Attacker {
         name: name.into(),
-        levels: vec![codes, pairs, top],
-        min_level: 0,
-        max_level: 2,
-        weight: 1.0,
-        suppressible,
+        knows,
+        reference: Reference::Sample,
     }
 }
 
@@ -31,7 +38,7 @@ fn released(data: &Microdata, p: &Protection, v: usize, row: usize) -> u32 {
     if p.suppressed[v][row] {
         NULL
     } else {
-        data.variables[v].levels[p.levels[v]][row]
+        data.variables[v].code(p.levels[v], row)
     }
 }
 
@@ -79,21 +86,18 @@ fn data_strategy() -> impl Strategy<Value = (Microdata, Vec<Attacker>, usize)> {
         })
         .prop_map(|(codes, units, years, attackers, k)| {
             let mut vars = vec![Variable {
-                name: "year".into(),
-                levels: vec![years],
-                min_level: 0,
-                max_level: 0,
-                weight: 1.0,
                 suppressible: false,
+                ..levels("year", vec![years])
             }];
             for (i, c) in codes.into_iter().enumerate() {
-                vars.push(variable(&format!("v{i}"), c, true));
+                vars.push(variable(&format!("v{i}"), c));
             }
             let attackers = attackers
                 .into_iter()
                 .enumerate()
                 .map(|(i, knows)| Attacker {
                     name: format!("a{i}"),
+                    reference: Reference::Sample,
                     knows: std::iter::once(0)
                         .chain(
                             knows
@@ -110,6 +114,7 @@ fn data_strategy() -> impl Strategy<Value = (Microdata, Vec<Attacker>, usize)> {
                     variables: vars,
                     units,
                     sensitive: vec![],
+                    population: None,
                 },
                 attackers,
                 k,
@@ -173,14 +178,7 @@ proptest! {
 }
 
 fn one_level(name: &str, codes: Vec<u32>) -> Variable {
-    Variable {
-        name: name.into(),
-        levels: vec![codes],
-        min_level: 0,
-        max_level: 0,
-        weight: 1.0,
-        suppressible: true,
-    }
+    levels(name, vec![codes])
 }
 
 /// Each of a person's two rows is in a class of ten, but the pair of them
@@ -214,11 +212,9 @@ fn a_persons_rows_are_protected_together() {
         ],
         units: unit,
         sensitive: vec![],
+        population: None,
     };
-    let attackers = [Attacker {
-        name: "partner".into(),
-        knows: vec![0, 1],
-    }];
+    let attackers = [attacker("partner", vec![0, 1])];
     let p = protect(
         &data,
         &attackers,
@@ -256,11 +252,9 @@ fn one_unit_per_row_protects_rows() {
         ],
         units: (0..12).collect(),
         sensitive: vec![],
+        population: None,
     };
-    let attackers = [Attacker {
-        name: "partner".into(),
-        knows: vec![0, 1],
-    }];
+    let attackers = [attacker("partner", vec![0, 1])];
     let p = protect(
         &data,
         &attackers,
@@ -286,30 +280,21 @@ fn each_attacker_is_protected_against_with_its_own_columns() {
     let data = Microdata {
         variables: vec![
             one_level("age", (0..30).map(|r| r / 10).collect()),
-            Variable {
-                levels: vec![
+            levels(
+                "care",
+                vec![
                     (0..30).collect(),
                     (0..30).map(|r| r / 10).collect(),
                     vec![NULL; 30],
                 ],
-                max_level: 2,
-                ..one_level("care", vec![])
-            },
+            ),
             one_level("survey", (0..30).collect()),
         ],
         units: (0..30).collect(),
         sensitive: vec![],
+        population: None,
     };
-    let attackers = [
-        Attacker {
-            name: "payroll".into(),
-            knows: vec![0],
-        },
-        Attacker {
-            name: "insurer".into(),
-            knows: vec![1],
-        },
-    ];
+    let attackers = [attacker("payroll", vec![0]), attacker("insurer", vec![1])];
     let p = protect(
         &data,
         &attackers,
@@ -334,24 +319,14 @@ fn the_search_keeps_every_variable_at_a_useful_level() {
     // (classes of 4); halved each has 2 values: 4 combos of 16.
     let a: Vec<u32> = (0..64).map(|r| r % 4).collect();
     let b: Vec<u32> = (0..64).map(|r| (r / 4) % 4).collect();
-    let three = |codes: Vec<u32>, name: &str| Variable {
-        levels: vec![
-            codes.clone(),
-            codes.iter().map(|c| c / 2).collect(),
-            vec![NULL; codes.len()],
-        ],
-        max_level: 2,
-        ..one_level(name, vec![])
-    };
+    let three = |codes: Vec<u32>, name: &str| variable(name, codes);
     let data = Microdata {
         variables: vec![three(a, "a"), three(b, "b")],
         units: (0..64).collect(),
         sensitive: vec![],
+        population: None,
     };
-    let attackers = [Attacker {
-        name: "x".into(),
-        knows: vec![0, 1],
-    }];
+    let attackers = [attacker("x", vec![0, 1])];
     // With a cap of 10%, suppressing instead of coarsening is ruled out.
     let p = protect(
         &data,
@@ -374,22 +349,16 @@ fn l_diversity_holds_in_every_class() {
     let age: Vec<u32> = (0..30).map(|r| r / 10).collect();
     let diagnosis: Vec<u32> = (0..30).map(|r| if r < 10 { 0 } else { r % 2 }).collect();
     let data = Microdata {
-        variables: vec![Variable {
-            levels: vec![age, vec![0; 30], vec![NULL; 30]],
-            max_level: 2,
-            ..one_level("age", vec![])
-        }],
+        variables: vec![levels("age", vec![age, vec![0; 30], vec![NULL; 30]])],
         units: (0..30).collect(),
         sensitive: vec![Sensitive {
             name: "diagnosis".into(),
             codes: diagnosis,
             l: 2,
         }],
+        population: None,
     };
-    let attackers = [Attacker {
-        name: "x".into(),
-        knows: vec![0],
-    }];
+    let attackers = [attacker("x", vec![0])];
     // Under a cap of 20% the class cannot simply be left out (a third of
     // the rows).
     let p = protect(
@@ -411,11 +380,9 @@ fn a_cap_no_node_meets_is_an_error_naming_the_variables() {
         variables: vec![one_level("postcode", (0..20).collect())],
         units: (0..20).collect(),
         sensitive: vec![],
+        population: None,
     };
-    let attackers = [Attacker {
-        name: "x".into(),
-        knows: vec![0],
-    }];
+    let attackers = [attacker("x", vec![0])];
     let err = protect(
         &data,
         &attackers,
@@ -440,11 +407,9 @@ fn bad_input_is_an_error() {
         variables: vec![one_level("v", vec![0, 1])],
         units: vec![0, 1, 2],
         sensitive: vec![],
+        population: None,
     };
-    let attackers = [Attacker {
-        name: "x".into(),
-        knows: vec![3],
-    }];
+    let attackers = [attacker("x", vec![3])];
     let params = Params {
         k: 2,
         max_suppression: 1.0,
@@ -473,4 +438,197 @@ fn bad_input_is_an_error() {
         .unwrap_err(),
         DisclosureError::K(1)
     );
+}
+
+/// Random data with a population: the released rows plus as many again.
+fn population_strategy() -> impl Strategy<Value = (Microdata, Vec<Attacker>, usize)> {
+    (data_strategy(), any::<u64>()).prop_map(|((mut data, attackers, k), seed)| {
+        let rows = data.units.len();
+        let mut state = seed | 1;
+        let mut next = move |n: u32| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % u64::from(n)) as u32
+        };
+        let codes = data
+            .variables
+            .iter()
+            .enumerate()
+            .map(|(v, var)| {
+                let categories = var.levels[0].len().max(1) as u32;
+                let extra: Vec<u32> = (0..rows * 3)
+                    .map(|_| if v == 0 { next(2) } else { next(categories) })
+                    .collect();
+                Some([var.codes.clone(), extra].concat())
+            })
+            .collect();
+        data.population = Some(Population { codes });
+        // Every other attacker counts in the population.
+        let attackers = attackers
+            .into_iter()
+            .enumerate()
+            .map(|(i, a)| Attacker {
+                reference: if i % 2 == 0 {
+                    Reference::Population
+                } else {
+                    Reference::Sample
+                },
+                ..a
+            })
+            .collect();
+        (data, attackers, k)
+    })
+}
+
+/// Population rows matching a released row on the attacker's columns; a
+/// suppressed value matches any.
+fn naive_population_count(
+    data: &Microdata,
+    p: &Protection,
+    attacker: &Attacker,
+    row: usize,
+) -> u64 {
+    let population = data.population.as_ref().unwrap();
+    let rows = population.codes[0].as_ref().unwrap().len();
+    (0..rows)
+        .filter(|&q| {
+            attacker.knows.iter().all(|&v| {
+                if p.suppressed[v][row] {
+                    return true;
+                }
+                let var = &data.variables[v];
+                let code = population.codes[v].as_ref().unwrap()[q];
+                let lifted = if code == NULL {
+                    NULL
+                } else {
+                    var.levels[p.levels[v]][code as usize]
+                };
+                lifted == released(data, p, v, row)
+            })
+        })
+        .count() as u64
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// k-map: a population-based attacker finds every released person of
+    /// one row in at least k population rows, and every person of more
+    /// rows in a sample class of k.
+    #[test]
+    fn population_attackers_find_k_in_the_population((data, attackers, k) in population_strategy()) {
+        let p = protect(&data, &attackers, &Params { k, max_suppression: 1.0 }).unwrap();
+        let mut rows_of: HashMap<u32, Vec<usize>> = HashMap::new();
+        for (row, &unit) in data.units.iter().enumerate() {
+            rows_of.entry(unit).or_default().push(row);
+        }
+        for a in &attackers {
+            let sample: HashMap<Vec<Vec<u32>>, u64> = naive_classes(&data, &p, a).into_iter().collect();
+            for rows in rows_of.values() {
+                if p.dropped[rows[0]] {
+                    continue;
+                }
+                let mut key: Vec<Vec<u32>> = rows
+                    .iter()
+                    .map(|&r| a.knows.iter().map(|&v| released(&data, &p, v, r)).collect())
+                    .collect();
+                key.sort();
+                let in_sample = sample[&key];
+                match (a.reference, rows.len()) {
+                    (Reference::Population, 1) => {
+                        let n = naive_population_count(&data, &p, a, rows[0]);
+                        prop_assert!(n.max(in_sample) >= k as u64, "{}: {n} in the population", a.name);
+                    }
+                    _ => prop_assert!(in_sample >= k as u64, "{}: a class of {in_sample}", a.name),
+                }
+            }
+        }
+    }
+}
+
+/// A lone respondent is safe from an attacker who does not know who
+/// responded when ten persons of the population share its values; an
+/// attacker who knows who responded finds it.
+#[test]
+fn the_population_protects_respondents_from_attackers_who_do_not_know_them() {
+    // Sample: 10 rows of value 0, 1 row of value 1. Population: the
+    // sample plus 9 more persons of value 1.
+    let value: Vec<u32> = [vec![0; 10], vec![1]].concat();
+    let data = Microdata {
+        variables: vec![one_level("value", value.clone())],
+        units: (0..11).collect(),
+        sensitive: vec![],
+        population: Some(Population {
+            codes: vec![Some([value, vec![1; 9]].concat())],
+        }),
+    };
+    let outsider = Attacker {
+        reference: Reference::Population,
+        ..attacker("outsider", vec![0])
+    };
+    let p = protect(
+        &data,
+        &[outsider.clone()],
+        &Params {
+            k: 10,
+            max_suppression: 0.0,
+        },
+    )
+    .unwrap();
+    assert_eq!(p.attackers[0].units_at_risk_before, 0);
+    assert!(!p.suppressed[0][10] && !p.dropped[10]);
+    assert_eq!(p.attackers[0].smallest_class, 10);
+    // The insurer knows who responded: the lone row is at risk.
+    let p = protect(
+        &data,
+        &[attacker("insurer", vec![0])],
+        &Params {
+            k: 10,
+            max_suppression: 1.0,
+        },
+    )
+    .unwrap();
+    assert_eq!(p.attackers[0].units_at_risk_before, 1);
+    assert!(p.dropped[10]);
+    // A population that lacks a variable the attacker knows is an error.
+    let mut thin = data.clone();
+    thin.population = Some(Population { codes: vec![None] });
+    assert!(matches!(
+        protect(
+            &thin,
+            &[outsider],
+            &Params {
+                k: 10,
+                max_suppression: 1.0
+            }
+        ),
+        Err(DisclosureError::NoPopulation { .. })
+    ));
+}
+
+#[test]
+fn levels_that_do_not_nest_are_an_error() {
+    // Level 1 puts 0 and 1 together, level 2 apart: the population could
+    // not be counted from level 1 up.
+    let v = Variable {
+        min_level: 1,
+        ..levels("v", vec![vec![0, 1, 2], vec![0, 0, 1], vec![0, 1, 1]])
+    };
+    let data = Microdata {
+        variables: vec![v],
+        units: vec![0, 1, 2],
+        sensitive: vec![],
+        population: None,
+    };
+    let err = protect(
+        &data,
+        &[attacker("x", vec![0])],
+        &Params {
+            k: 2,
+            max_suppression: 1.0,
+        },
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("does not nest"), "{err}");
 }
