@@ -569,7 +569,7 @@ fn the_population_protects_respondents_from_attackers_who_do_not_know_them() {
     };
     let p = protect(
         &data,
-        &[outsider.clone()],
+        std::slice::from_ref(&outsider),
         &Params {
             k: 10,
             max_suppression: 0.0,
