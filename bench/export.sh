@@ -31,7 +31,8 @@ trap 'rm -rf "$KEYS"' EXIT
 install -m 600 keys-example/demo.keystore.yaml "$KEYS/store.yaml"
 export KOPPEL_PASSPHRASE=koppel-demo-passphrase
 
-if [ ! -f "$CACHE/linked/person_model.parquet" ]; then
+# Relinked when the cache predates the workforce model (the k-map population).
+if [ ! -f "$CACHE/linked/workforce_model.parquet" ]; then
     rm -rf "$CACHE/linked"
     "$KOPPEL" link --staged "$CACHE/staged" --out "$CACHE/linked" > /dev/null
 fi

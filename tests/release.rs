@@ -116,6 +116,7 @@ fn options<'a>(
     ExportOptions {
         config,
         research,
+        release_name: "release".into(),
         pipeline: "preventieplan".into(),
         pipeline_version: "test".into(),
         guard,
@@ -163,43 +164,62 @@ fn release() -> &'static PathBuf {
 }
 
 #[test]
-fn person_file_is_k_anonymous_within_each_year() {
+fn recipients_who_know_who_responded_find_no_class_below_k() {
     let dir = release();
     let people = one(&dir.join(koppel_contract::files::release::PERSON_FILE));
     let config = DisclosureConfig::default();
     let k = config.person.k as usize;
-    let mut columns = vec!["year".to_owned()];
-    columns.extend(
-        config
-            .person
-            .quasi_identifiers
-            .iter()
-            .map(|q| q.column.clone()),
-    );
-    let arrays: Vec<&ArrayRef> = columns
-        .iter()
-        .map(|c| {
-            people
-                .column_by_name(c)
-                .unwrap_or_else(|| panic!("{c} missing"))
-        })
-        .collect();
-    let mut classes: HashMap<Vec<Option<String>>, usize> = HashMap::new();
-    for row in 0..people.num_rows() {
-        let key = arrays.iter().map(|a| text(a, row)).collect();
-        *classes.entry(key).or_default() += 1;
-    }
-    let smallest = classes.values().copied().min().unwrap();
-    assert!(smallest >= k, "a class of {smallest} rows");
-    assert!(classes.len() > 1, "not everything generalised away");
-
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("disclosure-report.json")).unwrap())
             .unwrap();
-    assert_eq!(
-        report["person"]["smallest_class"].as_u64().unwrap() as usize,
-        smallest
-    );
+    let ids = people.column_by_name("person_id").unwrap();
+    let mut smallest = usize::MAX;
+    for recipient in report["person"]["recipients"].as_array().unwrap() {
+        if recipient["reference"] != "sample" {
+            continue;
+        }
+        // The person is the unit: the set of its rows on what it knows.
+        let columns: Vec<&str> = recipient["knows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c.as_str().unwrap())
+            .collect();
+        let arrays: Vec<&ArrayRef> = columns
+            .iter()
+            .map(|c| {
+                people
+                    .column_by_name(c)
+                    .unwrap_or_else(|| panic!("{c} missing"))
+            })
+            .collect();
+        let mut rows_of: HashMap<String, Vec<Vec<Option<String>>>> = HashMap::new();
+        for row in 0..people.num_rows() {
+            let key = arrays.iter().map(|a| text(a, row)).collect();
+            rows_of
+                .entry(text(ids, row).unwrap())
+                .or_default()
+                .push(key);
+        }
+        let mut classes: HashMap<Vec<Vec<Option<String>>>, usize> = HashMap::new();
+        for (_, mut rows) in rows_of {
+            rows.sort();
+            *classes.entry(rows).or_default() += 1;
+        }
+        let least = classes.values().copied().min().unwrap();
+        assert!(
+            least >= k,
+            "{}: a class of {least} persons",
+            recipient["recipient"]
+        );
+        assert!(classes.len() > 1, "not everything generalised away");
+        smallest = smallest.min(least);
+    }
+    assert!(smallest < usize::MAX, "the insurer is declared by default");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("disclosure-report.json")).unwrap())
+            .unwrap();
+    assert!(report["person"]["smallest_class"].as_u64().unwrap() as usize >= k);
     assert_eq!(
         report["person"]["rows_released"].as_u64().unwrap() as usize,
         people.num_rows()
@@ -502,7 +522,23 @@ fn linked_with_extra_column(name: &str, values: impl Fn(usize) -> Option<String>
 #[test]
 fn the_leak_guard_stops_a_planted_identifier() {
     let sector = sector();
-    let config = DisclosureConfig::default();
+    // The planted column is asked for, as a careless release might; no
+    // recipient is known to hold it, so it goes out as linked.
+    let asking_for = |column: &str| {
+        let mut config = DisclosureConfig::default();
+        config
+            .person
+            .variables
+            .push(koppel_export::config::ReleasedVariable {
+                column: column.into(),
+                hierarchy: koppel_export::config::Hierarchy::Categorical,
+                min_level: 0,
+                max_level: Some(0),
+                weight: 1.0,
+            });
+        config
+    };
+    let config = asking_for("note");
     let research = research();
     // A citizen number of the sector, as a note on one row.
     let bsn = first_bsn(sector);
@@ -524,12 +560,8 @@ fn the_leak_guard_stops_a_planted_identifier() {
     // A 9-digit number that passes the 11-test, known or not.
     let planted =
         linked_with_extra_column("code", |row| (row == 3).then(|| "111222333".to_owned()));
-    let err = export(
-        &planted,
-        &out,
-        options(&config, &research, LeakGuard::new()),
-    )
-    .unwrap_err();
+    let code = asking_for("code");
+    let err = export(&planted, &out, options(&code, &research, LeakGuard::new())).unwrap_err();
     assert!(err.to_string().contains("11-test"), "{err}");
     // A stage-2 pseudonym in hexadecimal, in the copied linkage report.
     let dir = sector.root.join("linked-report");
@@ -549,7 +581,8 @@ fn the_leak_guard_stops_a_planted_identifier() {
         report.replacen('{', &format!("{{\"x\": \"{p2}\","), 1),
     )
     .unwrap();
-    let err = export(&dir, &out, options(&config, &research, LeakGuard::new())).unwrap_err();
+    let plain = DisclosureConfig::default();
+    let err = export(&dir, &out, options(&plain, &research, LeakGuard::new())).unwrap_err();
     assert!(err.to_string().contains("linkage-report.json"), "{err}");
     assert!(!out.exists());
     assert_no_temporary_release(&parent);

@@ -9,6 +9,7 @@
 mod util;
 
 mod anywhere;
+mod attacks;
 mod custody;
 mod end_to_end;
 mod linking;

@@ -1,8 +1,9 @@
 """Opens a Koppel release the way a researcher would, with pyarrow and
 DuckDB and nothing else, and checks what it promises: row counts as in the
-manifest, the release id in the Parquet metadata, k-anonymity of the person
-file recomputed in SQL (NULL is a group of its own in GROUP BY), and CSV
-tables that agree with their Parquet twins.
+manifest, the release id in the Parquet metadata, the protection against the
+recipient who knows who responded recomputed in SQL (a person's rows of all
+years together; NULL is a group of its own in GROUP BY), and CSV tables that
+agree with their Parquet twins.
 
 usage: open_release.py RELEASE_DIR K
 """
@@ -25,18 +26,24 @@ for name in ("persons.parquet", "organisations.parquet"):
     meta = pq.read_metadata(release / name).metadata
     assert meta[b"koppel.release_id"].decode() == manifest["release_id"], name
 
-codebook = json.loads((release / "codebook.json").read_text())
-person_book = next(f for f in codebook["files"] if f["file"] == "persons.parquet")
-qis = [v["name"] for v in person_book["variables"] if (v.get("generalisation") or "").startswith("quasi-identifier")]
-assert len(qis) >= 5, qis
-
+report = json.loads((release / "disclosure-report.json").read_text())
 con = duckdb.connect()
-cols = ", ".join(["year"] + qis)
-smallest = con.execute(
-    f"SELECT min(n) FROM (SELECT count(*) AS n FROM read_parquet(?) GROUP BY {cols})",
-    [str(release / "persons.parquet")],
-).fetchone()[0]
-assert smallest >= k, f"a class of {smallest} rows in DuckDB's eyes"
+smallest = None
+for recipient in report["person"]["recipients"]:
+    if recipient["reference"] != "sample":
+        continue
+    cols = ", ".join(recipient["knows"])
+    n = con.execute(
+        f"""SELECT min(n) FROM (
+              SELECT count(*) AS n FROM (
+                SELECT person_id, list(struct_pack({cols}) ORDER BY year) AS rows
+                FROM read_parquet(?) GROUP BY person_id)
+              GROUP BY rows)""",
+        [str(release / "persons.parquet")],
+    ).fetchone()[0]
+    assert n >= k, f"{recipient['recipient']}: a class of {n} persons in DuckDB's eyes"
+    smallest = n if smallest is None else min(smallest, n)
+assert smallest is not None, "the insurer, who knows who responded, is declared by default"
 
 for name in sorted(n for n in rows if n.startswith("table-") and n.endswith(".parquet")):
     parquet_path = str(release / name)

@@ -18,6 +18,9 @@ pub fn manifest_path(file: &Path) -> PathBuf {
 /// Linking's output folder (`koppel link`), read by export.
 pub mod linked {
     pub const PERSON_MODEL_FILE: &str = "person_model.parquet";
+    /// Everyone on the payroll, per year: the population the disclosure
+    /// engine measures risk against. Read by export, never released.
+    pub const WORKFORCE_MODEL_FILE: &str = "workforce_model.parquet";
     pub const ORGANISATION_MODEL_FILE: &str = "organisation_model.parquet";
     pub const LINKAGE_REPORT_FILE: &str = "linkage-report.json";
 }

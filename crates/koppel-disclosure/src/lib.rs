@@ -24,7 +24,9 @@
 //!   and is released as it is.
 //! - **Local suppression until no attacker finds anyone at risk.** For
 //!   every at-risk person the attacker's next known variable (cheapest
-//!   first: lowest weight) is suppressed in all the person's rows, classes
+//!   first: lowest weight per bit of the categories it has at its level,
+//!   so that a two-valued flag is not nulled before a postcode region) is
+//!   suppressed in all the person's rows, classes
 //!   are recounted, and attackers take turns until a whole round changes
 //!   nothing. A person with nothing left to suppress and still at risk is
 //!   not released. Suppression only adds nulls and removals, so the loop
@@ -37,8 +39,11 @@
 //!   suppressed value or an unreleased row 1. The square charges one
 //!   variable lost entirely more than the same loss spread over several, so
 //!   the search prefers keeping every study variable at a useful level over
-//!   keeping one exact. A node whose suppressed share exceeds the cap is
-//!   not acceptable. The search starts at the minimum levels and takes the
+//!   keeping one exact. A node whose suppressed share exceeds the target
+//!   is not acceptable; when no node is, the closest one is released (the
+//!   risk is the same: none) and the outcome says the target was missed —
+//!   small data cannot be protected cheaply — unless `strict` asks for an
+//!   error. The search starts at the minimum levels and takes the
 //!   best single-variable step while it lowers the cost (greedy, as ARX's
 //!   top-down heuristics for lattices too large to enumerate), evaluating
 //!   a step's candidates in parallel.
@@ -215,10 +220,17 @@ pub struct Microdata {
 #[derive(Debug, Clone)]
 pub struct Params {
     pub k: usize,
-    /// Share of quasi-identifier values known as linked that may be null
-    /// in the release — locally suppressed, generalised away or in rows
-    /// not released (0.1 = 10%).
+    /// The target: share of quasi-identifier values known as linked that
+    /// may be null in the release — locally suppressed, generalised away or
+    /// in rows not released (0.1 = 10%). Nodes within it are preferred;
+    /// when none is, the closest is released and
+    /// [`Protection::suppression_target_met`] is false.
     pub max_suppression: f64,
+    /// The same target for each variable on its own: no variable may lose
+    /// more of its known values (1.0: no such limit).
+    pub max_variable_suppression: f64,
+    /// Fail instead of releasing a node beyond the target.
+    pub strict: bool,
 }
 
 /// What protection did to one variable.
@@ -276,6 +288,9 @@ pub struct Protection {
     pub information_loss: f64,
     /// Share of quasi-identifier values null in the release.
     pub values_suppressed_share: f64,
+    /// Whether that share is within [`Params::max_suppression`], and every
+    /// variable's within [`Params::max_variable_suppression`].
+    pub suppression_target_met: bool,
     pub units_dropped: u64,
     pub rows_dropped: u64,
     pub nodes_evaluated: usize,

@@ -94,12 +94,8 @@ impl PopulationBase {
         })
     }
 
-    /// Adds to each wanted key the population rows that have it: the key
-    /// is the codes of `vars` at their levels in `node`, in that order.
-    pub fn count(&self, vars: &[usize], node: &[usize], wanted: &mut FxMap<Vec<u32>, u64>) {
-        if wanted.is_empty() {
-            return;
-        }
+    /// The population rows per key over `vars` at their levels in `node`.
+    pub fn count_all(&self, vars: &[usize], node: &[usize]) -> FxMap<Vec<u32>, u64> {
         let at: Vec<(usize, &[u32])> = vars
             .iter()
             .map(|&v| {
@@ -109,15 +105,20 @@ impl PopulationBase {
                 )
             })
             .collect();
+        let mut counts: FxMap<Vec<u32>, u64> = FxMap::default();
         let mut key = vec![0u32; vars.len()];
         for (b, &count) in self.counts.iter().enumerate() {
             let row = &self.codes[b * self.width..(b + 1) * self.width];
             for (k, (i, map)) in key.iter_mut().zip(&at) {
                 *k = lift(map, row[*i]);
             }
-            if let Some(n) = wanted.get_mut(key.as_slice()) {
-                *n += count;
+            match counts.get_mut(key.as_slice()) {
+                Some(n) => *n += count,
+                None => {
+                    counts.insert(key.clone(), count);
+                }
             }
         }
+        counts
     }
 }

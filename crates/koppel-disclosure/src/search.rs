@@ -19,7 +19,9 @@ struct Problem<'a> {
     units: Units,
     views: Vec<View>,
     l: Vec<usize>,
-    population: Option<PopulationBase>,
+    /// Per attacker, the population reduced over what that attacker knows
+    /// (few distinct rows for an attacker who knows little).
+    population: Vec<Option<PopulationBase>>,
 }
 
 /// A node after local suppression.
@@ -39,17 +41,11 @@ struct Evaluation {
 impl Evaluation {
     fn acceptable(&self, params: &Params) -> bool {
         self.share <= params.max_suppression + 1e-12
-    }
-
-    /// What the search minimises: the cost of an acceptable node, and for
-    /// one that is not, 2 + its suppressed share, so that every acceptable
-    /// node ranks first and the others by how close they come.
-    fn objective(&self, params: &Params) -> f64 {
-        if self.acceptable(params) {
-            self.cost
-        } else {
-            2.0 + self.share
-        }
+            && (0..self.known.len()).all(|c| {
+                self.known[c] == 0
+                    || self.null[c] as f64 / self.known[c] as f64
+                        <= params.max_variable_suppression + 1e-12
+            })
     }
 }
 
@@ -59,23 +55,20 @@ impl<'a> Problem<'a> {
         let column = |v: usize| quasi.binary_search(&v).expect("a quasi-identifier");
         let views = attackers
             .iter()
-            .map(|a| {
+            .enumerate()
+            .map(|(index, a)| {
                 let mut knows: Vec<usize> = a.knows.iter().map(|&v| column(v)).collect();
                 knows.sort_unstable();
                 knows.dedup();
-                let mut order: Vec<usize> = knows
+                // The columns suppression may null; which first is
+                // decided as it goes (`prices`, `suppress`).
+                let order: Vec<usize> = knows
                     .iter()
                     .copied()
                     .filter(|&c| data.variables[quasi[c]].suppressible)
                     .collect();
-                order.sort_by(|&x, &y| {
-                    let (wx, wy) = (
-                        data.variables[quasi[x]].weight,
-                        data.variables[quasi[y]].weight,
-                    );
-                    wx.total_cmp(&wy).then(x.cmp(&y))
-                });
                 View {
+                    index,
                     knows,
                     order,
                     variables: quasi.clone(),
@@ -90,23 +83,48 @@ impl<'a> Problem<'a> {
             quasi,
             views,
             l: data.sensitive.iter().map(|s| s.l).collect(),
-            population: PopulationBase::new(data, attackers),
+            population: attackers
+                .iter()
+                .map(|a| PopulationBase::new(data, std::slice::from_ref(a)))
+                .collect(),
         }
     }
 
-    fn rules<'r>(&'r self, node: &'r [usize]) -> Rules<'r> {
+    fn rules<'r>(&'r self, node: &'r [usize], price: &'r [f64]) -> Rules<'r> {
         Rules {
             k: self.params.k as u64,
             l: &self.l,
             quasi: self.quasi.len(),
             node,
-            population: self.population.as_ref(),
+            population: &self.population,
+            price,
         }
+    }
+
+    /// What nulling a value of each quasi-identifier costs at this node: a
+    /// value that separates little (two categories) helps little when
+    /// nulled, so the price is the weight per bit of the variable's
+    /// categories at its level (weight ÷ log2(categories + 1)).
+    fn prices(&self, levels: &[usize]) -> Vec<f64> {
+        self.quasi
+            .iter()
+            .map(|&v| {
+                let var = &self.data.variables[v];
+                let categories = var.levels[levels[v]]
+                    .iter()
+                    .filter(|&&c| c != NULL)
+                    .map(|&c| c as usize + 1)
+                    .max()
+                    .unwrap_or(0);
+                var.weight / ((categories + 1) as f64).log2().max(1e-9)
+            })
+            .collect()
     }
 
     fn evaluate(&self, levels: &[usize]) -> Evaluation {
         let profiles = Profiles::build(self.data, &self.quasi, &self.units, levels);
-        let suppression = suppress(&profiles, &self.views, self.rules(levels));
+        let price = self.prices(levels);
+        let suppression = suppress(&profiles, &self.views, self.rules(levels, &price));
         let q = self.quasi.len();
         let (mut known, mut null, mut loss) = (vec![0u64; q], vec![0u64; q], vec![0f64; q]);
         for (row, &unit) in self.units.of_row.iter().enumerate() {
@@ -172,7 +190,8 @@ impl<'a> Problem<'a> {
             dropped: vec![false; profiles.len()],
             values_by_attacker: vec![0; self.views.len()],
         };
-        let rules = self.rules(&levels);
+        let price = self.prices(&levels);
+        let rules = self.rules(&levels, &price);
         self.views
             .iter()
             .map(|view| {
@@ -190,6 +209,116 @@ impl<'a> Problem<'a> {
     }
 }
 
+/// Attackers that share a variable the search can change (or suppress)
+/// are protected together; attackers without such a variable in common are
+/// independent — generalising or suppressing one's variables changes
+/// nothing the other sees — so the search evaluates a step only in the
+/// block its variable belongs to. (Leaving a person out couples blocks a
+/// little: the final node is evaluated whole, and that evaluation is the
+/// one released and checked.)
+fn blocks(data: &Microdata, attackers: &[Attacker]) -> Vec<Vec<usize>> {
+    let changeable = |v: usize| {
+        data.variables[v].suppressible || data.variables[v].min_level < data.variables[v].max_level
+    };
+    let mut parent: Vec<usize> = (0..attackers.len()).collect();
+    fn root(parent: &mut [usize], mut a: usize) -> usize {
+        while parent[a] != a {
+            parent[a] = parent[parent[a]];
+            a = parent[a];
+        }
+        a
+    }
+    let mut owner: Vec<Option<usize>> = vec![None; data.variables.len()];
+    for (a, attacker) in attackers.iter().enumerate() {
+        for &v in attacker.knows.iter().filter(|&&v| changeable(v)) {
+            match owner[v] {
+                None => owner[v] = Some(a),
+                Some(b) => {
+                    let (ra, rb) = (root(&mut parent, a), root(&mut parent, b));
+                    parent[ra.max(rb)] = ra.min(rb);
+                }
+            }
+        }
+    }
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    let mut index: Vec<Option<usize>> = vec![None; attackers.len()];
+    for a in 0..attackers.len() {
+        let r = root(&mut parent, a);
+        let g = *index[r].get_or_insert_with(|| {
+            groups.push(Vec::new());
+            groups.len() - 1
+        });
+        groups[g].push(a);
+    }
+    groups
+}
+
+/// A node's standing: its cost, its null share, and how far variables
+/// exceed their own cap (summed).
+#[derive(Debug, Clone, Copy)]
+struct Score {
+    cost: f64,
+    share: f64,
+    excess: f64,
+}
+
+impl Score {
+    fn acceptable(&self, params: &Params) -> bool {
+        self.share <= params.max_suppression + 1e-12 && self.excess <= 1e-12
+    }
+
+    /// What the search ranks nodes by: the cost of an acceptable node, and
+    /// for one that is not, 2 + its null share + the variables' excess
+    /// over their cap, so that every acceptable node ranks first and the
+    /// others by how close they come.
+    fn objective(&self, params: &Params) -> f64 {
+        if self.acceptable(params) {
+            self.cost
+        } else {
+            2.0 + self.share + self.excess
+        }
+    }
+}
+
+/// The score of a node from its blocks' evaluations, each variable counted
+/// once.
+fn combine(data: &Microdata, params: &Params, parts: &[(&Problem<'_>, &Evaluation)]) -> Score {
+    let mut seen = vec![false; data.variables.len()];
+    let (mut weighted, mut weights, mut known, mut null) = (0.0, 0.0, 0u64, 0u64);
+    let mut excess = 0.0;
+    for (problem, evaluation) in parts {
+        for (c, &v) in problem.quasi.iter().enumerate() {
+            if seen[v] {
+                continue;
+            }
+            seen[v] = true;
+            known += evaluation.known[c];
+            null += evaluation.null[c];
+            if evaluation.known[c] > 0 {
+                let w = data.variables[v].weight;
+                let mean = evaluation.loss[c] / evaluation.known[c] as f64;
+                weighted += w * mean * mean;
+                weights += w;
+                let share = evaluation.null[c] as f64 / evaluation.known[c] as f64;
+                excess += (share - params.max_variable_suppression).max(0.0);
+            }
+        }
+    }
+    Score {
+        cost: if weights > 0.0 {
+            (weighted / weights).sqrt()
+        } else {
+            0.0
+        },
+        share: if known > 0 {
+            null as f64 / known as f64
+        } else {
+            0.0
+        },
+        excess,
+    }
+}
+
 /// Protects `data` against every attacker: see the crate documentation
 /// for the model. Deterministic: the same input gives the same output.
 pub fn protect(
@@ -198,77 +327,129 @@ pub fn protect(
     params: &Params,
 ) -> Result<Protection, DisclosureError> {
     data.validate(attackers, params)?;
-    let problem = Problem::new(data, attackers, params);
+    let groups = blocks(data, attackers);
+    let block_attackers: Vec<Vec<Attacker>> = groups
+        .iter()
+        .map(|g| g.iter().map(|&a| attackers[a].clone()).collect())
+        .collect();
+    let problems: Vec<Problem<'_>> = block_attackers
+        .iter()
+        .map(|a| Problem::new(data, a, params))
+        .collect();
+    let block_of: Vec<Option<usize>> = (0..data.variables.len())
+        .map(|v| {
+            problems
+                .iter()
+                .position(|p| p.quasi.binary_search(&v).is_ok())
+        })
+        .collect();
+
     let mut levels: Vec<usize> = data.variables.iter().map(|v| v.min_level).collect();
-    let mut current = problem.evaluate(&levels);
-    let mut nodes = 1;
+    let mut current: Vec<Evaluation> = problems.par_iter().map(|p| p.evaluate(&levels)).collect();
+    let score = |evaluations: &[&Evaluation]| {
+        let parts: Vec<(&Problem<'_>, &Evaluation)> =
+            problems.iter().zip(evaluations.iter().copied()).collect();
+        combine(data, params, &parts)
+    };
+    let mut now = score(&current.iter().collect::<Vec<_>>());
+    let mut nodes = problems.len();
     let mut path = Vec::new();
+    let mut fewest = (now.objective(params), levels.clone());
     loop {
-        let candidates: Vec<Vec<usize>> = problem
-            .quasi
-            .iter()
-            .filter(|&&v| levels[v] < data.variables[v].max_level)
-            .map(|&v| {
-                let mut next = levels.clone();
-                next[v] += 1;
-                next
-            })
+        let candidates: Vec<(usize, usize)> = (0..data.variables.len())
+            .filter(|&v| levels[v] < data.variables[v].max_level)
+            .filter_map(|v| block_of[v].map(|b| (v, b)))
             .collect();
         if candidates.is_empty() {
             break;
         }
-        let evaluated: Vec<Evaluation> = candidates
+        let evaluated: Vec<(usize, usize, Evaluation)> = candidates
             .par_iter()
-            .map(|node| problem.evaluate(node))
+            .map(|&(v, b)| {
+                let mut next = levels.clone();
+                next[v] += 1;
+                (v, b, problems[b].evaluate(&next))
+            })
             .collect();
         nodes += evaluated.len();
-        let best = evaluated
-            .into_iter()
-            .min_by(|a, b| {
-                a.objective(params)
-                    .total_cmp(&b.objective(params))
-                    .then(a.cost.total_cmp(&b.cost))
+        let scored: Vec<Score> = evaluated
+            .iter()
+            .map(|(_, b, e)| {
+                let mut parts: Vec<&Evaluation> = current.iter().collect();
+                parts[*b] = e;
+                score(&parts)
+            })
+            .collect();
+        let best = (0..evaluated.len())
+            .min_by(|&x, &y| {
+                scored[x]
+                    .objective(params)
+                    .total_cmp(&scored[y].objective(params))
+                    .then(scored[x].cost.total_cmp(&scored[y].cost))
             })
             .expect("at least one candidate");
         // An unacceptable node is left whatever the step costs: suppression
         // can sit on a plateau (several steps each leave it unchanged)
         // until two variables are coarsened together. Every step raises a
         // level, so this ends.
-        if !current.acceptable(params) || best.objective(params) < current.objective(params) - 1e-12
+        if now.acceptable(params) && scored[best].objective(params) >= now.objective(params) - 1e-12
         {
-            levels.clone_from(&best.levels);
-            current = best;
-            path.push(SearchStep {
-                levels: levels.clone(),
-                information_loss: current.cost,
-                values_suppressed_share: current.share,
-            });
-        } else {
             break;
         }
+        let (v, b, evaluation) = evaluated
+            .into_iter()
+            .nth(best)
+            .expect("best is a candidate");
+        levels[v] += 1;
+        current[b] = evaluation;
+        now = scored[best];
+        if now.objective(params) < fewest.0 {
+            fewest = (now.objective(params), levels.clone());
+        }
+        path.push(SearchStep {
+            levels: levels.clone(),
+            information_loss: now.cost,
+            values_suppressed_share: now.share,
+        });
     }
-    if !current.acceptable(params) {
-        let detail = problem
+
+    // The chosen node, evaluated with every attacker together. When no
+    // node met the suppression target, the one that came closest is
+    // released (every attacker still finds no class below k) and the
+    // outcome says so; `Params::strict` makes that an error instead.
+    let whole = Problem::new(data, attackers, params);
+    let mut chosen = whole.evaluate(&levels);
+    nodes += 1;
+    if !chosen.acceptable(params) && fewest.1 != levels {
+        let closest = whole.evaluate(&fewest.1);
+        nodes += 1;
+        let rank = |e: &Evaluation| combine(data, params, &[(&whole, e)]).objective(params);
+        if rank(&closest) < rank(&chosen) {
+            chosen = closest;
+        }
+    }
+    if !chosen.acceptable(params) && params.strict {
+        let detail = whole
             .quasi
             .iter()
             .enumerate()
-            .filter(|&(c, _)| current.known[c] > 0)
+            .filter(|&(c, _)| chosen.known[c] > 0 && chosen.null[c] > 0)
             .map(|(c, &v)| {
                 format!(
                     "{} {:.1}%",
                     data.variables[v].name,
-                    100.0 * current.null[c] as f64 / current.known[c] as f64
+                    100.0 * chosen.null[c] as f64 / chosen.known[c] as f64
                 )
             })
             .collect::<Vec<_>>()
             .join(", ");
         return Err(DisclosureError::SuppressionCap {
             cap: 100.0 * params.max_suppression,
-            needed: 100.0 * current.share,
+            needed: 100.0 * chosen.share,
             detail,
         });
     }
-    outcome(&problem, attackers, current, nodes, path)
+    outcome(&whole, attackers, chosen, nodes, path)
 }
 
 /// Maps the chosen node back to rows and recounts every attacker's classes
@@ -296,7 +477,8 @@ fn outcome(
     let before = problem.risk_before();
     let mut outcomes = Vec::new();
     for ((attacker, view), before) in attackers.iter().zip(&problem.views).zip(before) {
-        let rules = problem.rules(&chosen.levels);
+        let price = problem.prices(&chosen.levels);
+        let rules = problem.rules(&chosen.levels, &price);
         let classes = classes(profiles, s, view, rules);
         let sizes = class_sizes(profiles, s, view, rules, &classes);
         let mut at_risk = 0;
@@ -394,6 +576,7 @@ fn outcome(
         attackers: outcomes,
         information_loss: chosen.cost,
         values_suppressed_share: chosen.share,
+        suppression_target_met: chosen.acceptable(problem.params),
         units_dropped,
         nodes_evaluated,
         path,

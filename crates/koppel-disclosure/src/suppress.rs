@@ -8,10 +8,12 @@ use crate::profiles::{FxMap, PAD, Profiles, sort_rows};
 /// An attacker as the suppression sees it: profile columns, not variables.
 #[derive(Debug, Clone)]
 pub(crate) struct View {
+    /// Position of the attacker among the views (its population base).
+    pub index: usize,
     /// Profile columns (quasi-identifier positions) the attacker knows.
     pub knows: Vec<usize>,
     /// The same columns in the order local suppression nulls them:
-    /// suppressible ones only, cheapest (lowest weight) first.
+    /// suppressible ones only, cheapest first.
     pub order: Vec<usize>,
     /// The variable of each profile column.
     pub variables: Vec<usize>,
@@ -29,7 +31,11 @@ pub(crate) struct Rules<'a> {
     pub quasi: usize,
     /// The node's level of every variable.
     pub node: &'a [usize],
-    pub population: Option<&'a PopulationBase>,
+    /// Per attacker (in view order), its population base.
+    pub population: &'a [Option<PopulationBase>],
+    /// What nulling a value of each profile column costs, before the
+    /// column's own suppression so far is charged.
+    pub price: &'a [f64],
 }
 
 /// Suppression applied to the profiles.
@@ -138,6 +144,12 @@ pub(crate) fn classes(
     }
 }
 
+/// Population counts per key, for one attacker and one set of suppressed
+/// columns: the population projected on the columns left, counted once and
+/// kept for the rest of the node's evaluation (the same suppression
+/// patterns recur from one round to the next).
+pub(crate) type CountCache = FxMap<u64, FxMap<Vec<u32>, u64>>;
+
 /// Population counts (k-map) of the given single-row profiles, each with
 /// its own suppression: suppressed columns match any value, so profiles
 /// are grouped by which of the attacker's columns they have suppressed.
@@ -147,35 +159,27 @@ pub(crate) fn population_counts(
     view: &View,
     rules: Rules<'_>,
     wanted: &[usize],
+    cache: &mut CountCache,
 ) -> Vec<u64> {
-    let base = rules
-        .population
+    let base = rules.population[view.index]
+        .as_ref()
         .expect("a population-based attacker has a population");
     let known: u64 = view.knows.iter().map(|&c| 1u64 << c).sum();
-    let mut groups: FxMap<u64, Vec<usize>> = FxMap::default();
-    for (i, &p) in wanted.iter().enumerate() {
-        groups
-            .entry(suppression.mask[p] & known)
-            .or_default()
-            .push(i);
-    }
     let mut counts = vec![0; wanted.len()];
-    for (mask, members) in groups {
+    for (i, &p) in wanted.iter().enumerate() {
+        let mask = suppression.mask[p] & known;
         let columns: Vec<usize> = view
             .knows
             .iter()
             .copied()
             .filter(|&c| mask & (1 << c) == 0)
             .collect();
-        let variables: Vec<usize> = columns.iter().map(|&c| view.variable(c)).collect();
-        let key =
-            |p: usize| -> Vec<u32> { columns.iter().map(|&c| profiles.code(p, 0, c)).collect() };
-        let mut counted: FxMap<Vec<u32>, u64> =
-            members.iter().map(|&i| (key(wanted[i]), 0)).collect();
-        base.count(&variables, rules.node, &mut counted);
-        for i in members {
-            counts[i] = counted[&key(wanted[i])];
-        }
+        let counted = cache.entry(mask).or_insert_with(|| {
+            let variables: Vec<usize> = columns.iter().map(|&c| view.variable(c)).collect();
+            base.count_all(&variables, rules.node)
+        });
+        let key: Vec<u32> = columns.iter().map(|&c| profiles.code(p, 0, c)).collect();
+        counts[i] = counted.get(&key).copied().unwrap_or(0);
     }
     counts
 }
@@ -206,7 +210,14 @@ pub(crate) fn class_sizes(
         let single: Vec<usize> = (0..n)
             .filter(|&p| !suppression.dropped[p] && !profiles.has_row(p, 1))
             .collect();
-        let counts = population_counts(profiles, suppression, view, rules, &single);
+        let counts = population_counts(
+            profiles,
+            suppression,
+            view,
+            rules,
+            &single,
+            &mut CountCache::default(),
+        );
         for (&p, count) in single.iter().zip(counts) {
             sizes[p] = sizes[p].map(|s| s.max(count));
         }
@@ -241,6 +252,19 @@ pub(crate) fn suppress(profiles: &Profiles, views: &[View], rules: Rules<'_>) ->
     // value matches any), so a profile found safe in the population stays
     // safe for that attacker: it is not counted again.
     let mut safe_in_population = vec![vec![false; n]; views.len()];
+    // Values per column, and how many of them are nulled so far: the
+    // next value to null is the cheapest, its price raised as its column
+    // loses values, so that suppression spreads over the variables
+    // instead of emptying one.
+    let columns = rules.price.len();
+    let mut present = vec![0u64; columns];
+    for p in 0..n {
+        for (c, slot) in present.iter_mut().enumerate() {
+            *slot += values_in(profiles, p, c);
+        }
+    }
+    let mut nulled = vec![0u64; columns];
+    let mut caches: Vec<CountCache> = views.iter().map(|_| CountCache::default()).collect();
     loop {
         let mut changed = false;
         for (a, view) in views.iter().enumerate() {
@@ -259,7 +283,8 @@ pub(crate) fn suppress(profiles: &Profiles, views: &[View], rules: Rules<'_>) ->
                         });
                     let unknown: Vec<usize> =
                         single.iter().copied().filter(|&p| !known_safe[p]).collect();
-                    let counts = population_counts(profiles, &s, view, rules, &unknown);
+                    let counts =
+                        population_counts(profiles, &s, view, rules, &unknown, &mut caches[a]);
                     for (&p, count) in unknown.iter().zip(counts) {
                         known_safe[p] = count >= rules.k;
                     }
@@ -270,18 +295,42 @@ pub(crate) fn suppress(profiles: &Profiles, views: &[View], rules: Rules<'_>) ->
                 if at_risk.is_empty() {
                     break;
                 }
+                // Persons with nothing left to suppress are left out only
+                // once no one else at risk can take a step: those steps
+                // may still grow the class they are in.
+                let mut exhausted = Vec::new();
+                let mut stepped = false;
+                let charge: Vec<f64> = (0..columns)
+                    .map(|c| {
+                        let lost = if present[c] > 0 {
+                            nulled[c] as f64 / present[c] as f64
+                        } else {
+                            0.0
+                        };
+                        rules.price[c] * (1.0 + 10.0 * lost)
+                    })
+                    .collect();
                 for p in at_risk {
                     let next = view
                         .order
                         .iter()
                         .copied()
-                        .find(|&c| s.mask[p] & (1 << c) == 0 && holds_value(profiles, p, c));
+                        .filter(|&c| s.mask[p] & (1 << c) == 0 && holds_value(profiles, p, c))
+                        .min_by(|&x, &y| charge[x].total_cmp(&charge[y]).then(x.cmp(&y)));
                     match next {
                         Some(c) => {
                             s.mask[p] |= 1 << c;
-                            s.values_by_attacker[a] += values_in(profiles, p, c);
+                            let values = values_in(profiles, p, c);
+                            s.values_by_attacker[a] += values;
+                            nulled[c] += values;
+                            stepped = true;
                         }
-                        None => s.dropped[p] = true,
+                        None => exhausted.push(p),
+                    }
+                }
+                if !stepped {
+                    for p in exhausted {
+                        s.dropped[p] = true;
                     }
                 }
                 changed = true;

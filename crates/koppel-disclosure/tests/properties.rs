@@ -129,7 +129,7 @@ proptest! {
     /// naively; a unit's rows are released or left out together.
     #[test]
     fn no_attacker_finds_a_class_below_k((data, attackers, k) in data_strategy()) {
-        let params = Params { k, max_suppression: 1.0 };
+        let params = Params { k, max_suppression: 1.0, max_variable_suppression: 1.0, strict: true };
         let p = protect(&data, &attackers, &params).unwrap();
         for a in &attackers {
             for (_, units) in naive_classes(&data, &p, a) {
@@ -153,7 +153,7 @@ proptest! {
     /// and never suppressed; the year is never suppressed.
     #[test]
     fn only_quasi_identifiers_are_touched((data, attackers, k) in data_strategy()) {
-        let p = protect(&data, &attackers, &Params { k, max_suppression: 1.0 }).unwrap();
+        let p = protect(&data, &attackers, &Params { k, max_suppression: 1.0, max_variable_suppression: 1.0, strict: true }).unwrap();
         for (v, variable) in data.variables.iter().enumerate() {
             let known = attackers.iter().any(|a| a.knows.contains(&v));
             if !known || !variable.suppressible {
@@ -168,7 +168,7 @@ proptest! {
     /// The same input gives the same output.
     #[test]
     fn protection_is_deterministic((data, attackers, k) in data_strategy()) {
-        let params = Params { k, max_suppression: 1.0 };
+        let params = Params { k, max_suppression: 1.0, max_variable_suppression: 1.0, strict: true };
         let a = protect(&data, &attackers, &params).unwrap();
         let b = protect(&data, &attackers, &params).unwrap();
         prop_assert_eq!(a.levels, b.levels);
@@ -221,6 +221,8 @@ fn a_persons_rows_are_protected_together() {
         &Params {
             k: 10,
             max_suppression: 1.0,
+            max_variable_suppression: 1.0,
+            strict: true,
         },
     )
     .unwrap();
@@ -261,6 +263,8 @@ fn one_unit_per_row_protects_rows() {
         &Params {
             k: 10,
             max_suppression: 1.0,
+            max_variable_suppression: 1.0,
+            strict: true,
         },
     )
     .unwrap();
@@ -301,6 +305,8 @@ fn each_attacker_is_protected_against_with_its_own_columns() {
         &Params {
             k: 10,
             max_suppression: 0.5,
+            max_variable_suppression: 1.0,
+            strict: true,
         },
     )
     .unwrap();
@@ -334,6 +340,8 @@ fn the_search_keeps_every_variable_at_a_useful_level() {
         &Params {
             k: 10,
             max_suppression: 0.1,
+            max_variable_suppression: 1.0,
+            strict: true,
         },
     )
     .unwrap();
@@ -367,6 +375,8 @@ fn l_diversity_holds_in_every_class() {
         &Params {
             k: 5,
             max_suppression: 0.2,
+            max_variable_suppression: 1.0,
+            strict: true,
         },
     )
     .unwrap();
@@ -389,6 +399,8 @@ fn a_cap_no_node_meets_is_an_error_naming_the_variables() {
         &Params {
             k: 5,
             max_suppression: 0.1,
+            max_variable_suppression: 1.0,
+            strict: true,
         },
     )
     .unwrap_err();
@@ -399,6 +411,23 @@ fn a_cap_no_node_meets_is_an_error_naming_the_variables() {
         }
         other => panic!("{other}"),
     }
+    // Not strict: the closest node is released, still safe, and flagged.
+    let p = protect(
+        &data,
+        &attackers,
+        &Params {
+            k: 5,
+            max_suppression: 0.1,
+            max_variable_suppression: 1.0,
+            strict: false,
+        },
+    )
+    .unwrap();
+    assert!(!p.suppression_target_met);
+    assert_eq!(p.attackers[0].units_at_risk_after, 0);
+    // Twenty unique postcodes: all suppressed, then a class of twenty.
+    assert!(p.suppressed[0].iter().all(|s| *s));
+    assert_eq!(p.rows_dropped, 0);
 }
 
 #[test]
@@ -413,6 +442,8 @@ fn bad_input_is_an_error() {
     let params = Params {
         k: 2,
         max_suppression: 1.0,
+        max_variable_suppression: 1.0,
+        strict: true,
     };
     assert!(matches!(
         protect(&data, &attackers, &params),
@@ -432,7 +463,9 @@ fn bad_input_is_an_error() {
             &[],
             &Params {
                 k: 1,
-                max_suppression: 1.0
+                max_suppression: 1.0,
+                max_variable_suppression: 1.0,
+                strict: true
             }
         )
         .unwrap_err(),
@@ -518,7 +551,7 @@ proptest! {
     /// rows in a sample class of k.
     #[test]
     fn population_attackers_find_k_in_the_population((data, attackers, k) in population_strategy()) {
-        let p = protect(&data, &attackers, &Params { k, max_suppression: 1.0 }).unwrap();
+        let p = protect(&data, &attackers, &Params { k, max_suppression: 1.0, max_variable_suppression: 1.0, strict: true }).unwrap();
         let mut rows_of: HashMap<u32, Vec<usize>> = HashMap::new();
         for (row, &unit) in data.units.iter().enumerate() {
             rows_of.entry(unit).or_default().push(row);
@@ -573,6 +606,8 @@ fn the_population_protects_respondents_from_attackers_who_do_not_know_them() {
         &Params {
             k: 10,
             max_suppression: 0.0,
+            max_variable_suppression: 1.0,
+            strict: true,
         },
     )
     .unwrap();
@@ -586,6 +621,8 @@ fn the_population_protects_respondents_from_attackers_who_do_not_know_them() {
         &Params {
             k: 10,
             max_suppression: 1.0,
+            max_variable_suppression: 1.0,
+            strict: true,
         },
     )
     .unwrap();
@@ -600,7 +637,9 @@ fn the_population_protects_respondents_from_attackers_who_do_not_know_them() {
             &[outsider],
             &Params {
                 k: 10,
-                max_suppression: 1.0
+                max_suppression: 1.0,
+                max_variable_suppression: 1.0,
+                strict: true
             }
         ),
         Err(DisclosureError::NoPopulation { .. })
@@ -627,6 +666,8 @@ fn levels_that_do_not_nest_are_an_error() {
         &Params {
             k: 2,
             max_suppression: 1.0,
+            max_variable_suppression: 1.0,
+            strict: true,
         },
     )
     .unwrap_err();

@@ -35,26 +35,30 @@ const fn d(
     }
 }
 
-const PAYROLL: &str = "PFZW payroll";
-const VERNET: &str = "Vernet absence";
-const IZZ_CARE: &str = "IZZ insured list and claims";
-const SURVEY: &str = "IZZ staff survey";
-const FWG: &str = "FWG job characteristics";
-const INTRAKOOP: &str = "Intrakoop annual reports";
+/// The sources a variable comes from, as the codebook names them; the
+/// disclosure control's attacker models are derived from them
+/// (`provenance.rs`).
+pub const PAYROLL: &str = "PFZW payroll";
+pub const VERNET: &str = "Vernet absence";
+pub const IZZ_CARE: &str = "IZZ insured list and claims";
+pub const SURVEY: &str = "IZZ staff survey";
+pub const FWG: &str = "FWG job characteristics";
+pub const INTRAKOOP: &str = "Intrakoop annual reports";
+pub const KOPPEL: &str = "Koppel";
 
 const VARIABLES: &[Describe] = &[
     d(
         "person_id",
         "Onderzoeks-ID persoon",
         "Research ID of the person",
-        "Koppel",
-        "Keyed hash of the stage-2 pseudonym with this release's key; differs between releases",
+        KOPPEL,
+        "Keyed hash of the stage-2 pseudonym with a key derived from the release key and this release's name: differs between releases (unless the pipeline asks for stable panel IDs, which the disclosure report states); with yearly IDs it differs per year as well",
     ),
     d(
         "org_id",
         "Onderzoeks-ID organisatie",
         "Research ID of the organisation",
-        "Koppel",
+        KOPPEL,
         "Keyed hash of the employer's stage-2 pseudonym with this release's key; null when the organisation is not in the organisation file",
     ),
     d(
@@ -487,6 +491,12 @@ const CARE: &[(&str, &str, &str)] = &[
     ("hospital", "ziekenhuis", "hospital care"),
     ("pharmacy", "farmacie", "pharmacy"),
 ];
+
+/// The source of a variable as the codebook states it; empty when the
+/// codebook does not know the variable.
+pub fn source_of(name: &str) -> String {
+    describe(name).2
+}
 
 fn describe(name: &str) -> (String, String, String, String) {
     if let Some(v) = VARIABLES.iter().find(|v| v.name == name) {

@@ -76,24 +76,49 @@ impl DisclosureConfig {
                 self.person.k
             )));
         }
-        if !(0.0..=100.0).contains(&self.person.max_suppression_pct) {
-            return Err(bad("person.max_suppression_pct must lie in 0–100".into()));
+        if !(0.0..=100.0).contains(&self.person.max_suppression_pct)
+            || !(0.0..=100.0).contains(&self.person.max_variable_suppression_pct)
+        {
+            return Err(bad(
+                "person.max_suppression_pct and max_variable_suppression_pct must lie in 0–100"
+                    .into(),
+            ));
         }
         let mut seen = std::collections::BTreeSet::new();
-        for qi in &self.person.quasi_identifiers {
-            if !seen.insert(qi.column.as_str()) {
+        for v in &self.person.variables {
+            if !seen.insert(v.column.as_str()) {
+                return Err(bad(format!("variable {} is declared twice", v.column)));
+            }
+            if matches!(
+                v.column.as_str(),
+                "person_id" | "year" | "person_p2" | "org_p2"
+            ) {
                 return Err(bad(format!(
-                    "quasi-identifier {} is declared twice",
-                    qi.column
+                    "variable {}: the person ID and the year are always released; pseudonyms never",
+                    v.column
                 )));
             }
-            qi.hierarchy.validate(&qi.column).map_err(bad)?;
-            if !(qi.weight.is_finite() && qi.weight > 0.0) {
+            v.hierarchy.validate(&v.column).map_err(bad)?;
+            let levels = v.hierarchy.levels();
+            if v.min_level >= levels || v.max_level.is_some_and(|m| m >= levels || m < v.min_level)
+            {
                 return Err(bad(format!(
-                    "quasi-identifier {} needs a weight above 0",
-                    qi.column
+                    "variable {}: levels {}–{} outside its hierarchy's 0–{}",
+                    v.column,
+                    v.min_level,
+                    v.max_level.map_or("last".into(), |m| m.to_string()),
+                    levels - 1
                 )));
             }
+            if !(v.weight.is_finite() && v.weight > 0.0) {
+                return Err(bad(format!("variable {} needs a weight above 0", v.column)));
+            }
+        }
+        let mut recipients = self.person.recipients.clone();
+        recipients.sort();
+        recipients.dedup();
+        if recipients.len() != self.person.recipients.len() {
+            return Err(bad("a recipient is declared twice".into()));
         }
         for l in &self.person.l_diversity {
             if l.l < 2 {
@@ -159,17 +184,44 @@ impl DisclosureConfig {
     }
 }
 
-/// Person microdata: k-anonymity over the quasi-identifiers.
+/// Person microdata: the variables released, who may receive them, and
+/// the protection against each recipient (docs/disclosure-control.md).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct PersonRules {
-    /// Every combination of quasi-identifier values is shared by at least
-    /// k released rows (null counted as a value).
+    /// Every recipient finds at least k persons (or, against the
+    /// population, k persons of the workforce) sharing what it knows of
+    /// any released person.
     pub k: u32,
-    /// The lattice search takes the least generalisation whose local
-    /// suppression stays at or under this share of rows.
+    /// Target share of the released variables' values known as linked
+    /// that may be null in the release (locally suppressed, generalised
+    /// away, or in rows not released); the search takes the least loss
+    /// within it. When nothing stays within it (small data), the closest
+    /// node is released and the disclosure report says the target was
+    /// missed — or, with `strict_suppression`, the release fails.
     pub max_suppression_pct: f64,
-    pub quasi_identifiers: Vec<QuasiIdentifier>,
+    /// The same target per variable: no released variable loses more of
+    /// its known values (so that no study variable is kept for too few
+    /// rows).
+    pub max_variable_suppression_pct: f64,
+    /// Fail the release when the suppression target cannot be met.
+    pub strict_suppression: bool,
+    /// Who may receive the release. Each is protected against with the
+    /// columns it knows (from each column's source); the safe default is
+    /// every partner, an employer and an outsider.
+    pub recipients: Vec<Recipient>,
+    /// What is protected as one: a person's rows of all years together
+    /// (`person`, with one research ID per person), or each row on its own
+    /// with research IDs that differ per year, so that years cannot be
+    /// linked (`year`: cross-sections).
+    pub unit: ProtectionUnit,
+    /// Research IDs differ per release (`per_release`), or stay the same
+    /// across the pipeline's releases (`stable_panel`), which lets
+    /// researchers link releases and is recorded as such.
+    pub research_ids: ResearchIds,
+    /// The variables the release carries, with how far each may be
+    /// coarsened (data minimisation: only these are released).
+    pub variables: Vec<ReleasedVariable>,
     /// Distinct l-diversity of sensitive attributes within every class.
     pub l_diversity: Vec<LDiversity>,
 }
@@ -178,24 +230,109 @@ impl Default for PersonRules {
     fn default() -> Self {
         PersonRules {
             k: 10,
-            max_suppression_pct: 5.0,
-            quasi_identifiers: default_quasi_identifiers(),
+            max_suppression_pct: 10.0,
+            max_variable_suppression_pct: 10.0,
+            strict_suppression: false,
+            recipients: Recipient::ALL.to_vec(),
+            unit: ProtectionUnit::Person,
+            research_ids: ResearchIds::PerRelease,
+            variables: default_variables(),
             l_diversity: Vec::new(),
         }
     }
 }
 
+/// A party that may receive the release: an attacker model.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Recipient {
+    /// The pension fund: the payroll of the whole sector.
+    Pfzw,
+    /// The absence service: absence episodes.
+    Vernet,
+    /// The health insurer: insured list, care claims, and the staff survey
+    /// it runs (so it knows who responded).
+    Izz,
+    /// The job-classification body: a table of functions, no persons.
+    Fwg,
+    /// An employer: its own staff's employment, and which rows are its staff
+    /// where `org_id` is released.
+    Employer,
+    /// Anyone who knows a person's age, sex, region and sector.
+    Outsider,
+}
+
+impl Recipient {
+    pub const ALL: [Recipient; 6] = [
+        Recipient::Pfzw,
+        Recipient::Vernet,
+        Recipient::Izz,
+        Recipient::Fwg,
+        Recipient::Employer,
+        Recipient::Outsider,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Recipient::Pfzw => "pfzw",
+            Recipient::Vernet => "vernet",
+            Recipient::Izz => "izz",
+            Recipient::Fwg => "fwg",
+            Recipient::Employer => "employer",
+            Recipient::Outsider => "outsider",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ProtectionUnit {
+    Person,
+    Year,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ResearchIds {
+    PerRelease,
+    StablePanel,
+}
+
+/// A released variable of the person file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub struct QuasiIdentifier {
-    /// A person-model column, or `organisation_size` (the size class of
-    /// the main employer, from the organisation model's headcount).
+pub struct ReleasedVariable {
+    /// A person-model column, `organisation_size` (size class of the main
+    /// employer, from the organisation model) or `org_id` (the employer's
+    /// research ID).
     pub column: String,
+    /// How it is coarsened; default `categorical` (the value, or null).
+    #[serde(default = "categorical")]
     pub hierarchy: Hierarchy,
-    /// How much losing detail of this variable costs, against the others
-    /// (default 1): the lattice search prefers generalising lighter ones.
+    /// The most detailed level it may be released at (0: as linked).
+    #[serde(default)]
+    pub min_level: usize,
+    /// The coarsest level the search may choose; default the last, which
+    /// withholds the variable.
+    #[serde(default)]
+    pub max_level: Option<usize>,
+    /// What losing detail of it costs against the others (default 1).
     #[serde(default = "one")]
     pub weight: f64,
+}
+
+impl ReleasedVariable {
+    pub fn max_level(&self) -> usize {
+        self.max_level
+            .unwrap_or(self.hierarchy.levels() - 1)
+            .min(self.hierarchy.levels() - 1)
+    }
+}
+
+fn categorical() -> Hierarchy {
+    Hierarchy::Categorical
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -218,11 +355,22 @@ pub enum Hierarchy {
     /// band, 10-year band), → suppressed. Bands are aligned to multiples of
     /// the width (25–29, 20–29).
     Bands { widths: Vec<u32> },
-    /// Integer → classes by lower bounds, one list per level (`[[0, 50,
+    /// Number → classes by lower bounds, one list per level (`[[0, 50,
     /// 200, 1000], [0, 200]]`), → suppressed. Level 0 is already classed.
     Classes { levels: Vec<Vec<i64>> },
-    /// Postcode4 → postcode2 region → province → suppressed.
+    /// Number (also a fraction) → exact, then steps of each width in turn
+    /// (`[0.5, 1, 2]`), aligned to multiples of the width, lower bound
+    /// included (`2.5-3`), → suppressed.
+    Steps { widths: Vec<f64> },
+    /// Postcode4 → postcode2 region → province → part of the country
+    /// (CBS landsdeel: Noord, Oost, West, Zuid) → suppressed.
     Postcode,
+    /// Categories → groups of them, one map per level (value → group at
+    /// level 1, value → group at level 2, …) → suppressed. Every value
+    /// must have a group at every level, and groups must nest.
+    Groups {
+        levels: Vec<std::collections::BTreeMap<String, String>>,
+    },
     /// FWG function code → band of its FWG level (`level_column`, bands of
     /// `width` levels) → suppressed.
     FwgLevelBand { level_column: String, width: u32 },
@@ -235,7 +383,9 @@ impl Hierarchy {
             Hierarchy::Categorical => 2,
             Hierarchy::Bands { widths } => widths.len() + 2,
             Hierarchy::Classes { levels } => levels.len() + 1,
-            Hierarchy::Postcode => 4,
+            Hierarchy::Steps { widths } => widths.len() + 2,
+            Hierarchy::Postcode => 5,
+            Hierarchy::Groups { levels } => levels.len() + 2,
             Hierarchy::FwgLevelBand { .. } => 3,
         }
     }
@@ -266,6 +416,38 @@ impl Hierarchy {
                         return Err(format!(
                             "{column}: each level's bounds must be a subset of the level before, so classes nest"
                         ));
+                    }
+                }
+            }
+            Hierarchy::Steps { widths } => {
+                if widths.is_empty() || widths.iter().any(|w| !(w.is_finite() && *w > 0.0)) {
+                    return Err(format!("{column}: step widths must be positive"));
+                }
+                if widths.windows(2).any(|w| {
+                    let r = w[1] / w[0];
+                    (r - r.round()).abs() > 1e-9 || r < 2.0 - 1e-9
+                }) {
+                    return Err(format!(
+                        "{column}: each step width must be a multiple of the one before, so steps nest"
+                    ));
+                }
+            }
+            Hierarchy::Groups { levels } => {
+                if levels.is_empty() {
+                    return Err(format!("{column}: groups need at least one level"));
+                }
+                for pair in levels.windows(2) {
+                    // Nesting: values in one group below share a group above.
+                    let mut above: std::collections::BTreeMap<&str, &str> = Default::default();
+                    for (value, group) in &pair[0] {
+                        let Some(up) = pair[1].get(value) else {
+                            return Err(format!(
+                                "{column}: a value grouped at one level has no group at the next"
+                            ));
+                        };
+                        if *above.entry(group.as_str()).or_insert(up.as_str()) != up.as_str() {
+                            return Err(format!("{column}: groups must nest from level to level"));
+                        }
                     }
                 }
             }
@@ -443,48 +625,112 @@ fn one() -> f64 {
     1.0
 }
 
-fn default_quasi_identifiers() -> Vec<QuasiIdentifier> {
-    let qi = |column: &str, hierarchy| QuasiIdentifier {
+/// Sectors → zorg (care) and welzijn (welfare), as the sector's own
+/// statistics group them.
+pub fn sector_groups() -> Hierarchy {
+    let group = |s: &str| match s {
+        "JZ" | "SW" | "KO" => "welzijn",
+        _ => "zorg",
+    };
+    Hierarchy::Groups {
+        levels: vec![
+            koppel_contract::codes::SECTOR
+                .values
+                .iter()
+                .map(|s| (s.to_string(), group(s).to_owned()))
+                .collect(),
+        ],
+    }
+}
+
+/// Contracts → permanent and flexible (temporary and on call).
+pub fn contract_groups() -> Hierarchy {
+    Hierarchy::Groups {
+        levels: vec![
+            koppel_contract::codes::CONTRACT_TYPE
+                .values
+                .iter()
+                .map(|c| {
+                    let group = if *c == "VAST" { "vast" } else { "flexibel" };
+                    (c.to_string(), group.to_owned())
+                })
+                .collect(),
+        ],
+    }
+}
+
+/// The person file the preventieplan project asks for: what its study
+/// questions need (leaving by age, sector, region, contract, job level and
+/// employer size; absence; GGZ and physiotherapy use; four survey scales)
+/// and no more. Each starts at its most detailed useful level: 5-year age
+/// bands, provinces, FWG level bands; exact values never. Hours, payroll
+/// months and the other care types are left out; a release asks for them
+/// in its `variables`.
+/// Study variables weigh 2, outcomes 3 (lost last).
+fn default_variables() -> Vec<ReleasedVariable> {
+    let v = |column: &str, hierarchy: Hierarchy, min_level: usize, weight: f64| ReleasedVariable {
         column: column.into(),
         hierarchy,
-        weight: 1.0,
+        min_level,
+        max_level: None,
+        weight,
     };
-    // Age and sector weigh double: the study is about absence and turnover
-    // by age and sector. With equal weights the full sector's least-loss
-    // node dropped age altogether and kept the exact FWG code; with these
-    // it keeps 5-year age bands, sex, sector, size class and contract, and
-    // gives up postcode and FWG code (docs/disclosure-control.md).
-    let weighted = |column: &str, hierarchy| QuasiIdentifier {
-        weight: 2.0,
-        ..qi(column, hierarchy)
+    let classes = |levels: &[&[i64]]| Hierarchy::Classes {
+        levels: levels.iter().map(|l| l.to_vec()).collect(),
+    };
+    let scale = || Hierarchy::Steps {
+        widths: vec![0.5, 1.0, 2.0],
     };
     vec![
-        weighted(
+        v(
             "age",
             Hierarchy::Bands {
                 widths: vec![5, 10],
             },
+            1,
+            2.0,
         ),
-        qi("sex", Hierarchy::Categorical),
-        qi("postcode4", Hierarchy::Postcode),
-        weighted("sector", Hierarchy::Categorical),
-        qi(
+        v("sex", Hierarchy::Categorical, 0, 2.0),
+        v("sector", sector_groups(), 0, 2.0),
+        v("postcode4", Hierarchy::Postcode, 2, 2.0),
+        v("contract_type", contract_groups(), 0, 2.0),
+        v(
             "fwg_function_code",
             Hierarchy::FwgLevelBand {
                 level_column: "fwg_level".into(),
                 width: 10,
             },
+            1,
+            2.0,
         ),
-        qi(
+        v(
             "organisation_size",
-            Hierarchy::Classes {
-                levels: vec![
-                    vec![0, 50, 100, 250, 500, 1000, 2500],
-                    vec![0, 100, 500, 2500],
-                ],
-            },
+            classes(&[&[0, 50, 100, 250, 500, 1000, 2500], &[0, 100, 500, 2500]]),
+            0,
+            2.0,
         ),
-        qi("contract_type", Hierarchy::Categorical),
+        v("left_employer", Hierarchy::Categorical, 0, 3.0),
+        v("left_sector", Hierarchy::Categorical, 0, 3.0),
+        v(
+            "absence_days",
+            classes(&[&[0, 1, 8, 43, 183], &[0, 1, 43]]),
+            0,
+            2.0,
+        ),
+        v(
+            "absence_episodes",
+            classes(&[&[0, 1, 2, 3, 5], &[0, 1, 3]]),
+            0,
+            1.0,
+        ),
+        v("long_term_absence", Hierarchy::Categorical, 0, 2.0),
+        v("izz_insured", Hierarchy::Categorical, 0, 1.0),
+        v("ggz_any", Hierarchy::Categorical, 0, 3.0),
+        v("physio_any", Hierarchy::Categorical, 0, 2.0),
+        v("workload", scale(), 1, 1.0),
+        v("emotional_exhaustion", scale(), 1, 1.0),
+        v("engagement", scale(), 1, 1.0),
+        v("intention_to_leave", scale(), 1, 1.0),
     ]
 }
 
@@ -611,7 +857,7 @@ mod tests {
     #[test]
     fn unsafe_values_are_refused() {
         assert!(DisclosureConfig::from_yaml("person:\n  k: 1\n").is_err());
-        let bands = "person:\n  quasi_identifiers:\n    - column: age\n      hierarchy: {kind: bands, widths: [5, 7]}\n";
+        let bands = "person:\n  variables:\n    - column: age\n      hierarchy: {kind: bands, widths: [5, 7]}\n";
         assert!(
             DisclosureConfig::from_yaml(bands)
                 .unwrap_err()

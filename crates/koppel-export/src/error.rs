@@ -51,8 +51,8 @@ pub enum ExportError {
     },
     #[error("{} already exists and is not empty; a release is never written over another", path.display())]
     OutputExists { path: PathBuf },
-    #[error("k-anonymity")]
-    KAnonymity(#[from] crate::kanon::KAnonymityError),
+    #[error("disclosure control of the person file")]
+    Disclosure(#[from] koppel_disclosure::DisclosureError),
     #[error("table {table}")]
     Table {
         table: String,
@@ -247,7 +247,7 @@ pub(crate) mod fixture {
 
     use super::ExportError;
     use crate::config::{
-        Banding, DisclosureConfig, Hierarchy, OrganisationRules, PersonRules, QuasiIdentifier,
+        Banding, DisclosureConfig, Hierarchy, OrganisationRules, PersonRules, ReleasedVariable,
         TableDimension, TableModel, TableSpec,
     };
     use crate::{ExportOptions, ExportOutcome, LeakGuard};
@@ -406,12 +406,14 @@ pub(crate) mod fixture {
                 person: PersonRules {
                     k: 2,
                     max_suppression_pct: 100.0,
-                    quasi_identifiers: vec![QuasiIdentifier {
+                    variables: vec![ReleasedVariable {
                         column: "sex".into(),
                         hierarchy: Hierarchy::Categorical,
+                        min_level: 0,
+                        max_level: None,
                         weight: 1.0,
                     }],
-                    l_diversity: Vec::new(),
+                    ..PersonRules::default()
                 },
                 organisation: OrganisationRules {
                     min_persons: 1,
@@ -480,6 +482,7 @@ pub(crate) mod fixture {
                 ExportOptions {
                     config,
                     research: &research,
+                    release_name: "release".into(),
                     pipeline: "fixture".into(),
                     pipeline_version: "test".into(),
                     guard: LeakGuard::new(),

@@ -1,32 +1,68 @@
 //! Generalisation hierarchies applied to Arrow columns.
 //!
 //! A column is first reduced to its distinct values; each distinct value is
-//! generalised once per level, and rows only carry integer codes. That is
-//! what the lattice search wants (codes per level per row) and keeps label
-//! strings out of the per-row work.
+//! generalised once per level, and rows only carry the integer code of
+//! their value. What the disclosure engine wants — a code per row and a map
+//! per level — falls out directly, and label strings stay out of the
+//! per-row work.
 
 use std::collections::BTreeMap;
 
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray};
-use arrow::datatypes::{DataType, Int32Type, Int64Type};
+use arrow::datatypes::{DataType, Float64Type, Int32Type, Int64Type};
 
 use crate::config::Hierarchy;
 use crate::error::{ExportError, model_column};
-use crate::kanon::{EncodedQuasiIdentifier, NULL_CODE};
+use koppel_disclosure::NULL as NULL_CODE;
 
 /// A value of a column before generalisation.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Atom {
     Int(i64),
+    Num(Num),
     Text(String),
+}
+
+/// A floating-point value, ordered and compared by `total_cmp` (so that
+/// values can be sorted and deduplicated; models hold no NaN).
+#[derive(Debug, Clone, Copy)]
+pub struct Num(pub f64);
+
+impl PartialEq for Num {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.total_cmp(&other.0).is_eq()
+    }
+}
+impl Eq for Num {}
+impl PartialOrd for Num {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Num {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.total_cmp(&other.0)
+    }
 }
 
 impl Atom {
     fn label(&self) -> String {
         match self {
             Atom::Int(v) => v.to_string(),
+            Atom::Num(v) => number_label(v.0),
             Atom::Text(s) => s.clone(),
         }
+    }
+}
+
+/// A number as people write it: no trailing zeros, at most 6 decimals.
+pub fn number_label(v: f64) -> String {
+    let text = format!("{v:.6}");
+    let text = text.trim_end_matches('0').trim_end_matches('.');
+    if text == "-0" {
+        "0".into()
+    } else {
+        text.into()
     }
 }
 
@@ -37,35 +73,58 @@ pub struct Level {
     pub labels: Vec<String>,
 }
 
-impl Level {
-    /// The released column at this level: labels, null where the code is
-    /// [`NULL_CODE`] or where `suppressed` marks the row.
-    pub fn to_array(&self, suppressed: Option<&[bool]>) -> ArrayRef {
-        let values = self.codes.iter().enumerate().map(|(row, &code)| {
-            if code == NULL_CODE || suppressed.is_some_and(|s| s[row]) {
-                None
-            } else {
-                Some(self.labels[code as usize].as_str())
-            }
-        });
-        std::sync::Arc::new(values.collect::<StringArray>())
-    }
-}
-
-/// A column with every level of its hierarchy worked out.
+/// A column with every level of its hierarchy worked out: the code of each
+/// row's value (an index into its distinct values), and per level a map
+/// from value to category and the categories' labels.
 #[derive(Debug, Clone)]
 pub struct GeneralisedColumn {
     pub name: String,
-    pub levels: Vec<Level>,
+    /// Distinct-value code of every row; [`NULL_CODE`] when unknown.
+    pub values: Vec<u32>,
+    /// `maps[l][value]`: the category of a value at level l.
+    pub maps: Vec<Vec<u32>>,
+    /// `labels[l][category]`.
+    pub labels: Vec<Vec<String>>,
 }
 
 impl GeneralisedColumn {
-    /// Codes per level, for the lattice search.
-    pub fn encoded(&self) -> EncodedQuasiIdentifier {
-        EncodedQuasiIdentifier {
-            name: self.name.clone(),
-            levels: self.levels.iter().map(|l| l.codes.clone()).collect(),
+    pub fn levels(&self) -> usize {
+        self.maps.len()
+    }
+
+    /// The category of `row` at `level`.
+    pub fn code(&self, level: usize, row: usize) -> u32 {
+        let v = self.values[row];
+        if v == NULL_CODE {
+            NULL_CODE
+        } else {
+            self.maps[level][v as usize]
         }
+    }
+
+    /// Codes of every row at one level, with its labels.
+    pub fn level(&self, level: usize) -> Level {
+        Level {
+            codes: (0..self.values.len())
+                .map(|r| self.code(level, r))
+                .collect(),
+            labels: self.labels[level].clone(),
+        }
+    }
+
+    /// The released column at `level`: labels, null where the category is
+    /// null or where `suppressed` marks the row.
+    pub fn to_array(&self, level: usize, suppressed: Option<&[bool]>) -> ArrayRef {
+        let labels = &self.labels[level];
+        let values = (0..self.values.len()).map(|row| {
+            let code = self.code(level, row);
+            if code == NULL_CODE || suppressed.is_some_and(|s| s[row]) {
+                None
+            } else {
+                Some(labels[code as usize].as_str())
+            }
+        });
+        std::sync::Arc::new(values.collect::<StringArray>())
     }
 }
 
@@ -82,6 +141,10 @@ pub fn atoms(name: &str, array: &dyn Array) -> Result<Vec<Option<Atom>>, ExportE
         DataType::Int32 => {
             let a = array.as_primitive::<Int32Type>();
             out.extend((0..n).map(|i| a.is_valid(i).then(|| Atom::Int(a.value(i) as i64))));
+        }
+        DataType::Float64 => {
+            let a = array.as_primitive::<Float64Type>();
+            out.extend((0..n).map(|i| a.is_valid(i).then(|| Atom::Num(Num(a.value(i))))));
         }
         DataType::Boolean => {
             let a = array.as_boolean();
@@ -118,6 +181,7 @@ fn is_atom_type(data_type: &DataType) -> bool {
         data_type,
         DataType::Int64
             | DataType::Int32
+            | DataType::Float64
             | DataType::Boolean
             | DataType::Utf8
             | DataType::LargeUtf8
@@ -138,7 +202,7 @@ pub(crate) fn model_atoms(
             file: file.into(),
             column: name.into(),
             found: array.data_type().clone(),
-            expected: "Int64, Int32, Boolean, Utf8, LargeUtf8 or Utf8View".into(),
+            expected: "Int64, Int32, Float64, Boolean, Utf8, LargeUtf8 or Utf8View".into(),
         });
     }
     atoms(name, array.as_ref())
@@ -173,11 +237,12 @@ pub fn generalise(
         labels_of.push(labels);
     }
     let index: BTreeMap<&Atom, usize> = distinct.keys().enumerate().map(|(i, a)| (*a, i)).collect();
-    let rows: Vec<Option<usize>> = values
+    let row_values: Vec<u32> = values
         .iter()
-        .map(|v| v.as_ref().map(|v| index[v]))
+        .map(|v| v.as_ref().map_or(NULL_CODE, |v| index[v] as u32))
         .collect();
-    let mut levels = Vec::with_capacity(level_count);
+    let mut maps = Vec::with_capacity(level_count);
+    let mut all_labels = Vec::with_capacity(level_count);
     for level in 0..level_count {
         // Codes in order of first appearance over the sorted distinct
         // values, so labels keep the values' order (age bands ascending).
@@ -193,21 +258,36 @@ pub fn generalise(
                 }),
             });
         }
-        let codes = rows
-            .iter()
-            .map(|r| r.map_or(NULL_CODE, |i| code_of_distinct[i]))
-            .collect();
-        levels.push(Level { codes, labels });
+        maps.push(code_of_distinct);
+        all_labels.push(labels);
     }
     Ok(GeneralisedColumn {
         name: name.into(),
-        levels,
+        values: row_values,
+        maps,
+        labels: all_labels,
     })
+}
+
+/// A number's value, for hierarchies of numbers.
+fn number(name: &str, atom: &Atom) -> Result<f64, ExportError> {
+    match atom {
+        Atom::Int(v) => Ok(*v as f64),
+        Atom::Num(v) => Ok(v.0),
+        Atom::Text(t) => t.parse().map_err(|_| ExportError::Column {
+            column: name.into(),
+            message: "this hierarchy needs numbers".into(),
+        }),
+    }
 }
 
 fn int(name: &str, atom: &Atom) -> Result<i64, ExportError> {
     match atom {
         Atom::Int(v) => Ok(*v),
+        Atom::Num(_) => Err(ExportError::Column {
+            column: name.into(),
+            message: "this hierarchy needs whole numbers".into(),
+        }),
         Atom::Text(t) => t.parse().map_err(|_| ExportError::Column {
             column: name.into(),
             message: "this hierarchy needs whole numbers".into(),
@@ -235,13 +315,42 @@ fn label_at(
                 Some(band_label(v, widths[level - 1] as i64))
             }
         }
-        Hierarchy::Classes { levels } => Some(class_label(int(name, atom)?, &levels[level])),
+        Hierarchy::Classes { levels } => Some(match atom {
+            // Fractions (weighted days) get half-open labels: `1-<8`.
+            Atom::Num(v) => fraction_class_label(v.0, &levels[level]),
+            _ => class_label(number(name, atom)?, &levels[level]),
+        }),
+        Hierarchy::Steps { widths } => {
+            let v = number(name, atom)?;
+            if level == 0 {
+                Some(number_label(v))
+            } else {
+                let w = widths[level - 1];
+                let lo = (v / w).floor() * w;
+                Some(format!("{}-{}", number_label(lo), number_label(lo + w)))
+            }
+        }
         Hierarchy::Postcode => {
             let v = int(name, atom)?;
             match level {
                 0 => Some(v.to_string()),
                 1 => Some(format!("{}xx", v / 100)),
-                _ => province(v).map(str::to_owned),
+                2 => province(v).map(str::to_owned),
+                _ => province(v).map(|p| landsdeel(p).to_owned()),
+            }
+        }
+        Hierarchy::Groups { levels } => {
+            if level == 0 {
+                Some(atom.label())
+            } else {
+                let group =
+                    levels[level - 1]
+                        .get(&atom.label())
+                        .ok_or_else(|| ExportError::Column {
+                            column: name.into(),
+                            message: format!("a value has no group at level {level}"),
+                        })?;
+                Some(group.clone())
             }
         }
         Hierarchy::FwgLevelBand { width, .. } => match level {
@@ -259,12 +368,33 @@ fn band_label(v: i64, width: i64) -> String {
     format!("{lo}-{}", lo + width - 1)
 }
 
-/// Labels of classes by lower bounds: `"<0"`, `"50-99"`, `"2500+"`.
-pub fn class_label(v: i64, bounds: &[i64]) -> String {
-    match bounds.iter().rposition(|b| *b <= v) {
+/// Labels of classes of fractions by lower bounds: `"<0"`, `"1-<8"`,
+/// `"183+"`.
+pub fn fraction_class_label(v: f64, bounds: &[i64]) -> String {
+    match bounds.iter().rposition(|b| *b as f64 <= v) {
+        None => format!("<{}", bounds[0]),
+        Some(i) if i + 1 == bounds.len() => format!("{}+", bounds[i]),
+        Some(i) => format!("{}-<{}", bounds[i], bounds[i + 1]),
+    }
+}
+
+/// Labels of classes of whole numbers by lower bounds: `"<0"`, `"50-99"`,
+/// `"2500+"`.
+pub fn class_label(v: f64, bounds: &[i64]) -> String {
+    match bounds.iter().rposition(|b| *b as f64 <= v) {
         None => format!("<{}", bounds[0]),
         Some(i) if i + 1 == bounds.len() => format!("{}+", bounds[i]),
         Some(i) => format!("{}-{}", bounds[i], bounds[i + 1] - 1),
+    }
+}
+
+/// The part of the country (CBS landsdeel) of a province.
+pub fn landsdeel(province: &str) -> &'static str {
+    match province {
+        "Groningen" | "Friesland" | "Drenthe" => "Noord-Nederland",
+        "Overijssel" | "Gelderland" | "Flevoland" => "Oost-Nederland",
+        "Noord-Brabant" | "Limburg" => "Zuid-Nederland",
+        _ => "West-Nederland",
     }
 }
 
@@ -299,10 +429,11 @@ mod tests {
     }
 
     fn labels(col: &GeneralisedColumn, level: usize) -> Vec<Option<&str>> {
-        let l = &col.levels[level];
-        l.codes
-            .iter()
-            .map(|&c| (c != NULL_CODE).then(|| l.labels[c as usize].as_str()))
+        (0..col.values.len())
+            .map(|r| {
+                let c = col.code(level, r);
+                (c != NULL_CODE).then(|| col.labels[level][c as usize].as_str())
+            })
             .collect()
     }
 
@@ -318,7 +449,7 @@ mod tests {
             None,
         )
         .unwrap();
-        assert_eq!(col.levels.len(), 4);
+        assert_eq!(col.levels(), 4);
         assert_eq!(labels(&col, 0), [Some("27"), Some("31"), None, Some("25")]);
         assert_eq!(
             labels(&col, 1),
@@ -330,7 +461,7 @@ mod tests {
         );
         assert_eq!(labels(&col, 3), [None, None, None, None]);
         // Codes follow the values' order.
-        assert_eq!(col.levels[1].labels, ["25-29", "30-34"]);
+        assert_eq!(col.labels[1], ["25-29", "30-34"]);
     }
 
     #[test]
@@ -351,7 +482,15 @@ mod tests {
                 Some("Noord-Holland")
             ]
         );
-        assert_eq!(labels(&col, 3), [None, None, None]);
+        assert_eq!(
+            labels(&col, 3),
+            [
+                Some("West-Nederland"),
+                Some("Noord-Nederland"),
+                Some("West-Nederland")
+            ]
+        );
+        assert_eq!(labels(&col, 4), [None, None, None]);
     }
 
     #[test]
@@ -379,5 +518,44 @@ mod tests {
         };
         let col = generalise("fwg_function_code", &codes, &h, Some(&levels)).unwrap();
         assert_eq!(labels(&col, 1), [Some("FWG 30-39"), Some("FWG 60-69")]);
+    }
+
+    #[test]
+    fn numbers_step_into_nested_bands() {
+        let h = Hierarchy::Steps {
+            widths: vec![0.5, 1.0],
+        };
+        let values: Vec<Option<Atom>> = [Some(2.74), Some(3.0), None, Some(1.25)]
+            .iter()
+            .map(|v| v.map(|v| Atom::Num(Num(v))))
+            .collect();
+        let col = generalise("workload", &values, &h, None).unwrap();
+        assert_eq!(col.levels(), 4);
+        assert_eq!(
+            labels(&col, 0),
+            [Some("2.74"), Some("3"), None, Some("1.25")]
+        );
+        assert_eq!(
+            labels(&col, 1),
+            [Some("2.5-3"), Some("3-3.5"), None, Some("1-1.5")]
+        );
+        assert_eq!(
+            labels(&col, 2),
+            [Some("2-3"), Some("3-4"), None, Some("1-2")]
+        );
+        assert_eq!(labels(&col, 3), [None, None, None, None]);
+        // Fractions fall in whole-number classes by their value.
+        let h = Hierarchy::Classes {
+            levels: vec![vec![0, 1, 8]],
+        };
+        let days: Vec<Option<Atom>> = [0.0, 0.5, 7.5, 8.0]
+            .iter()
+            .map(|v| Some(Atom::Num(Num(*v))))
+            .collect();
+        let col = generalise("absence_days", &days, &h, None).unwrap();
+        assert_eq!(
+            labels(&col, 0),
+            [Some("0-<1"), Some("0-<1"), Some("1-<8"), Some("8+")]
+        );
     }
 }

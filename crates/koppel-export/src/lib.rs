@@ -21,9 +21,9 @@ pub mod config;
 pub mod error;
 pub mod guard;
 pub mod hierarchy;
-pub mod kanon;
 pub mod organisation;
 pub mod person;
+pub mod provenance;
 pub mod release;
 pub mod report;
 pub mod tables;
@@ -47,6 +47,7 @@ use tracing::info;
 pub use config::DisclosureConfig;
 pub use error::ExportError;
 pub use guard::LeakGuard;
+pub use koppel_disclosure::Reference;
 pub use report::DisclosureReport;
 
 use codebook::{Codebook, ColumnNotes, describe_file};
@@ -60,8 +61,14 @@ use koppel_contract::files::release::{
 /// Who the release is for and which keys made it.
 pub struct ExportOptions<'a> {
     pub config: &'a DisclosureConfig,
-    /// The release's research-ID pseudonymiser (stage `Research`).
+    /// The release key's research-ID pseudonymiser (stage `Research`);
+    /// the person file's IDs come from a key derived from it for
+    /// `release_name` unless the rules ask for stable panel IDs.
     pub research: &'a Pseudonymiser,
+    /// The release's name (a run's `<pipeline>_<period>_run-<n>`, or the
+    /// release folder's name): research IDs differ between names and
+    /// repeat for the same name.
+    pub release_name: String,
     pub pipeline: String,
     pub pipeline_version: String,
     /// Identifiers and pseudonyms seen upstream; the export adds the
@@ -184,6 +191,21 @@ pub fn export(
     let people = read_model(&person_path)?;
     let orgs = read_model(&org_path)?;
     let stage2 = stage2_key(&people, &person_path)?;
+    // The workforce: the population of the k-map. Older linking output
+    // has none; every recipient is then counted in the released rows.
+    let workforce_path = linked.join(person::WORKFORCE_MODEL_FILE);
+    let workforce = if workforce_path.is_file() {
+        let w = read_model(&workforce_path)?;
+        if stage2_key(&w, &workforce_path)? != stage2 {
+            return Err(ExportError::Input {
+                path: workforce_path,
+                message: "made with another stage-2 key than the person model".into(),
+            });
+        }
+        Some(w)
+    } else {
+        None
+    };
     if stage2_key(&orgs, &org_path)? != stage2 {
         return Err(ExportError::Input {
             path: org_path,
@@ -200,7 +222,10 @@ pub fn export(
     for (batch, columns) in [
         (&people, &["person_p2", "org_p2"][..]),
         (&orgs, &["org_p2"][..]),
-    ] {
+    ]
+    .into_iter()
+    .chain(workforce.iter().map(|w| (w, &["person_p2", "org_p2"][..])))
+    {
         for c in columns {
             if let Some(a) = batch.column_by_name(c) {
                 options.guard.insert_column(a.as_ref());
@@ -209,7 +234,11 @@ pub fn export(
     }
 
     let mut inputs = Vec::new();
-    for p in [&person_path, &org_path, &report_path] {
+    let mut input_paths = vec![&person_path, &org_path, &report_path];
+    if workforce.is_some() {
+        input_paths.push(&workforce_path);
+    }
+    for p in input_paths {
         let (sha256, _) = sha256_file(p)?;
         inputs.push(InputFile {
             name: p
@@ -236,11 +265,15 @@ pub fn export(
         organisation::release_organisations(&orgs, &config.organisation, options.research)?;
     let headcounts = organisation::headcounts(&orgs)?;
     let person_release = person::release_persons(
-        &people,
-        &headcounts,
-        &org_release.released,
+        &person::PersonInputs {
+            people: &people,
+            workforce: workforce.as_ref(),
+            headcounts: &headcounts,
+            released_orgs: &org_release.released,
+        },
         &config.person,
         options.research,
+        &options.release_name,
     )?;
     info!(
         rows = person_release.batch.num_rows(),
@@ -285,7 +318,10 @@ pub fn export(
         "k": config.person.k,
         "k_reached": person_release.disclosure.smallest_class,
         "max_suppression_pct": config.person.max_suppression_pct,
-        "quasi_identifiers": person_release.disclosure.quasi_identifiers.iter()
+        "unit": config.person.unit,
+        "research_ids": config.person.research_ids,
+        "recipients": config.person.recipients,
+        "variables": person_release.disclosure.quasi_identifiers.iter()
             .map(|q| serde_json::json!({"column": q.column, "level": q.level, "levels": q.levels}))
             .collect::<Vec<_>>(),
         "l_diversity": config.person.l_diversity,
@@ -467,8 +503,9 @@ pub fn export(
 }
 
 /// The release id is a digest of what the release was made from — inputs,
-/// rules, pipeline and keys — so the same inputs give the same id (and
-/// the same bytes).
+/// rules, pipeline, the release's name and keys — so the same inputs give
+/// the same id (and the same bytes), and a release under another name
+/// another id.
 fn release_id(
     inputs: &[InputFile],
     config: &DisclosureConfig,
@@ -487,6 +524,9 @@ fn release_id(
     h.update(options.pipeline.as_bytes());
     h.update([0]);
     h.update(options.pipeline_version.as_bytes());
+    h.update([0]);
+    h.update(options.release_name.as_bytes());
+    h.update([0]);
     h.update(serde_json::to_vec(keys).expect("keys serialise"));
     format!("R-{}", &hex::encode(h.finalize())[..16])
 }
@@ -508,10 +548,19 @@ fn build_codebook(
                     .cloned()
                     .unwrap_or_default(),
                 generalisation: Some(format!(
-                    "quasi-identifier: level {} of {} ({})",
+                    "level {} of {} ({}); known to {}",
                     q.level,
                     q.levels - 1,
-                    report::hierarchy_name(&q.hierarchy, q.level)
+                    report::hierarchy_name(&q.hierarchy, q.level),
+                    if q.known_by.is_empty() {
+                        "no declared recipient".to_owned()
+                    } else {
+                        q.known_by
+                            .iter()
+                            .map(|r| r.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    }
                 )),
                 suppressed: q.values_suppressed,
                 derivation: None,
@@ -520,7 +569,7 @@ fn build_codebook(
     }
     let mut files = vec![describe_file(
         PERSON_FILE,
-        "One row per survey respondent and year, k-anonymous over the quasi-identifiers",
+        "One row per survey respondent and year, protected against every declared recipient (disclosure-report.md)",
         &person.batch,
         &mut notes,
     )];

@@ -33,8 +33,13 @@ pub fn hierarchy_name(h: &Hierarchy, level: usize) -> String {
         },
         (Hierarchy::Bands { widths }, l) => format!("{}-wide bands", widths[l - 1]),
         (Hierarchy::Classes { levels }, l) => format!("classes from {:?}", levels[l]),
+        (Hierarchy::Steps { widths }, l) => {
+            format!("steps of {}", crate::hierarchy::number_label(widths[l - 1]))
+        }
         (Hierarchy::Postcode, 1) => "postcode2 region".into(),
-        (Hierarchy::Postcode, _) => "province".into(),
+        (Hierarchy::Postcode, 2) => "province".into(),
+        (Hierarchy::Postcode, _) => "part of the country".into(),
+        (Hierarchy::Groups { .. }, l) => format!("groups (level {l})"),
         (Hierarchy::FwgLevelBand { width, .. }, _) => format!("FWG level bands of {width}"),
         (Hierarchy::Categorical, _) => "suppressed".into(),
     }
@@ -46,57 +51,134 @@ impl DisclosureReport {
         let p = &self.person;
         let _ = writeln!(md, "# Disclosure report — release {}\n", self.release_id);
         let _ = writeln!(md, "## Person file\n");
+        let unit = match p.unit {
+            crate::config::ProtectionUnit::Person => {
+                "a person's rows of all years are protected together"
+            }
+            crate::config::ProtectionUnit::Year => {
+                "each row is protected on its own, with research IDs that differ per year"
+            }
+        };
+        let ids = match p.research_ids {
+            crate::config::ResearchIds::PerRelease => {
+                "research IDs are derived for this release and differ from every other release's"
+            }
+            crate::config::ResearchIds::StablePanel => {
+                "research IDs are STABLE across this pipeline's releases (stable panel): releases can be linked on them"
+            }
+        };
+        let population = match p.population_rows {
+            Some(n) => format!(
+                "k-map against the workforce ({n} rows) for recipients who do not know who responded"
+            ),
+            None => "every recipient counted in the released rows (no workforce model)".into(),
+        };
         let _ = writeln!(
             md,
-            "k-anonymity with k = {} over the quasi-identifiers below, classes formed within each year and null counted as a value of its own. The least generalisation was searched over a lattice of {} nodes ({} evaluated) under a cap of {}% of rows locally suppressed.\n",
-            p.k, p.lattice_size, p.nodes_evaluated, p.max_suppression_pct
+            "Every declared recipient finds at least k = {} persons sharing what it knows of any released person; {unit}; {ids}; {population}. The search took {} steps ({} nodes evaluated) and leaves {:.1}% of the released variables' known values null (cap {}%).\n",
+            p.k,
+            p.search.len(),
+            p.nodes_evaluated,
+            p.values_suppressed_pct,
+            p.max_suppression_pct
+        );
+        if !p.suppression_target_met {
+            let _ = writeln!(
+                md,
+                "**The suppression target of {}% was not met: no generalisation within the allowed levels protects every recipient with less, so the closest was released ({:.1}%). Every recipient still finds no class below k. Release fewer variables, allow coarser levels, or release to fewer recipients.**\n",
+                p.max_suppression_pct, p.values_suppressed_pct
+            );
+        }
+        let _ = writeln!(
+            md,
+            "- rows in: {} ({} persons); released: {} ({} persons)",
+            p.rows_in, p.persons_in, p.rows_released, p.persons_released
         );
         let _ = writeln!(
             md,
-            "- rows in: {}; released: {}",
-            p.rows_in, p.rows_released
-        );
-        let _ = writeln!(
-            md,
-            "- rows with every quasi-identifier suppressed: {}; rows left out (too few to form a safe class even when suppressed): {}",
+            "- rows with a value suppressed locally: {}; rows left out (at risk with nothing left to suppress): {}",
             p.rows_locally_suppressed, p.rows_dropped
         );
         let _ = writeln!(
             md,
-            "- **k reached: {}** over {} classes",
-            p.smallest_class, p.classes
+            "- **smallest class any recipient finds: {}**; information loss {:.3} (0 as linked, 1 all withheld)",
+            p.smallest_class, p.information_loss
         );
         let _ = writeln!(
             md,
             "- rows whose employer is not identified (organisation not released): {}",
             p.organisation_ids_withheld
         );
-        if !p.columns_withheld.is_empty() {
-            let _ = writeln!(
-                md,
-                "- columns withheld so they cannot undo a generalisation: {}",
-                p.columns_withheld.join(", ")
-            );
-        }
         for l in &p.l_diversity {
             let _ = writeln!(md, "- distinct l-diversity of `{}`: l = {}", l.column, l.l);
         }
+        let _ = writeln!(md, "\n### Risk per recipient\n");
         let _ = writeln!(
             md,
-            "\n| quasi-identifier | generalisation | level | categories | values suppressed | values unknown |"
+            "| recipient | assumed to know | counted in | persons | at risk before | at risk after | smallest class | values suppressed on its account |"
         );
-        let _ = writeln!(md, "|---|---|---|---|---|---|");
-        for q in &p.quasi_identifiers {
+        let _ = writeln!(md, "|---|---|---|---|---|---|---|---|");
+        for r in &p.recipients {
+            let reference = match r.reference {
+                koppel_disclosure::Reference::Sample => "released persons",
+                koppel_disclosure::Reference::Population => "workforce (k-map)",
+            };
+            let knows = if r.knows.is_empty() {
+                "nothing released".to_owned()
+            } else {
+                r.knows
+                    .iter()
+                    .map(|k| format!("`{k}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
             let _ = writeln!(
                 md,
-                "| `{}` | {} | {} of {} | {} | {} | {} |",
+                "| {} ({}) | {} | {} | {} | {} ({:.1}%) | {} | {} | {} |",
+                r.recipient.as_str(),
+                r.assumption,
+                knows,
+                reference,
+                r.persons,
+                r.at_risk_before,
+                r.at_risk_before_pct,
+                r.at_risk_after,
+                r.smallest_class,
+                r.values_suppressed
+            );
+        }
+        let _ = writeln!(md, "\n### Variables\n");
+        let _ = writeln!(
+            md,
+            "| variable | released as | level (allowed) | categories | known by | values suppressed | values unknown | information loss |"
+        );
+        let _ = writeln!(md, "|---|---|---|---|---|---|---|---|");
+        for q in &p.quasi_identifiers {
+            let known: Vec<&str> = q.known_by.iter().map(|r| r.as_str()).collect();
+            let _ = writeln!(
+                md,
+                "| `{}` | {} | {} ({}–{}) | {} | {} | {} | {} | {:.3} |",
                 q.column,
                 hierarchy_name(&q.hierarchy, q.level),
                 q.level,
-                q.levels - 1,
+                q.min_level,
+                q.max_level,
                 q.categories,
+                if known.is_empty() {
+                    "nobody".into()
+                } else {
+                    known.join(", ")
+                },
                 q.values_suppressed,
-                q.values_missing
+                q.values_missing,
+                q.information_loss
+            );
+        }
+        if !p.columns_withheld.is_empty() {
+            let _ = writeln!(
+                md,
+                "\nModel columns not requested, so not released: {}.",
+                p.columns_withheld.join(", ")
             );
         }
 

@@ -13,11 +13,11 @@ use serde::Serialize;
 use crate::config::{Hierarchy, TableModel, TableSpec};
 use crate::error::{ExportError, boolean_column, numeric_column, pseudonym_column};
 use crate::hierarchy::{generalise, model_atoms};
-use crate::kanon::NULL_CODE;
 use crate::tables::{
     AuditReport, CellStatus, Contribution, Dimension, ProtectedTable, TableInput, TableRules,
     protect,
 };
+use koppel_disclosure::NULL as NULL_CODE;
 
 /// The label of a margin in a released table.
 pub const TOTAL: &str = "Total";
@@ -105,7 +105,7 @@ pub fn release_table(
         let values = model_atoms(model, file, &d.column)?;
         let hierarchy = d.hierarchy.clone().unwrap_or(Hierarchy::Categorical);
         let g = generalise(&d.column, &values, &hierarchy, None)?;
-        let level = g.levels[d.level].clone();
+        let level = g.level(d.level);
         dimensions.push(Dimension {
             name: d.column.clone(),
             categories: level.labels.clone(),
@@ -267,7 +267,7 @@ pub fn check_columns(spec: &TableSpec, model: &RecordBatch) -> Result<(), Export
 
 #[cfg(test)]
 mod tests {
-    use arrow::array::{Float64Array, Int32Array};
+    use arrow::array::Int32Array;
 
     use super::*;
     use crate::error::fixture::{Models, assert_names, pseudonyms};
@@ -315,11 +315,11 @@ mod tests {
         Models::set(
             &mut models.organisation,
             "sector",
-            Arc::new(Float64Array::from(vec![1.0, 1.0])),
+            Arc::new(arrow::array::Date32Array::from(vec![1, 1])),
         );
         assert_names(
             models.export(),
-            is_type(DataType::Float64),
+            is_type(DataType::Date32),
             koppel_contract::files::linked::ORGANISATION_MODEL_FILE,
             "sector",
         );

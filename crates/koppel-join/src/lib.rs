@@ -8,6 +8,10 @@
 //! - `person_model.parquet`: one row per survey respondent × year,
 //!   enriched with payroll, job characteristics, absence, care use and next
 //!   year's outcomes;
+//! - `workforce_model.parquet`: one row per person × year on the payroll,
+//!   with the person model's columns except `on_payroll` and the survey's:
+//!   the population the disclosure engine measures a respondent's risk
+//!   against;
 //! - `organisation_model.parquet`: one row per organisation × year, from
 //!   everyone on its payroll, with the number of persons each statistic
 //!   rests on;
@@ -38,11 +42,11 @@ use chrono::{Datelike, NaiveDate};
 use datafusion::dataframe::DataFrameWriteOptions;
 use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
-use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
+use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext, col};
 use futures::StreamExt;
 use koppel_contract::civil::day_number;
 use koppel_contract::files::linked::{
-    LINKAGE_REPORT_FILE, ORGANISATION_MODEL_FILE, PERSON_MODEL_FILE,
+    LINKAGE_REPORT_FILE, ORGANISATION_MODEL_FILE, PERSON_MODEL_FILE, WORKFORCE_MODEL_FILE,
 };
 use koppel_contract::fsx::{AtomicDir, AtomicDirError};
 use koppel_contract::meta::{
@@ -92,6 +96,7 @@ impl Default for LinkConfig {
 pub struct LinkOutcome {
     pub out_dir: PathBuf,
     pub person_model: PathBuf,
+    pub workforce_model: PathBuf,
     pub organisation_model: PathBuf,
     pub report_path: PathBuf,
     pub report: LinkageReport,
@@ -215,10 +220,17 @@ async fn link_async(
         "payroll backbone built"
     );
     let first_day = day_number(payroll_years[0], 1, 1);
-    materialise(&ctx, "py", &sql::person_year(first_day), work.path()).await?;
+    materialise_sorted(
+        &ctx,
+        "py",
+        &sql::person_year(first_day),
+        &["person", "year"],
+        work.path(),
+    )
+    .await?;
     materialise(&ctx, "episodes", &sql::episodes(reference_day), work.path()).await?;
     materialise(&ctx, "episode_years", sql::EPISODE_YEARS, work.path()).await?;
-    execute(&ctx, sql::PERSON_ABSENCE).await?;
+    materialise(&ctx, "person_absence", sql::PERSON_ABSENCE, work.path()).await?;
     materialise(
         &ctx,
         "employment_absence",
@@ -245,7 +257,7 @@ async fn link_async(
         .into()
     };
     let person_model = target.file(PERSON_MODEL_FILE);
-    let person_rows = write_model(
+    let (person_rows, person_schema) = write_model(
         &ctx,
         &sql::person_model(&payroll_years),
         &person_model,
@@ -255,6 +267,7 @@ async fn link_async(
         ],
         &key_metadata,
         "person",
+        None,
     )
     .await?;
     info!(
@@ -262,14 +275,36 @@ async fn link_async(
         elapsed_ms = started.elapsed().as_millis() as u64,
         "person model written"
     );
+    let workforce_model = target.file(WORKFORCE_MODEL_FILE);
+    let (workforce_rows, _) = write_model(
+        &collecting_joins(&ctx),
+        &sql::workforce_model(&payroll_years),
+        &workforce_model,
+        &[
+            ("person_p2", "bsn", &keys.persons),
+            ("org_p2", "kvk", &keys.organisations),
+        ],
+        &key_metadata,
+        "workforce",
+        // Every column declared as in the person model: type, nullability
+        // and key labels alike.
+        Some(&person_schema),
+    )
+    .await?;
+    info!(
+        rows = workforce_rows,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "workforce model written"
+    );
     let organisation_model = target.file(ORGANISATION_MODEL_FILE);
-    let organisation_rows = write_model(
+    let (organisation_rows, _) = write_model(
         &ctx,
         &sql::organisation_model(),
         &organisation_model,
         &[("org_p2", "kvk", &keys.organisations)],
         &key_metadata,
         "organisation",
+        None,
     )
     .await?;
     info!(
@@ -287,6 +322,7 @@ async fn link_async(
             payroll_years: payroll_years.clone(),
             model_years,
             person_model_rows: person_rows,
+            workforce_model_rows: workforce_rows,
             organisation_model_rows: organisation_rows,
         },
     )
@@ -310,6 +346,7 @@ async fn link_async(
     Ok(LinkOutcome {
         out_dir: out_dir.to_owned(),
         person_model: out_dir.join(PERSON_MODEL_FILE),
+        workforce_model: out_dir.join(WORKFORCE_MODEL_FILE),
         organisation_model: out_dir.join(ORGANISATION_MODEL_FILE),
         report_path: out_dir.join(LINKAGE_REPORT_FILE),
         report,
@@ -455,6 +492,58 @@ async fn materialise(
     Ok(())
 }
 
+/// Like [`materialise`], sorted by `order` (ascending) into one file that
+/// is registered as sorted: a plan that reads it in order, through joins
+/// that keep it (see [`collecting_joins`]), needs no sort of its own.
+async fn materialise_sorted(
+    ctx: &SessionContext,
+    name: &str,
+    sql: &str,
+    order: &[&str],
+    work: &Path,
+) -> Result<(), LinkError> {
+    let started = Instant::now();
+    let file = path_str(&work.join(format!("{name}.parquet")))?;
+    let order: Vec<_> = order.iter().map(|c| col(*c).sort(true, false)).collect();
+    ctx.sql(sql)
+        .await?
+        .write_parquet(
+            &file,
+            DataFrameWriteOptions::new()
+                .with_single_file_output(true)
+                .with_sort_by(order.clone()),
+            None,
+        )
+        .await?;
+    ctx.register_parquet(
+        name,
+        &file,
+        ParquetReadOptions::default().file_sort_order(vec![order]),
+    )
+    .await?;
+    info!(
+        step = name,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "intermediate materialised"
+    );
+    Ok(())
+}
+
+/// The same session (tables, functions, memory pool), planning every hash
+/// join with its build side collected whole and shared by all partitions
+/// rather than both sides repartitioned by key. The workforce model joins
+/// `py` (read in order: [`materialise_sorted`]) to smaller tables; so
+/// planned, its joins keep `py`'s order and the model needs no sort of its
+/// forty columns, where repartitioning would have scattered them. The
+/// memory is the same: the build sides are hashed once either way.
+fn collecting_joins(ctx: &SessionContext) -> SessionContext {
+    let mut state = ctx.state();
+    let optimizer = &mut state.config_mut().options_mut().optimizer;
+    optimizer.hash_join_single_partition_threshold = usize::MAX;
+    optimizer.hash_join_single_partition_threshold_rows = usize::MAX;
+    SessionContext::new_with_state(state)
+}
+
 async fn int_column(ctx: &SessionContext, sql: &str) -> Result<Vec<i32>, LinkError> {
     let batches = ctx.sql(sql).await?.collect().await?;
     let mut values = Vec::new();
@@ -467,7 +556,10 @@ async fn int_column(ctx: &SessionContext, sql: &str) -> Result<Vec<i32>, LinkErr
 
 /// Streams a model query into one Parquet file. The key columns get their
 /// pseudonyms back and are labelled with their key, like every stage-2
-/// column before them.
+/// column before them. With `like`, each column is declared as the column
+/// of that name there (a column it lacks, or of another type, is an
+/// error). Returns the rows written and the file's schema.
+#[allow(clippy::too_many_arguments)]
 async fn write_model(
     ctx: &SessionContext,
     sql: &str,
@@ -475,7 +567,8 @@ async fn write_model(
     pseudonyms: &[(&str, &str, &DenseKeys)],
     key_metadata: &dyn Fn(&str) -> HashMap<String, String>,
     model: &str,
-) -> Result<u64, LinkError> {
+    like: Option<&Schema>,
+) -> Result<(u64, SchemaRef), LinkError> {
     let frame = ctx.sql(sql).await?;
     let arrow_schema: Schema = frame.schema().as_arrow().clone();
     // Each field, and the keys its numbers are restored from if it is a
@@ -498,6 +591,25 @@ async fn write_model(
             }
         })
         .unzip();
+    let fields = match like {
+        None => fields,
+        Some(like) => fields
+            .into_iter()
+            .map(|field| match like.field_with_name(field.name()) {
+                Ok(other) if other.data_type() == field.data_type() => Ok(other.clone()),
+                Ok(other) => Err(LinkError::Plan(format!(
+                    "{model} model: column {} is {} where the model it follows has {}",
+                    field.name(),
+                    field.data_type(),
+                    other.data_type()
+                ))),
+                Err(_) => Err(LinkError::Plan(format!(
+                    "{model} model: column {} is missing from the model it follows",
+                    field.name()
+                ))),
+            })
+            .collect::<Result<_, _>>()?,
+    };
     let schema: SchemaRef = Arc::new(Schema::new_with_metadata(
         fields,
         [("koppel.model".to_owned(), model.to_owned())].into(),
@@ -531,7 +643,7 @@ async fn write_model(
         writer.write(&batch).map_err(LinkError::parquet(path))?;
     }
     writer.close().map_err(LinkError::parquet(path))?;
-    Ok(rows)
+    Ok((rows, schema))
 }
 
 /// Reads a one-row query of BIGINT columns.

@@ -20,6 +20,8 @@ pub struct LinkageReport {
     pub payroll_years: Vec<i32>,
     pub model_years: Vec<i32>,
     pub person_model_rows: u64,
+    /// Persons × years on the payroll (`workforce_model.parquet`).
+    pub workforce_model_rows: u64,
     pub organisation_model_rows: u64,
     pub sources: Vec<SourceLinkage>,
     /// Per model year, sector and age band of the payroll population: how
@@ -73,6 +75,7 @@ pub(crate) struct Frame {
     pub payroll_years: Vec<i32>,
     pub model_years: Vec<i32>,
     pub person_model_rows: u64,
+    pub workforce_model_rows: u64,
     pub organisation_model_rows: u64,
 }
 
@@ -295,6 +298,7 @@ pub(crate) async fn build(
         payroll_years: frame.payroll_years,
         model_years: frame.model_years,
         person_model_rows: frame.person_model_rows,
+        workforce_model_rows: frame.workforce_model_rows,
         organisation_model_rows: frame.organisation_model_rows,
         sources: report,
         coverage: coverage(ctx).await?,

@@ -276,7 +276,11 @@ pub const EPISODE_YEARS: &str = "SELECT e.person, e.org, y.year,
         e.end_excl - e.sick_day AS duration
     FROM episodes e JOIN years y ON e.sick_day < y.y_end AND e.end_excl > y.y_start";
 
-pub const PERSON_ABSENCE: &str = "CREATE VIEW person_absence AS SELECT person, year,
+/// Absence per person × year. Materialised rather than a view, for the
+/// reason given at [`EMPLOYMENT_ABSENCE`]: the workforce model joins it to
+/// every payroll person-year, and over a view DataFusion would hash that
+/// wide side instead of this one.
+pub const PERSON_ABSENCE: &str = "SELECT person, year,
         CAST(sum(started) AS BIGINT) AS episodes,
         sum(pct_days) AS pct_days,
         max(duration) AS longest
@@ -361,52 +365,106 @@ pub const ANNUAL_REPORT_YEARS: &str = "CREATE VIEW annual_report_years AS SELECT
         FROM annual_reports
     ) WHERE report = 1";
 
-/// The person model: one row per survey respondent × year.
-pub fn person_model(payroll_years: &[i32]) -> String {
+/// What linking knows of a person in a year apart from the survey:
+/// payroll, job characteristics, absence, IZZ insurance and care use, and
+/// next year's leaving — the one definition of these columns, which the
+/// person model (survey respondents) and the workforce model (everyone on
+/// the payroll) both select, so that a respondent on the payroll has the
+/// same values in both.
+struct PersonYearFacts {
+    /// The select list, `org_p2` to `left_sector`, in the models' order.
+    columns: String,
+    /// The joins that bring in what `columns` reads besides `py`.
+    joins: String,
+}
+
+/// Alias of the payroll person-year (`py`) in [`PersonYearFacts`]; its
+/// `person` is null when the person is not on the payroll that year.
+const PY: &str = "p";
+
+/// [`PersonYearFacts`] over a driving table aliased `d`, which gives
+/// `person` and `year`, with `py` joined to it as [`PY`]: the workforce
+/// model drives from `py` itself (`d` is [`PY`]), the person model from
+/// the survey with `py` left-joined. Insurance and care use are the
+/// driving person's, on the payroll or not; everything else is null off
+/// the payroll.
+fn person_year_facts(d: &str, payroll_years: &[i32]) -> PersonYearFacts {
+    // Years whose next year's payroll is delivered: leaving is known.
     let delivered = payroll_years
         .iter()
         .map(|y| (y - 1).to_string())
         .collect::<Vec<_>>()
         .join(", ");
+    let p = PY;
     let mut care = String::new();
-    for (_, p) in CARE_TYPES {
+    for (_, c) in CARE_TYPES {
         write!(
             care,
             ",
-            CASE WHEN i.person IS NOT NULL THEN COALESCE(c.{p}_claims, 0) > 0 END AS {p}_any,
-            CASE WHEN i.person IS NOT NULL THEN COALESCE(c.{p}_claims, 0) END AS {p}_claims,
-            CASE WHEN i.person IS NOT NULL THEN CAST(COALESCE(c.{p}_cost, 0) AS DOUBLE) END AS {p}_cost_eur"
+            CASE WHEN i.person IS NOT NULL THEN COALESCE(c.{c}_claims, 0) > 0 END AS {c}_any,
+            CASE WHEN i.person IS NOT NULL THEN COALESCE(c.{c}_claims, 0) END AS {c}_claims,
+            CASE WHEN i.person IS NOT NULL THEN CAST(COALESCE(c.{c}_cost, 0) AS DOUBLE) END AS {c}_cost_eur"
         )
         .unwrap();
     }
+    let columns = format!(
+        "{p}.org AS org_p2, {p}.sector, {p}.age, {p}.sex, {p}.postcode4, {p}.contract_type,
+            CAST({p}.hour_months AS DOUBLE) / {p}.months AS hours_per_week,
+            {p}.months AS months_employed,
+            CASE WHEN {p}.wage > 0 THEN CAST({p}.allowance AS DOUBLE) / CAST({p}.wage AS DOUBLE) END AS irregularity_share,
+            {p}.fwg_function_code, f.fwg_level, f.physical_load, f.mental_load, f.injury_risk,
+            f.adverse_conditions, f.irregular_hours,
+            CASE WHEN {p}.person IS NOT NULL THEN COALESCE(a.episodes, 0) END AS absence_episodes,
+            CASE WHEN {p}.person IS NOT NULL THEN COALESCE(CAST(a.pct_days AS DOUBLE), 0) / 100 END AS absence_days,
+            CASE WHEN {p}.person IS NOT NULL THEN COALESCE(a.longest, 0) END AS longest_episode_days,
+            CASE WHEN {p}.person IS NOT NULL THEN COALESCE(a.longest, 0) > {LONG_TERM_DAYS} END AS long_term_absence,
+            i.person IS NOT NULL AS izz_insured{care},
+            CASE WHEN {p}.person IS NULL OR {d}.year NOT IN ({delivered}) THEN NULL
+                 ELSE ne.person IS NULL END AS left_employer,
+            CASE WHEN {p}.person IS NULL OR {d}.year NOT IN ({delivered}) THEN NULL
+                 ELSE np.person IS NULL END AS left_sector"
+    );
+    let joins = format!(
+        "LEFT JOIN fwg_codes f ON f.fwg_function_code = {p}.fwg_function_code
+        LEFT JOIN person_absence a ON a.person = {d}.person AND a.year = {d}.year
+        LEFT JOIN insured_years i ON i.person = {d}.person AND i.year = {d}.year
+        LEFT JOIN care_years c ON c.person = {d}.person AND c.year = {d}.year
+        LEFT JOIN (SELECT person, org, year FROM pe) ne
+            ON ne.person = {d}.person AND ne.org = {p}.org AND ne.year = {d}.year + 1
+        LEFT JOIN (SELECT person, year FROM py) np ON np.person = {d}.person AND np.year = {d}.year + 1"
+    );
+    PersonYearFacts { columns, joins }
+}
+
+/// The person model: one row per survey respondent × year, the
+/// respondent's [`PersonYearFacts`] and survey answers.
+pub fn person_model(payroll_years: &[i32]) -> String {
+    let PersonYearFacts { columns, joins } = person_year_facts("s", payroll_years);
     let scales: String = SURVEY_SCALES.iter().map(|s| format!(",\n s.{s}")).collect();
     format!(
         "SELECT s.person AS person_p2, s.year,
-            p.person IS NOT NULL AS on_payroll,
-            p.org AS org_p2, p.sector, p.age, p.sex, p.postcode4, p.contract_type,
-            CAST(p.hour_months AS DOUBLE) / p.months AS hours_per_week,
-            p.months AS months_employed,
-            CASE WHEN p.wage > 0 THEN CAST(p.allowance AS DOUBLE) / CAST(p.wage AS DOUBLE) END AS irregularity_share,
-            p.fwg_function_code, f.fwg_level, f.physical_load, f.mental_load, f.injury_risk,
-            f.adverse_conditions, f.irregular_hours,
-            CASE WHEN p.person IS NOT NULL THEN COALESCE(a.episodes, 0) END AS absence_episodes,
-            CASE WHEN p.person IS NOT NULL THEN COALESCE(CAST(a.pct_days AS DOUBLE), 0) / 100 END AS absence_days,
-            CASE WHEN p.person IS NOT NULL THEN COALESCE(a.longest, 0) END AS longest_episode_days,
-            CASE WHEN p.person IS NOT NULL THEN COALESCE(a.longest, 0) > {LONG_TERM_DAYS} END AS long_term_absence,
-            i.person IS NOT NULL AS izz_insured{care},
-            CASE WHEN p.person IS NULL OR s.year NOT IN ({delivered}) THEN NULL
-                 ELSE ne.person IS NULL END AS left_employer,
-            CASE WHEN p.person IS NULL OR s.year NOT IN ({delivered}) THEN NULL
-                 ELSE np.person IS NULL END AS left_sector{scales}
+            {PY}.person IS NOT NULL AS on_payroll,
+            {columns}{scales}
         FROM survey_years s
-        LEFT JOIN py p ON p.person = s.person AND p.year = s.year
-        LEFT JOIN fwg_codes f ON f.fwg_function_code = p.fwg_function_code
-        LEFT JOIN person_absence a ON a.person = s.person AND a.year = s.year
-        LEFT JOIN insured_years i ON i.person = s.person AND i.year = s.year
-        LEFT JOIN care_years c ON c.person = s.person AND c.year = s.year
-        LEFT JOIN (SELECT person, org, year FROM pe) ne
-            ON ne.person = s.person AND ne.org = p.org AND ne.year = s.year + 1
-        LEFT JOIN (SELECT person, year FROM py) np ON np.person = s.person AND np.year = s.year + 1
+        LEFT JOIN py {PY} ON {PY}.person = s.person AND {PY}.year = s.year
+        {joins}
+        ORDER BY person_p2, year"
+    )
+}
+
+/// The workforce model: one row per person × year on the payroll, the
+/// person's [`PersonYearFacts`]: the population the disclosure engine
+/// measures a respondent's risk against (k-map). It never leaves the TTP.
+///
+/// `py` is stored in this order and the joins are planned to keep it (see
+/// `collecting_joins` in lib.rs), so the `ORDER BY` costs no sort.
+pub fn workforce_model(payroll_years: &[i32]) -> String {
+    let PersonYearFacts { columns, joins } = person_year_facts(PY, payroll_years);
+    format!(
+        "SELECT {PY}.person AS person_p2, {PY}.year,
+            {columns}
+        FROM py {PY}
+        {joins}
         ORDER BY person_p2, year"
     )
 }

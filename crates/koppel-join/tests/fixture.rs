@@ -481,6 +481,85 @@ fn hand_made_sector_links_to_the_rows_worked_out_by_hand() {
     }
     check("C 2024", find(&people, "person_p2", &c, 2024), &c_expected);
 
+    // The workforce model: everyone on the payroll, per year — A and D in
+    // both years, B in 2023; C (not on the payroll) is not in it.
+    let workforce = read_rows(&outcome.workforce_model);
+    let d = support::person_p2(D);
+    let keys: Vec<(Cell, Cell)> = workforce
+        .iter()
+        .map(|r| (r["person_p2"].clone(), r["year"].clone()))
+        .collect();
+    let mut in_order = vec![
+        (Bytes(a.clone()), Int(2023)),
+        (Bytes(a.clone()), Int(2024)),
+        (Bytes(b.clone()), Int(2023)),
+        (Bytes(d.clone()), Int(2023)),
+        (Bytes(d.clone()), Int(2024)),
+    ];
+    in_order.sort_by(|x, y| match (x, y) {
+        ((Bytes(p), Int(s)), (Bytes(q), Int(t))) => (p, s).cmp(&(q, t)),
+        _ => unreachable!(),
+    });
+    assert_eq!(keys, in_order, "one row per payroll person-year, sorted");
+    // A respondent on the payroll has the person model's values there; the
+    // workforce model has no survey columns and no `on_payroll`.
+    let surveyed = ["on_payroll", "workload", "engagement", "intention_to_leave"];
+    for (id, year) in [(&a, 2023), (&a, 2024), (&b, 2023)] {
+        let person = find(&people, "person_p2", id, year);
+        let worker = find(&workforce, "person_p2", id, year);
+        for column in surveyed {
+            assert!(!worker.contains_key(column), "{column}");
+        }
+        let shared: BTreeMap<_, _> = person
+            .iter()
+            .filter(|(k, _)| worker.contains_key(*k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        assert_eq!(&shared, worker, "{year}");
+    }
+    // D answered no survey: 52 on 1 January 2023, all year at X without a
+    // function code, insured in 2023 only, leaves X on 31 March 2024.
+    check(
+        "D 2023",
+        find(&workforce, "person_p2", &d, 2023),
+        &[
+            ("org_p2", Bytes(x.clone())),
+            ("sector", text("VVT")),
+            ("age", Int(52)),
+            ("sex", text("V")),
+            ("postcode4", Int(3512)),
+            ("contract_type", text("VAST")),
+            ("hours_per_week", Float(36.0)),
+            ("months_employed", Int(12)),
+            ("irregularity_share", Float(0.0)),
+            ("fwg_function_code", Null),
+            ("fwg_level", Null),
+            ("absence_episodes", Int(0)),
+            ("absence_days", Float(0.0)),
+            ("longest_episode_days", Int(0)),
+            ("long_term_absence", Bool(false)),
+            ("izz_insured", Bool(true)),
+            ("ggz_any", Bool(false)),
+            ("ggz_claims", Int(0)),
+            ("ggz_cost_eur", Float(0.0)),
+            ("left_employer", Bool(false)),
+            ("left_sector", Bool(false)),
+        ],
+    );
+    check(
+        "D 2024",
+        find(&workforce, "person_p2", &d, 2024),
+        &[
+            ("age", Int(53)),
+            ("months_employed", Int(3)),
+            ("izz_insured", Bool(false)),
+            ("ggz_any", Null),
+            ("physio_claims", Null),
+            ("left_employer", Null),
+            ("left_sector", Null),
+        ],
+    );
+
     // The organisation model: X in both years, Y in 2023.
     let orgs = read_rows(&outcome.organisation_model);
     assert_eq!(orgs.len(), 3);
@@ -607,6 +686,7 @@ fn hand_made_sector_links_to_the_rows_worked_out_by_hand() {
     assert_eq!(absence["not_linked"], 1, "B's open episode in 2024");
     assert_eq!(report["reference_date"], "2024-12-31");
     assert_eq!(report["person_model_rows"], 4);
+    assert_eq!(report["workforce_model_rows"], 5);
     // Overlap in 2024: A on the payroll with an episode and a survey; C in
     // IZZ's lists and the survey only; D on the payroll only.
     let overlap_2024: Vec<(Vec<String>, u64)> = report["overlap"]

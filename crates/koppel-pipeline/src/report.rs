@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use koppel_export::DisclosureReport;
 use koppel_join::LinkageReport;
 use koppel_report::{
-    CoverageRow, OrganisationSummary, OverlapRow, PersonSummary, QuasiIdentifierRow, RejectRow,
-    RunReport, SourceRow, TableRow,
+    CoverageRow, OrganisationSummary, OverlapRow, PersonSummary, QuasiIdentifierRow, RecipientRow,
+    RejectRow, RunReport, SourceRow, TableRow,
 };
 
 use crate::run::DeliveryOutcome;
@@ -108,6 +108,23 @@ pub(crate) fn run_report(
             })
             .collect(),
         columns_withheld: p.columns_withheld.clone(),
+        recipients: p
+            .recipients
+            .iter()
+            .map(|r| RecipientRow {
+                recipient: r.recipient.as_str().into(),
+                assumption: r.assumption.into(),
+                counted_in: match r.reference {
+                    koppel_export::Reference::Sample => "released persons".into(),
+                    koppel_export::Reference::Population => "workforce (k-map)".into(),
+                },
+                knows: r.knows.clone(),
+                persons: r.persons,
+                at_risk_before: r.at_risk_before,
+                at_risk_after: r.at_risk_after,
+                smallest_class: r.smallest_class,
+            })
+            .collect(),
     };
     let o = &disclosure.organisation;
     let organisation = OrganisationSummary {

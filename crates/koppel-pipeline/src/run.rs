@@ -478,6 +478,10 @@ impl Attempt<'_> {
                 ExportOptions {
                     config: &pipeline.disclosure,
                     research: self.research,
+                    release_name: release_dir
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default(),
                     pipeline: pipeline.pipeline.clone(),
                     pipeline_version: pipeline.version.clone(),
                     guard,

@@ -118,6 +118,26 @@ impl Pseudonymiser {
         self.stage
     }
 
+    /// A pseudonymiser of the same layer under a key derived from this
+    /// one for `context`: `K' = HMAC(K, "koppel.derive" ‖ 0x00 ‖ context)`.
+    /// Research IDs per release use it with the release's name, so that
+    /// two releases cannot be joined on their IDs while a rerun of the same
+    /// release gives the same IDs. The derived key is zeroized once its
+    /// schedule is computed; the label (id, version) stays the parent's.
+    pub fn derive(&self, context: &str) -> Pseudonymiser {
+        let mut key = self
+            .hash
+            .digest(&[b"koppel.derive", &[0], context.as_bytes()]);
+        let hash = KeyedHash::new(&key);
+        zeroize::Zeroize::zeroize(&mut key);
+        Pseudonymiser {
+            hash,
+            stage: self.stage,
+            key_id: self.key_id.clone(),
+            key_version: self.key_version,
+        }
+    }
+
     pub fn key_id(&self) -> &str {
         &self.key_id
     }
@@ -464,6 +484,31 @@ mod tests {
         );
         let org = release_1.research_ids(IdentifierType::Kvk, &a);
         assert!(org.value(0).starts_with("O-"));
+
+        // Per-release keys: K' = HMAC(K, "koppel.derive" ‖ 0 ‖ name), as
+        // docs/pseudonymisation.md states; another name, other IDs; the
+        // same name, the same IDs.
+        let derived = release_1.derive("preventieplan_2023-2024_run-1");
+        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&[9; 32]).unwrap();
+        mac.update(b"koppel.derive\0preventieplan_2023-2024_run-1");
+        let expected_key: [u8; 32] = mac.finalize().into_bytes().into();
+        let by_hand = Pseudonymiser::new(
+            Stage::Research,
+            &KeyMaterial::from_bytes(expected_key),
+            "r1",
+            1,
+        );
+        let d1 = derived.research_ids(IdentifierType::Bsn, &a);
+        assert_eq!(d1, by_hand.research_ids(IdentifierType::Bsn, &a));
+        assert_ne!(d1.value(0), r1.value(0));
+        assert_ne!(
+            d1.value(0),
+            release_1
+                .derive("preventieplan_2023-2024_run-2")
+                .research_ids(IdentifierType::Bsn, &a)
+                .value(0)
+        );
+        assert_eq!(derived.key_id(), "r1");
     }
 
     #[test]

@@ -9,8 +9,8 @@
 use std::collections::BTreeMap;
 
 use crate::model::{
-    CoverageRow, OrganisationSummary, OverlapRow, PersonSummary, QuasiIdentifierRow, RejectRow,
-    RunReport, SourceRow, TableRow,
+    CoverageRow, OrganisationSummary, OverlapRow, PersonSummary, QuasiIdentifierRow, RecipientRow,
+    RejectRow, RunReport, SourceRow, TableRow,
 };
 
 /// Sector, payroll persons in 2024, and how much younger than average its
@@ -247,6 +247,28 @@ fn person() -> PersonSummary {
             q("contract_type", "as linked", 0, 2, 9_984, 15_715),
         ],
         columns_withheld: vec!["fwg_level".into()],
+        recipients: vec![
+            RecipientRow {
+                recipient: "pfzw".into(),
+                assumption: "delivered the payroll".into(),
+                counted_in: "workforce (k-map)".into(),
+                knows: vec!["year".into(), "age".into(), "sex".into()],
+                persons: 331_000,
+                at_risk_before: 106_000,
+                at_risk_after: 0,
+                smallest_class: 10,
+            },
+            RecipientRow {
+                recipient: "izz".into(),
+                assumption: "runs the survey: knows who responded".into(),
+                counted_in: "released persons".into(),
+                knows: vec!["year".into(), "ggz_any".into()],
+                persons: 331_000,
+                at_risk_before: 3_100,
+                at_risk_after: 0,
+                smallest_class: 10,
+            },
+        ],
     }
 }
 

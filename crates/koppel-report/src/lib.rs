@@ -27,8 +27,8 @@ mod model;
 mod page;
 
 pub use model::{
-    CoverageRow, OrganisationSummary, OverlapRow, PersonSummary, QuasiIdentifierRow, RejectRow,
-    RunReport, SourceRow, TableRow,
+    CoverageRow, OrganisationSummary, OverlapRow, PersonSummary, QuasiIdentifierRow, RecipientRow,
+    RejectRow, RunReport, SourceRow, TableRow,
 };
 
 /// Renders the report as one self-contained HTML page.

@@ -122,8 +122,26 @@ pub struct PersonSummary {
     /// (everything suppressed).
     pub information_loss: f64,
     pub quasi_identifiers: Vec<QuasiIdentifierRow>,
-    /// Columns left out because they would undo a generalisation.
+    /// Person-model columns the release did not ask for.
     pub columns_withheld: Vec<String>,
+    /// The risk per declared recipient.
+    #[serde(default)]
+    pub recipients: Vec<RecipientRow>,
+}
+
+/// One declared recipient: what it is assumed to know, and the risk.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RecipientRow {
+    pub recipient: String,
+    pub assumption: String,
+    /// `released persons` or `workforce (k-map)`.
+    pub counted_in: String,
+    /// Released variables it knows.
+    pub knows: Vec<String>,
+    pub persons: u64,
+    pub at_risk_before: u64,
+    pub at_risk_after: u64,
+    pub smallest_class: u64,
 }
 
 /// The generalisation chosen for one quasi-identifier.

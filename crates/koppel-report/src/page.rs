@@ -671,7 +671,7 @@ fn person(out: &mut String, r: &RunReport) {
     section(
         out,
         "person",
-        "Every combination of quasi-identifier values in a year is shared by at least k released rows. Rows in classes that stay too small lose their quasi-identifiers; rows that cannot form a safe class even then are left out.",
+        "Every declared recipient — each partner, an employer, an outsider — finds at least k persons sharing what it already knows of any released person: among the respondents for the insurer, who knows who responded; among the whole workforce for the others. Variables are coarsened as far as needed; persons who still stand out lose single values; persons who stand out even then are left out.",
     );
     let (verdict, class) = match k_met(r) {
         Some(true) => ("k met", "ok"),
@@ -773,6 +773,37 @@ fn person(out: &mut String, r: &RunReport) {
         }
         out.push_str("</tbody>\n</table></div>\n");
     }
+    if !p.recipients.is_empty() {
+        out.push_str(
+            "<h3>Risk per recipient</h3>\n<div class=\"scroll\"><table>\n<thead><tr><th>Recipient</th><th>Assumed to know</th><th>Counted in</th>\
+             <th class=\"n\">Persons</th><th class=\"n\">At risk unprotected</th><th class=\"n\">At risk released</th><th class=\"n\">Smallest class</th></tr></thead>\n<tbody>\n",
+        );
+        for r in &p.recipients {
+            let knows: Vec<String> = r
+                .knows
+                .iter()
+                .map(|k| format!("<span class=\"code\">{}</span>", esc(k)))
+                .collect();
+            let _ = writeln!(
+                out,
+                "<tr><td>{} <span class=\"sub\">({})</span></td><td>{}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{} ({})</td><td class=\"n\">{}</td><td class=\"n\">{}</td></tr>",
+                esc(&r.recipient),
+                esc(&r.assumption),
+                if knows.is_empty() {
+                    "–".to_owned()
+                } else {
+                    knows.join(", ")
+                },
+                esc(&r.counted_in),
+                int(r.persons),
+                int(r.at_risk_before),
+                pct_of(r.at_risk_before, r.persons),
+                int(r.at_risk_after),
+                int(r.smallest_class)
+            );
+        }
+        out.push_str("</tbody>\n</table></div>\n");
+    }
     if p.columns_withheld.is_empty() {
         out.push_str("<p>No columns were withheld.</p>\n");
     } else {
@@ -783,7 +814,7 @@ fn person(out: &mut String, r: &RunReport) {
             .collect();
         let _ = writeln!(
             out,
-            "<p>Columns withheld, since they would undo a generalisation: {}.</p>",
+            "<p>Model columns the release did not ask for, and so not released: {}.</p>",
             list.join(", ")
         );
     }

@@ -8,6 +8,12 @@
 //! the pseudonyms a test expects to find in the models.
 //!
 //! Never for real data: the keys are constants.
+//!
+//! [`attack`] is the independent attacker on a written release: the
+//! re-identification risk per party that holds part of the data, and the
+//! relationships a researcher can still recover, from the files alone.
+
+pub mod attack;
 
 use std::path::{Path, PathBuf};
 

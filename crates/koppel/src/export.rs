@@ -42,6 +42,11 @@ pub struct ExportArgs {
     /// if it exists here, else the contract's specs built into koppel).
     #[arg(long, env = "KOPPEL_SPECS")]
     specs: Option<PathBuf>,
+    /// The release's name: research IDs are derived from the release key
+    /// and this name, so releases under different names cannot be joined
+    /// on their IDs (default: the name of the --out folder).
+    #[arg(long)]
+    release_name: Option<String>,
     /// Pipeline name recorded in the release.
     #[arg(long, default_value = "preventieplan")]
     pipeline: String,
@@ -83,6 +88,12 @@ pub fn run(args: ExportArgs) -> Result<ExitCode> {
         ExportOptions {
             config: &config,
             research: &research,
+            release_name: args.release_name.clone().unwrap_or_else(|| {
+                args.out
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            }),
             pipeline: args.pipeline.clone(),
             pipeline_version: args.pipeline_version.clone(),
             guard,
@@ -112,14 +123,26 @@ pub fn run(args: ExportArgs) -> Result<ExitCode> {
 pub fn print_disclosure(r: &koppel_export::DisclosureReport) {
     let p = &r.person;
     println!(
-        "persons: {} of {} rows released, k = {} reached (asked {}), {} rows locally suppressed, {} left out",
+        "persons: {} of {} rows released, smallest class any recipient finds {} (k {}), {} rows with a value suppressed, {} left out, {:.1}% of values null (cap {}%)",
         p.rows_released,
         p.rows_in,
         p.smallest_class,
         p.k,
         p.rows_locally_suppressed,
-        p.rows_dropped
+        p.rows_dropped,
+        p.values_suppressed_pct,
+        p.max_suppression_pct
     );
+    for r in &p.recipients {
+        println!(
+            "  recipient {:<9} knows {:>2} variables: {:>5.1}% of persons at risk unprotected, {} after; smallest class {}",
+            r.recipient.as_str(),
+            r.knows.len(),
+            r.at_risk_before_pct,
+            r.at_risk_after,
+            r.smallest_class
+        );
+    }
     for q in &p.quasi_identifiers {
         println!(
             "  {:<20} {:<28} {} values suppressed",
