@@ -1391,8 +1391,11 @@ def checks(reference: Path, exported: Exported) -> dict:
         result[name] = {"expected": expected, "got": got, "required": required, "ok": expected == got}
 
     check("person.rows_in", p["rows_in"], got_p.rows_in, True)
-    check("person.rows_released", p["rows_released"], len(got_p.frame), True)
-    check("persons.parquet rows", rows_of(reference / "persons.parquet"), len(got_p.frame), True)
+    # Koppel protects the person file against declared recipients
+    # (koppel-disclosure, issue 21); this peer still applies the earlier
+    # k-anonymity, so its person file is compared, not required equal.
+    check("person.rows_released", p["rows_released"], len(got_p.frame), False)
+    check("persons.parquet rows", rows_of(reference / "persons.parquet"), len(got_p.frame), False)
     check("organisation.rows_in", o["rows_in"], exported.organisations["rows_in"], True)
     check("organisation.rows_released", o["rows_released"], exported.organisations["rows_released"], True)
     check("organisations.parquet rows", rows_of(reference / "organisations.parquet"), exported.organisations["rows_released"], True)
@@ -1402,7 +1405,7 @@ def checks(reference: Path, exported: Exported) -> dict:
     check("person.k_reached", p["smallest_class"], got_p.smallest_class, False)
     check("person.rows_locally_suppressed", p["rows_locally_suppressed"], got_p.rows_locally_suppressed, False)
     check("person.rows_dropped", p["rows_dropped"], got_p.rows_dropped, False)
-    check("person.classes", p["classes"], got_p.classes, False)
+    check("person.classes", p.get("classes"), got_p.classes, False)
     check("person.levels", {q["column"]: q["level"] for q in p["quasi_identifiers"]}, got_p.levels, False)
     check("organisation.suppressed", o["suppressed"], exported.organisations["suppressed"], False)
     for t in report["tables"]:
