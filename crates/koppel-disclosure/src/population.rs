@@ -94,31 +94,35 @@ impl PopulationBase {
         })
     }
 
-    /// The population rows per key over `vars` at their levels in `node`.
-    pub fn count_all(&self, vars: &[usize], node: &[usize]) -> FxMap<Vec<u32>, u64> {
-        let at: Vec<(usize, &[u32])> = vars
+    /// Counts, in one pass over the population, the wanted keys of several
+    /// projections at once: each group is the variables of one
+    /// projection (their levels in `node`) and the keys wanted of it, whose
+    /// counts are added to.
+    pub fn count_wanted(&self, groups: &mut [(Vec<usize>, FxMap<Vec<u32>, u64>)], node: &[usize]) {
+        let at: Vec<Vec<(usize, &[u32])>> = groups
             .iter()
-            .map(|&v| {
-                (
-                    self.position[v].expect("a population variable"),
-                    self.lift[v][node[v]].as_slice(),
-                )
+            .map(|(vars, _)| {
+                vars.iter()
+                    .map(|&v| {
+                        (
+                            self.position[v].expect("a population variable"),
+                            self.lift[v][node[v]].as_slice(),
+                        )
+                    })
+                    .collect()
             })
             .collect();
-        let mut counts: FxMap<Vec<u32>, u64> = FxMap::default();
-        let mut key = vec![0u32; vars.len()];
+        let mut keys: Vec<Vec<u32>> = groups.iter().map(|(vars, _)| vec![0; vars.len()]).collect();
         for (b, &count) in self.counts.iter().enumerate() {
             let row = &self.codes[b * self.width..(b + 1) * self.width];
-            for (k, (i, map)) in key.iter_mut().zip(&at) {
-                *k = lift(map, row[*i]);
-            }
-            match counts.get_mut(key.as_slice()) {
-                Some(n) => *n += count,
-                None => {
-                    counts.insert(key.clone(), count);
+            for ((key, columns), (_, wanted)) in keys.iter_mut().zip(&at).zip(groups.iter_mut()) {
+                for (k, (i, map)) in key.iter_mut().zip(columns) {
+                    *k = lift(map, row[*i]);
+                }
+                if let Some(n) = wanted.get_mut(key.as_slice()) {
+                    *n += count;
                 }
             }
         }
-        counts
     }
 }

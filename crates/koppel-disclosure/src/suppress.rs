@@ -145,9 +145,8 @@ pub(crate) fn classes(
 }
 
 /// Population counts per key, for one attacker and one set of suppressed
-/// columns: the population projected on the columns left, counted once and
-/// kept for the rest of the node's evaluation (the same suppression
-/// patterns recur from one round to the next).
+/// columns (the keys asked for so far): kept for the rest of the node's
+/// evaluation.
 pub(crate) type CountCache = FxMap<u64, FxMap<Vec<u32>, u64>>;
 
 /// Population counts (k-map) of the given single-row profiles, each with
@@ -165,23 +164,51 @@ pub(crate) fn population_counts(
         .as_ref()
         .expect("a population-based attacker has a population");
     let known: u64 = view.knows.iter().map(|&c| 1u64 << c).sum();
-    let mut counts = vec![0; wanted.len()];
-    for (i, &p) in wanted.iter().enumerate() {
-        let mask = suppression.mask[p] & known;
-        let columns: Vec<usize> = view
-            .knows
+    let columns_of = |mask: u64| -> Vec<usize> {
+        view.knows
             .iter()
             .copied()
             .filter(|&c| mask & (1 << c) == 0)
-            .collect();
-        let counted = cache.entry(mask).or_insert_with(|| {
-            let variables: Vec<usize> = columns.iter().map(|&c| view.variable(c)).collect();
-            base.count_all(&variables, rules.node)
-        });
-        let key: Vec<u32> = columns.iter().map(|&c| profiles.code(p, 0, c)).collect();
-        counts[i] = counted.get(&key).copied().unwrap_or(0);
+            .collect()
+    };
+    let key = |p: usize, columns: &[usize]| -> Vec<u32> {
+        columns.iter().map(|&c| profiles.code(p, 0, c)).collect()
+    };
+    // Masks already counted in full for this node are looked up; the rest
+    // are counted together in one pass, for the keys wanted only.
+    let mut pending: FxMap<u64, FxMap<Vec<u32>, u64>> = FxMap::default();
+    for &p in wanted {
+        let mask = suppression.mask[p] & known;
+        let k = key(p, &columns_of(mask));
+        if !cache
+            .get(&mask)
+            .is_some_and(|counted| counted.contains_key(&k))
+        {
+            pending.entry(mask).or_default().insert(k, 0);
+        }
     }
-    counts
+    if !pending.is_empty() {
+        let mut masks: Vec<u64> = pending.keys().copied().collect();
+        masks.sort_unstable();
+        let mut groups: Vec<(Vec<usize>, FxMap<Vec<u32>, u64>)> = masks
+            .iter()
+            .map(|m| {
+                let vars = columns_of(*m).iter().map(|&c| view.variable(c)).collect();
+                (vars, pending.remove(m).expect("a pending mask"))
+            })
+            .collect();
+        base.count_wanted(&mut groups, rules.node);
+        for (m, (_, counted)) in masks.into_iter().zip(groups) {
+            cache.entry(m).or_default().extend(counted);
+        }
+    }
+    wanted
+        .iter()
+        .map(|&p| {
+            let mask = suppression.mask[p] & known;
+            cache[&mask][&key(p, &columns_of(mask))]
+        })
+        .collect()
 }
 
 impl View {
