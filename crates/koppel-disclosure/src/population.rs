@@ -7,6 +7,10 @@
 use crate::profiles::FxMap;
 use crate::{Attacker, Microdata, NULL, Reference, lift};
 
+/// The variables of one projection of the population, and the keys wanted
+/// of it with their counts.
+pub(crate) type Projection = (Vec<usize>, FxMap<Vec<u32>, u64>);
+
 #[derive(Debug)]
 pub(crate) struct PopulationBase {
     /// Position of each variable in a base row, if the base holds it.
@@ -98,7 +102,7 @@ impl PopulationBase {
     /// projections at once: each group is the variables of one
     /// projection (their levels in `node`) and the keys wanted of it, whose
     /// counts are added to.
-    pub fn count_wanted(&self, groups: &mut [(Vec<usize>, FxMap<Vec<u32>, u64>)], node: &[usize]) {
+    pub fn count_wanted(&self, groups: &mut [Projection], node: &[usize]) {
         let at: Vec<Vec<(usize, &[u32])>> = groups
             .iter()
             .map(|(vars, _)| {

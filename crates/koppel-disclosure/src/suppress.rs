@@ -2,7 +2,7 @@
 //! attacker finds a unit at risk.
 
 use crate::NULL;
-use crate::population::PopulationBase;
+use crate::population::{PopulationBase, Projection};
 use crate::profiles::{FxMap, PAD, Profiles, sort_rows};
 
 /// An attacker as the suppression sees it: profile columns, not variables.
@@ -190,7 +190,7 @@ pub(crate) fn population_counts(
     if !pending.is_empty() {
         let mut masks: Vec<u64> = pending.keys().copied().collect();
         masks.sort_unstable();
-        let mut groups: Vec<(Vec<usize>, FxMap<Vec<u32>, u64>)> = masks
+        let mut groups: Vec<Projection> = masks
             .iter()
             .map(|m| {
                 let vars = columns_of(*m).iter().map(|&c| view.variable(c)).collect();
