@@ -389,7 +389,11 @@ fn sector_goes_from_partners_to_the_ttp_without_a_raw_identifier() {
         "link",
     );
     let mut linked_p2 = HashSet::new();
-    for file in ["person_model.parquet", "organisation_model.parquet"] {
+    for file in [
+        "person_model.parquet",
+        "workforce_model.parquet",
+        "organisation_model.parquet",
+    ] {
         let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(
             std::fs::File::open(linked.join(file)).unwrap(),
         )

@@ -231,6 +231,7 @@ fn synthetic_sector_links_with_its_planted_relationships_intact() {
     let second = link(&sector.staged, &again, &config).unwrap();
     for (a, b) in [
         (&outcome.person_model, &second.person_model),
+        (&outcome.workforce_model, &second.workforce_model),
         (&outcome.organisation_model, &second.organisation_model),
         (&outcome.report_path, &second.report_path),
     ] {

@@ -440,6 +440,7 @@ impl Attempt<'_> {
             clock,
             serde_json::json!({
                 "person_model_rows": linked.report.person_model_rows,
+                "workforce_model_rows": linked.report.workforce_model_rows,
                 "organisation_model_rows": linked.report.organisation_model_rows,
             }),
             records,

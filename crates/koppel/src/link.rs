@@ -75,6 +75,11 @@ pub fn run(args: LinkArgs) -> Result<ExitCode> {
         outcome.person_model.display()
     );
     println!(
+        "workforce model: {} rows → {} (the k-map population; never released)",
+        report.workforce_model_rows,
+        outcome.workforce_model.display()
+    );
+    println!(
         "organisation model: {} rows → {}",
         report.organisation_model_rows,
         outcome.organisation_model.display()
