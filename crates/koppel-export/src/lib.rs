@@ -35,7 +35,7 @@ use std::path::{Path, PathBuf};
 
 use arrow::array::RecordBatch;
 use koppel_contract::files::linked::{
-    LINKAGE_REPORT_FILE, ORGANISATION_MODEL_FILE, PERSON_MODEL_FILE,
+    LINKAGE_REPORT_FILE, ORGANISATION_MODEL_FILE, PERSON_MODEL_FILE, WORKFORCE_MODEL_FILE,
 };
 use koppel_contract::meta::{META_KEY_ID, META_KEY_VERSION};
 use koppel_pseudonymise::Pseudonymiser;
@@ -193,7 +193,7 @@ pub fn export(
     let stage2 = stage2_key(&people, &person_path)?;
     // The workforce: the population of the k-map. Older linking output
     // has none; every recipient is then counted in the released rows.
-    let workforce_path = linked.join(person::WORKFORCE_MODEL_FILE);
+    let workforce_path = linked.join(WORKFORCE_MODEL_FILE);
     let workforce = if workforce_path.is_file() {
         let w = read_model(&workforce_path)?;
         if stage2_key(&w, &workforce_path)? != stage2 {

@@ -33,8 +33,6 @@ use crate::provenance;
 pub const ORGANISATION_SIZE: &str = "organisation_size";
 /// The employer's research ID, as a variable an employer knows.
 pub const ORG_ID: &str = "org_id";
-/// The workforce model: the population of the k-map.
-pub const WORKFORCE_MODEL_FILE: &str = koppel_contract::files::linked::WORKFORCE_MODEL_FILE;
 
 /// An organisation and year, by stage-2 pseudonym.
 pub type OrgYear = ([u8; 32], i32);
@@ -222,7 +220,10 @@ pub fn release_persons(
     // The population: the workforce, plus respondents off the payroll
     // (they are part of the population the sample is drawn from).
     let workforce = match inputs.workforce {
-        Some(w) => Some(ModelView::new(w, WORKFORCE_MODEL_FILE)?),
+        Some(w) => Some(ModelView::new(
+            w,
+            koppel_contract::files::linked::WORKFORCE_MODEL_FILE,
+        )?),
         None => None,
     };
     let off_payroll: Vec<usize> = (0..rows)
@@ -231,13 +232,19 @@ pub fn release_persons(
 
     // Each variable over sample rows and then population rows, generalised
     // once so that both share one code dictionary.
-    let mut variables = vec![year_variable(
-        sample.years,
-        workforce.as_ref(),
-        &off_payroll,
-    )?];
-    let mut population_codes: Vec<Option<Vec<u32>>> = vec![variables[0].1.clone()];
+    let (year, year_population) = year_variable(sample.years, workforce.as_ref(), &off_payroll);
+    let mut engine_variables = vec![year];
+    let mut population_codes: Vec<Option<Vec<u32>>> = vec![year_population];
     let mut generalised: Vec<GeneralisedColumn> = Vec::new();
+    // The population's values of a column: the workforce's, then the
+    // respondents' off the payroll (`own` holds the respondents').
+    let population_of = |own: &[Option<Atom>],
+                         workforce_values: Option<Vec<Option<Atom>>>|
+     -> Option<Vec<Option<Atom>>> {
+        let mut values = workforce_values?;
+        values.extend(off_payroll.iter().map(|&r| own[r].clone()));
+        Some(values)
+    };
     for v in &rules.variables {
         let own = sample.atoms(&v.column, inputs.headcounts)?.ok_or_else(|| {
             ExportError::ModelColumnMissing {
@@ -249,51 +256,43 @@ pub fn release_persons(
             Hierarchy::FwgLevelBand { level_column, .. } => {
                 let mut s = model_atoms(people, file, level_column)?;
                 if let Some(w) = &workforce {
-                    s.extend(
-                        w.atoms(level_column, inputs.headcounts)?
-                            .unwrap_or_else(|| vec![None; w.batch.num_rows()]),
-                    );
-                    let extra: Vec<Option<Atom>> =
-                        off_payroll.iter().map(|&r| s[r].clone()).collect();
-                    s.extend(extra);
+                    let in_workforce = w
+                        .atoms(level_column, inputs.headcounts)?
+                        .unwrap_or_else(|| vec![None; w.batch.num_rows()]);
+                    let population = population_of(&s, Some(in_workforce));
+                    s.extend(population.into_iter().flatten());
                 }
                 Some(s)
             }
             _ => None,
         };
-        let in_population = match &workforce {
+        let in_workforce = match &workforce {
             Some(w) => w.atoms(&v.column, inputs.headcounts)?,
             None => None,
         };
+        let population = population_of(&own, in_workforce);
+        let has_values = population.is_some();
         let mut values = own;
-        let population_len = in_population.as_ref().map(|p| p.len() + off_payroll.len());
-        if let Some(p) = in_population {
-            let extra: Vec<Option<Atom>> = off_payroll.iter().map(|&r| values[r].clone()).collect();
-            values.extend(p);
-            values.extend(extra);
-        }
-        let g = generalise(&v.column, &values, &v.hierarchy, side.as_deref())?;
-        let population = population_len.map(|_| g.values[rows..].to_vec());
-        let mut sample_only = g.clone();
-        sample_only.values.truncate(rows);
-        let engine = Variable {
+        values.extend(population.into_iter().flatten());
+        let mut g = generalise(&v.column, &values, &v.hierarchy, side.as_deref())?;
+        // Rows past the respondents' are the population's.
+        let population = g.values.split_off(rows);
+        population_codes.push(has_values.then_some(population));
+        engine_variables.push(Variable {
             name: v.column.clone(),
-            codes: sample_only.values.clone(),
+            codes: g.values.clone(),
             levels: g.maps.clone(),
             min_level: v.min_level,
             max_level: v.max_level(),
             weight: v.weight,
             suppressible: true,
-        };
-        variables.push((engine, population));
-        generalised.push(sample_only);
+        });
+        generalised.push(g);
     }
     let population_rows = workforce
         .as_ref()
         .map(|w| (w.batch.num_rows() + off_payroll.len()) as u64);
     let has_population = workforce.is_some();
-    population_codes.extend(variables[1..].iter().map(|(_, p)| p.clone()));
-    let engine_variables: Vec<Variable> = variables.into_iter().map(|(v, _)| v).collect();
 
     let recipients: Vec<Recipient> = {
         let set: BTreeSet<Recipient> = rules.recipients.iter().copied().collect();
@@ -550,7 +549,7 @@ fn year_variable(
     years: &Int32Array,
     workforce: Option<&ModelView<'_>>,
     off_payroll: &[usize],
-) -> Result<(Variable, Option<Vec<u32>>), ExportError> {
+) -> (Variable, Option<Vec<u32>>) {
     let mut distinct: Vec<i32> = years.values().to_vec();
     if let Some(w) = workforce {
         distinct.extend(w.years.values().iter());
@@ -575,7 +574,7 @@ fn year_variable(
             .chain(off_payroll.iter().map(|&r| code(years.value(r))))
             .collect()
     });
-    Ok((variable, population))
+    (variable, population)
 }
 
 /// A unit per person: rows with the same stage-2 pseudonym.

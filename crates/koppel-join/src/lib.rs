@@ -256,15 +256,17 @@ async fn link_async(
         ]
         .into()
     };
+    // Both person-year models carry the same two pseudonym columns.
+    let person_keys: [(&str, &str, &DenseKeys); 2] = [
+        ("person_p2", "bsn", &keys.persons),
+        ("org_p2", "kvk", &keys.organisations),
+    ];
     let person_model = target.file(PERSON_MODEL_FILE);
     let (person_rows, person_schema) = write_model(
         &ctx,
         &sql::person_model(&payroll_years),
         &person_model,
-        &[
-            ("person_p2", "bsn", &keys.persons),
-            ("org_p2", "kvk", &keys.organisations),
-        ],
+        &person_keys,
         &key_metadata,
         "person",
         None,
@@ -280,10 +282,7 @@ async fn link_async(
         &collecting_joins(&ctx),
         &sql::workforce_model(&payroll_years),
         &workforce_model,
-        &[
-            ("person_p2", "bsn", &keys.persons),
-            ("org_p2", "kvk", &keys.organisations),
-        ],
+        &person_keys,
         &key_metadata,
         "workforce",
         // Every column declared as in the person model: type, nullability
