@@ -227,6 +227,12 @@ fn every_declared_attacker_finds_at_most_one_percent_at_risk_in_the_demo_release
                     a.name, attack.exposure.rows_unmatched
                 ));
             }
+            if attack.exposure.persons_unmatched > 0 {
+                problems.push(format!(
+                    "{name}: {}: {} released persons match no population person: the population's persons are not the release's",
+                    a.name, attack.exposure.persons_unmatched
+                ));
+            }
             if attack.fails() {
                 problems.push(format!(
                     "{name}: {} finds more than {:.0}% of persons at risk at k = {k}",

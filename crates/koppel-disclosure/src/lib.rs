@@ -169,9 +169,10 @@ pub enum Reference {
     /// The population ([`Microdata::population`]): for an attacker who
     /// does not know who is in the data, a released person is at risk
     /// when fewer than k persons of the population share its values
-    /// (k-map). Suppressed values match any value. Persons with more than
-    /// one released row are counted in the sample (a floor: the sample is
-    /// part of the population).
+    /// (k-map): a person of m released rows is matched by a population
+    /// person holding m distinct rows with its values. Suppressed values
+    /// match any value. The sample class is a floor (the sample is part of
+    /// the population).
     Population,
 }
 
@@ -183,6 +184,23 @@ pub enum Reference {
 #[derive(Debug, Clone, Default)]
 pub struct Population {
     pub codes: Vec<Option<Vec<u32>>>,
+    /// The person of every population row, so that a released person with
+    /// several rows (years) is matched by a population person with as many;
+    /// `None`: every row a person of its own.
+    pub units: Option<Vec<u32>>,
+}
+
+impl Population {
+    /// Rows in the population.
+    pub fn rows(&self) -> usize {
+        self.codes
+            .iter()
+            .flatten()
+            .map(Vec::len)
+            .next()
+            .or_else(|| self.units.as_ref().map(Vec::len))
+            .unwrap_or(0)
+    }
 }
 
 /// A party that may receive the release and the variables it knows of
@@ -435,6 +453,11 @@ impl Microdata {
                     return Err(DisclosureError::PopulationShape);
                 }
                 let length = population.codes.iter().flatten().map(Vec::len).next();
+                if let (Some(units), Some(length)) = (&population.units, length)
+                    && units.len() != length
+                {
+                    return Err(DisclosureError::PopulationShape);
+                }
                 for &v in &a.knows {
                     let codes = population.codes[v].as_ref().ok_or_else(|| {
                         DisclosureError::NoPopulation {

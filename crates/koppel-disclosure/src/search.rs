@@ -19,9 +19,50 @@ struct Problem<'a> {
     units: Units,
     views: Vec<View>,
     l: Vec<usize>,
-    /// Per attacker, the population reduced over what that attacker knows
-    /// (few distinct rows for an attacker who knows little).
-    population: Vec<Option<PopulationBase>>,
+}
+
+/// The population reduced once per distinct set of variables that
+/// population-based attackers know (an employer and the pension fund know
+/// the same columns: one base): few distinct persons for an attacker who
+/// knows little.
+struct Bases {
+    bases: Vec<PopulationBase>,
+    /// Per attacker (all of them, in order), its base.
+    of_attacker: Vec<Option<usize>>,
+}
+
+impl Bases {
+    fn new(data: &Microdata, attackers: &[Attacker]) -> Bases {
+        let mut sets: Vec<Vec<usize>> = Vec::new();
+        let mut of_attacker = Vec::new();
+        for a in attackers {
+            if a.reference != Reference::Population {
+                of_attacker.push(None);
+                continue;
+            }
+            let mut knows = a.knows.clone();
+            knows.sort_unstable();
+            knows.dedup();
+            let i = sets.iter().position(|s| *s == knows).unwrap_or_else(|| {
+                sets.push(knows);
+                sets.len() - 1
+            });
+            of_attacker.push(Some(i));
+        }
+        let bases = sets
+            .iter()
+            .map(|knows| {
+                let reader = Attacker {
+                    name: String::new(),
+                    knows: knows.clone(),
+                    reference: Reference::Population,
+                };
+                PopulationBase::new(data, std::slice::from_ref(&reader))
+                    .expect("validated: a population-based attacker has a population")
+            })
+            .collect();
+        Bases { bases, of_attacker }
+    }
 }
 
 /// A node after local suppression.
@@ -29,28 +70,41 @@ struct Evaluation {
     levels: Vec<usize>,
     profiles: Profiles,
     suppression: Suppression,
-    /// Per quasi-identifier column: values known as linked, null in the
-    /// release, summed loss.
-    known: Vec<u64>,
-    null: Vec<u64>,
-    loss: Vec<f64>,
+    tally: Tally,
     cost: f64,
     share: f64,
 }
 
+/// What a node's evaluation keeps for scoring, per quasi-identifier
+/// column: values known as linked, null in the release, summed loss.
+#[derive(Debug, Clone)]
+struct Tally {
+    known: Vec<u64>,
+    null: Vec<u64>,
+    loss: Vec<f64>,
+}
+
 impl Evaluation {
     fn acceptable(&self, params: &Params) -> bool {
+        let t = &self.tally;
         self.share <= params.max_suppression + 1e-12
-            && (0..self.known.len()).all(|c| {
-                self.known[c] == 0
-                    || self.null[c] as f64 / self.known[c] as f64
+            && (0..t.known.len()).all(|c| {
+                t.known[c] == 0
+                    || t.null[c] as f64 / t.known[c] as f64
                         <= params.max_variable_suppression + 1e-12
             })
     }
 }
 
 impl<'a> Problem<'a> {
-    fn new(data: &'a Microdata, attackers: &[Attacker], params: &'a Params) -> Problem<'a> {
+    /// `bases` are the population bases of `attackers` (indices into the
+    /// list the evaluations are given).
+    fn new(
+        data: &'a Microdata,
+        attackers: &[Attacker],
+        bases: &[Option<usize>],
+        params: &'a Params,
+    ) -> Problem<'a> {
         let quasi = data.quasi_identifiers(attackers);
         let column = |v: usize| quasi.binary_search(&v).expect("a quasi-identifier");
         let views = attackers
@@ -68,7 +122,7 @@ impl<'a> Problem<'a> {
                     .filter(|&c| data.variables[quasi[c]].suppressible)
                     .collect();
                 View {
-                    index,
+                    index: bases[index].unwrap_or(usize::MAX),
                     knows,
                     order,
                     variables: quasi.clone(),
@@ -83,21 +137,23 @@ impl<'a> Problem<'a> {
             quasi,
             views,
             l: data.sensitive.iter().map(|s| s.l).collect(),
-            population: attackers
-                .iter()
-                .map(|a| PopulationBase::new(data, std::slice::from_ref(a)))
-                .collect(),
         }
     }
 
-    fn rules<'r>(&'r self, node: &'r [usize], price: &'r [f64]) -> Rules<'r> {
+    fn rules<'r>(
+        &'r self,
+        node: &'r [usize],
+        price: &'r [f64],
+        population: &'r [PopulationBase],
+    ) -> Rules<'r> {
         Rules {
             k: self.params.k as u64,
             l: &self.l,
             quasi: self.quasi.len(),
             node,
-            population: &self.population,
+            population,
             price,
+            cap: self.params.max_variable_suppression,
         }
     }
 
@@ -121,10 +177,16 @@ impl<'a> Problem<'a> {
             .collect()
     }
 
-    fn evaluate(&self, levels: &[usize]) -> Evaluation {
+    /// Local suppression at the node `levels`, the population counted in
+    /// `population` (bases at or below those levels).
+    fn evaluate(&self, levels: &[usize], population: &[PopulationBase]) -> Evaluation {
         let profiles = Profiles::build(self.data, &self.quasi, &self.units, levels);
         let price = self.prices(levels);
-        let suppression = suppress(&profiles, &self.views, self.rules(levels, &price));
+        let suppression = suppress(
+            &profiles,
+            &self.views,
+            self.rules(levels, &price, population),
+        );
         let q = self.quasi.len();
         let (mut known, mut null, mut loss) = (vec![0u64; q], vec![0u64; q], vec![0f64; q]);
         for (row, &unit) in self.units.of_row.iter().enumerate() {
@@ -171,9 +233,7 @@ impl<'a> Problem<'a> {
             levels: levels.to_vec(),
             profiles,
             suppression,
-            known,
-            null,
-            loss,
+            tally: Tally { known, null, loss },
             cost,
             share,
         }
@@ -182,7 +242,7 @@ impl<'a> Problem<'a> {
     /// Units at risk for each attacker with every variable at its minimum
     /// level and nothing suppressed: the release as the pipeline would let
     /// it out without protection.
-    fn risk_before(&self) -> Vec<u64> {
+    fn risk_before(&self, population: &[PopulationBase]) -> Vec<u64> {
         let levels: Vec<usize> = self.data.variables.iter().map(|v| v.min_level).collect();
         let profiles = Profiles::build(self.data, &self.quasi, &self.units, &levels);
         let none = Suppression {
@@ -191,7 +251,7 @@ impl<'a> Problem<'a> {
             values_by_attacker: vec![0; self.views.len()],
         };
         let price = self.prices(&levels);
-        let rules = self.rules(&levels, &price);
+        let rules = self.rules(&levels, &price, population);
         self.views
             .iter()
             .map(|view| {
@@ -282,7 +342,7 @@ impl Score {
 
 /// The score of a node from its blocks' evaluations, each variable counted
 /// once.
-fn combine(data: &Microdata, params: &Params, parts: &[(&Problem<'_>, &Evaluation)]) -> Score {
+fn combine(data: &Microdata, params: &Params, parts: &[(&Problem<'_>, &Tally)]) -> Score {
     let mut seen = vec![false; data.variables.len()];
     let (mut weighted, mut weights, mut known, mut null) = (0.0, 0.0, 0u64, 0u64);
     let mut excess = 0.0;
@@ -327,14 +387,28 @@ pub fn protect(
     params: &Params,
 ) -> Result<Protection, DisclosureError> {
     data.validate(attackers, params)?;
+    let Bases {
+        bases: mut population,
+        of_attacker,
+    } = Bases::new(data, attackers);
+    let whole = Problem::new(data, attackers, &of_attacker, params);
+    // Before protection, counted while the bases are at the minimum
+    // levels; from here on they follow the search's node.
+    let before = whole.risk_before(&population);
+
     let groups = blocks(data, attackers);
     let block_attackers: Vec<Vec<Attacker>> = groups
         .iter()
         .map(|g| g.iter().map(|&a| attackers[a].clone()).collect())
         .collect();
+    let block_bases: Vec<Vec<Option<usize>>> = groups
+        .iter()
+        .map(|g| g.iter().map(|&a| of_attacker[a]).collect())
+        .collect();
     let problems: Vec<Problem<'_>> = block_attackers
         .iter()
-        .map(|a| Problem::new(data, a, params))
+        .zip(&block_bases)
+        .map(|(a, b)| Problem::new(data, a, b, params))
         .collect();
     let block_of: Vec<Option<usize>> = (0..data.variables.len())
         .map(|v| {
@@ -345,16 +419,22 @@ pub fn protect(
         .collect();
 
     let mut levels: Vec<usize> = data.variables.iter().map(|v| v.min_level).collect();
-    let mut current: Vec<Evaluation> = problems.par_iter().map(|p| p.evaluate(&levels)).collect();
-    let score = |evaluations: &[&Evaluation]| {
-        let parts: Vec<(&Problem<'_>, &Evaluation)> =
-            problems.iter().zip(evaluations.iter().copied()).collect();
+    let mut current: Vec<Tally> = problems
+        .par_iter()
+        .map(|p| p.evaluate(&levels, &population).tally)
+        .collect();
+    let score = |tallies: &[&Tally]| {
+        let parts: Vec<(&Problem<'_>, &Tally)> =
+            problems.iter().zip(tallies.iter().copied()).collect();
         combine(data, params, &parts)
     };
     let mut now = score(&current.iter().collect::<Vec<_>>());
     let mut nodes = problems.len();
     let mut path = Vec::new();
     let mut fewest = (now.objective(params), levels.clone());
+    // A step's evaluation stays valid while its block's node is unchanged:
+    // blocks share no variable, so a step elsewhere changes nothing it saw.
+    let mut steps: Vec<Option<Tally>> = vec![None; data.variables.len()];
     loop {
         let candidates: Vec<(usize, usize)> = (0..data.variables.len())
             .filter(|&v| levels[v] < data.variables[v].max_level)
@@ -363,24 +443,28 @@ pub fn protect(
         if candidates.is_empty() {
             break;
         }
-        let evaluated: Vec<(usize, usize, Evaluation)> = candidates
+        let fresh: Vec<(usize, Tally)> = candidates
             .par_iter()
+            .filter(|&&(v, _)| steps[v].is_none())
             .map(|&(v, b)| {
                 let mut next = levels.clone();
                 next[v] += 1;
-                (v, b, problems[b].evaluate(&next))
+                (v, problems[b].evaluate(&next, &population).tally)
             })
             .collect();
-        nodes += evaluated.len();
-        let scored: Vec<Score> = evaluated
+        nodes += fresh.len();
+        for (v, tally) in fresh {
+            steps[v] = Some(tally);
+        }
+        let scored: Vec<Score> = candidates
             .iter()
-            .map(|(_, b, e)| {
-                let mut parts: Vec<&Evaluation> = current.iter().collect();
-                parts[*b] = e;
+            .map(|&(v, b)| {
+                let mut parts: Vec<&Tally> = current.iter().collect();
+                parts[b] = steps[v].as_ref().expect("evaluated");
                 score(&parts)
             })
             .collect();
-        let best = (0..evaluated.len())
+        let best = (0..candidates.len())
             .min_by(|&x, &y| {
                 scored[x]
                     .objective(params)
@@ -396,12 +480,25 @@ pub fn protect(
         {
             break;
         }
-        let (v, b, evaluation) = evaluated
-            .into_iter()
-            .nth(best)
-            .expect("best is a candidate");
+        let (v, b) = candidates[best];
         levels[v] += 1;
-        current[b] = evaluation;
+        current[b] = steps[v].take().expect("evaluated");
+        for (w, step) in steps.iter_mut().enumerate() {
+            if block_of[w] == Some(b) {
+                *step = None;
+            }
+        }
+        // The population bases that hold the variable follow the node.
+        population = population
+            .into_iter()
+            .map(|base| {
+                if base.holds(v) {
+                    base.coarsen(&levels)
+                } else {
+                    base
+                }
+            })
+            .collect();
         now = scored[best];
         if now.objective(params) < fewest.0 {
             fewest = (now.objective(params), levels.clone());
@@ -417,15 +514,18 @@ pub fn protect(
     // node met the suppression target, the one that came closest is
     // released (every attacker still finds no class below k) and the
     // outcome says so; `Params::strict` makes that an error instead.
-    let whole = Problem::new(data, attackers, params);
-    let mut chosen = whole.evaluate(&levels);
+    let mut chosen = whole.evaluate(&levels, &population);
     nodes += 1;
     if !chosen.acceptable(params) && fewest.1 != levels {
-        let closest = whole.evaluate(&fewest.1);
+        // Below the bases' node: counted from the population again.
+        let lower = Bases::new(data, attackers).bases;
+        let closest = whole.evaluate(&fewest.1, &lower);
         nodes += 1;
-        let rank = |e: &Evaluation| combine(data, params, &[(&whole, e)]).objective(params);
+        let rank =
+            |e: &Evaluation| combine(data, params, &[(&whole, &e.tally)]).objective(params);
         if rank(&closest) < rank(&chosen) {
             chosen = closest;
+            population = lower;
         }
     }
     if !chosen.acceptable(params) && params.strict {
@@ -433,12 +533,12 @@ pub fn protect(
             .quasi
             .iter()
             .enumerate()
-            .filter(|&(c, _)| chosen.known[c] > 0 && chosen.null[c] > 0)
+            .filter(|&(c, _)| chosen.tally.known[c] > 0 && chosen.tally.null[c] > 0)
             .map(|(c, &v)| {
                 format!(
                     "{} {:.1}%",
                     data.variables[v].name,
-                    100.0 * chosen.null[c] as f64 / chosen.known[c] as f64
+                    100.0 * chosen.tally.null[c] as f64 / chosen.tally.known[c] as f64
                 )
             })
             .collect::<Vec<_>>()
@@ -449,7 +549,7 @@ pub fn protect(
             detail,
         });
     }
-    outcome(&whole, attackers, chosen, nodes, path)
+    outcome(&whole, attackers, chosen, &population, before, nodes, path)
 }
 
 /// Maps the chosen node back to rows and recounts every attacker's classes
@@ -458,6 +558,8 @@ fn outcome(
     problem: &Problem<'_>,
     attackers: &[Attacker],
     chosen: Evaluation,
+    population: &[PopulationBase],
+    before: Vec<u64>,
     nodes_evaluated: usize,
     path: Vec<SearchStep>,
 ) -> Result<Protection, DisclosureError> {
@@ -474,11 +576,10 @@ fn outcome(
         }
     }
 
-    let before = problem.risk_before();
     let mut outcomes = Vec::new();
     for ((attacker, view), before) in attackers.iter().zip(&problem.views).zip(before) {
         let price = problem.prices(&chosen.levels);
-        let rules = problem.rules(&chosen.levels, &price);
+        let rules = problem.rules(&chosen.levels, &price, population);
         let classes = classes(profiles, s, view, rules);
         let sizes = class_sizes(profiles, s, view, rules, &classes);
         let mut at_risk = 0;
@@ -526,10 +627,10 @@ fn outcome(
                     levels: variable.levels.len(),
                     level,
                     quasi_identifier: true,
-                    values_known: chosen.known[c],
-                    values_suppressed: chosen.null[c],
-                    information_loss: if chosen.known[c] > 0 {
-                        chosen.loss[c] / chosen.known[c] as f64
+                    values_known: chosen.tally.known[c],
+                    values_suppressed: chosen.tally.null[c],
+                    information_loss: if chosen.tally.known[c] > 0 {
+                        chosen.tally.loss[c] / chosen.tally.known[c] as f64
                     } else {
                         0.0
                     },

@@ -8,7 +8,8 @@ use crate::profiles::{FxMap, PAD, Profiles, sort_rows};
 /// An attacker as the suppression sees it: profile columns, not variables.
 #[derive(Debug, Clone)]
 pub(crate) struct View {
-    /// Position of the attacker among the views (its population base).
+    /// The attacker's population base among those the rules hold (only
+    /// for a population-based attacker).
     pub index: usize,
     /// Profile columns (quasi-identifier positions) the attacker knows.
     pub knows: Vec<usize>,
@@ -31,11 +32,14 @@ pub(crate) struct Rules<'a> {
     pub quasi: usize,
     /// The node's level of every variable.
     pub node: &'a [usize],
-    /// Per attacker (in view order), its population base.
-    pub population: &'a [Option<PopulationBase>],
+    /// The population bases the views point into, at or below `node`.
+    pub population: &'a [PopulationBase],
     /// What nulling a value of each profile column costs, before the
     /// column's own suppression so far is charged.
     pub price: &'a [f64],
+    /// The share of its values a column may lose ([`crate::Params::max_variable_suppression`]):
+    /// a column past it is nulled only when no other can be.
+    pub cap: f64,
 }
 
 /// Suppression applied to the profiles.
@@ -149,9 +153,10 @@ pub(crate) fn classes(
 /// evaluation.
 pub(crate) type CountCache = FxMap<u64, FxMap<Vec<u32>, u64>>;
 
-/// Population counts (k-map) of the given single-row profiles, each with
-/// its own suppression: suppressed columns match any value, so profiles
-/// are grouped by which of the attacker's columns they have suppressed.
+/// Population counts (k-map) of the given profiles, each with its own
+/// suppression: suppressed columns match any value, so profiles are
+/// grouped by which of the attacker's columns they have suppressed. A
+/// profile's key is its rows on the other known columns, sorted.
 pub(crate) fn population_counts(
     profiles: &Profiles,
     suppression: &Suppression,
@@ -160,9 +165,20 @@ pub(crate) fn population_counts(
     wanted: &[usize],
     cache: &mut CountCache,
 ) -> Vec<u64> {
-    let base = rules.population[view.index]
-        .as_ref()
-        .expect("a population-based attacker has a population");
+    let masked: Vec<(usize, u64)> = wanted.iter().map(|&p| (p, suppression.mask[p])).collect();
+    population_counts_masked(profiles, view, rules, &masked, cache)
+}
+
+/// [`population_counts`] of profiles under the given masks (a profile's
+/// own, or one it would have after another suppression).
+pub(crate) fn population_counts_masked(
+    profiles: &Profiles,
+    view: &View,
+    rules: Rules<'_>,
+    wanted: &[(usize, u64)],
+    cache: &mut CountCache,
+) -> Vec<u64> {
+    let base = &rules.population[view.index];
     let known: u64 = view.knows.iter().map(|&c| 1u64 << c).sum();
     let columns_of = |mask: u64| -> Vec<usize> {
         view.knows
@@ -172,19 +188,31 @@ pub(crate) fn population_counts(
             .collect()
     };
     let key = |p: usize, columns: &[usize]| -> Vec<u32> {
-        columns.iter().map(|&c| profiles.code(p, 0, c)).collect()
+        let mut key = Vec::with_capacity(profiles.rows_per * columns.len());
+        for slot in (0..profiles.rows_per).filter(|&slot| profiles.has_row(p, slot)) {
+            key.extend(columns.iter().map(|&c| profiles.code(p, slot, c)));
+        }
+        if !columns.is_empty() && key.len() > columns.len() {
+            sort_rows(&mut key, columns.len());
+        }
+        key
     };
-    // Masks already counted in full for this node are looked up; the rest
-    // are counted together in one pass, for the keys wanted only.
+    // Masks already counted for this node are looked up; the rest are
+    // counted together in one pass, for the keys wanted only.
     let mut pending: FxMap<u64, FxMap<Vec<u32>, u64>> = FxMap::default();
-    for &p in wanted {
-        let mask = suppression.mask[p] & known;
-        let k = key(p, &columns_of(mask));
+    let keys: Vec<(u64, Vec<u32>)> = wanted
+        .iter()
+        .map(|&(p, mask)| {
+            let mask = mask & known;
+            (mask, key(p, &columns_of(mask)))
+        })
+        .collect();
+    for (mask, k) in &keys {
         if !cache
-            .get(&mask)
-            .is_some_and(|counted| counted.contains_key(&k))
+            .get(mask)
+            .is_some_and(|counted| counted.contains_key(k))
         {
-            pending.entry(mask).or_default().insert(k, 0);
+            pending.entry(*mask).or_default().insert(k.clone(), 0);
         }
     }
     if !pending.is_empty() {
@@ -202,12 +230,51 @@ pub(crate) fn population_counts(
             cache.entry(m).or_default().extend(counted);
         }
     }
+    keys.iter().map(|(mask, k)| cache[mask][k]).collect()
+}
+
+/// Sample class sizes the given profiles would have with another column
+/// suppressed (`(profile, column)`), everything else as it is: the
+/// profile's units plus those of the class its new key already names.
+/// A floor: others suppressed in the same round may join it.
+fn sample_sizes_after(
+    profiles: &Profiles,
+    suppression: &Suppression,
+    view: &View,
+    wanted: &[(usize, usize)],
+) -> Vec<u64> {
+    let width = view.knows.len();
+    let key = |p: usize, mask: u64| -> Vec<u32> {
+        let mut key = Vec::with_capacity(profiles.rows_per * width);
+        for slot in (0..profiles.rows_per).filter(|&slot| profiles.has_row(p, slot)) {
+            key.extend(view.knows.iter().map(|&c| {
+                if mask & (1 << c) != 0 {
+                    NULL
+                } else {
+                    profiles.code(p, slot, c)
+                }
+            }));
+        }
+        if width > 0 && key.len() > width {
+            sort_rows(&mut key, width);
+        }
+        key
+    };
+    let mut after: FxMap<Vec<u32>, u64> = wanted
+        .iter()
+        .map(|&(p, c)| (key(p, suppression.mask[p] | 1 << c), 0))
+        .collect();
+    for p in 0..profiles.len() {
+        if suppression.dropped[p] {
+            continue;
+        }
+        if let Some(n) = after.get_mut(&key(p, suppression.mask[p])) {
+            *n += profiles.units[p];
+        }
+    }
     wanted
         .iter()
-        .map(|&p| {
-            let mask = suppression.mask[p] & known;
-            cache[&mask][&key(p, &columns_of(mask))]
-        })
+        .map(|&(p, c)| after[&key(p, suppression.mask[p] | 1 << c)] + profiles.units[p])
         .collect()
 }
 
@@ -219,9 +286,9 @@ impl View {
 }
 
 /// The class size an attacker sees for every released profile: the
-/// sample class, or for a population-based attacker and a single-row
-/// profile the population count (at least the sample class: the sample is
-/// part of the population). `None` for dropped profiles.
+/// sample class, or for a population-based attacker the population count
+/// (at least the sample class: the sample is part of the population).
+/// `None` for dropped profiles.
 pub(crate) fn class_sizes(
     profiles: &Profiles,
     suppression: &Suppression,
@@ -234,23 +301,24 @@ pub(crate) fn class_sizes(
         .map(|p| (!suppression.dropped[p]).then(|| classes.units_of(p)))
         .collect();
     if view.population {
-        let single: Vec<usize> = (0..n)
-            .filter(|&p| !suppression.dropped[p] && !profiles.has_row(p, 1))
-            .collect();
+        let released: Vec<usize> = (0..n).filter(|&p| !suppression.dropped[p]).collect();
         let counts = population_counts(
             profiles,
             suppression,
             view,
             rules,
-            &single,
+            &released,
             &mut CountCache::default(),
         );
-        for (&p, count) in single.iter().zip(counts) {
+        for (&p, count) in released.iter().zip(counts) {
             sizes[p] = sizes[p].map(|s| s.max(count));
         }
     }
     sizes
 }
+
+/// How many of a person's cheapest columns local suppression compares.
+const LOOKAHEAD: usize = 64;
 
 /// Whether nulling column `c` of profile `p` changes anything: some row
 /// holds a value there.
@@ -303,20 +371,18 @@ pub(crate) fn suppress(profiles: &Profiles, views: &[View], rules: Rules<'_>) ->
                     let known_safe = &mut safe_in_population[a];
                     // l-diversity is a property of the released classes;
                     // only the k part is counted in the population.
-                    let (single, rest): (Vec<usize>, Vec<usize>) =
-                        at_risk.into_iter().partition(|&p| {
-                            !profiles.has_row(p, 1)
-                                && classes.diverse[classes.of_profile[p] as usize]
-                        });
+                    let (diverse, rest): (Vec<usize>, Vec<usize>) = at_risk
+                        .into_iter()
+                        .partition(|&p| classes.diverse[classes.of_profile[p] as usize]);
                     let unknown: Vec<usize> =
-                        single.iter().copied().filter(|&p| !known_safe[p]).collect();
+                        diverse.iter().copied().filter(|&p| !known_safe[p]).collect();
                     let counts =
                         population_counts(profiles, &s, view, rules, &unknown, &mut caches[a]);
                     for (&p, count) in unknown.iter().zip(counts) {
                         known_safe[p] = count >= rules.k;
                     }
                     at_risk = rest;
-                    at_risk.extend(single.into_iter().filter(|&p| !known_safe[p]));
+                    at_risk.extend(diverse.into_iter().filter(|&p| !known_safe[p]));
                     at_risk.sort_unstable();
                 }
                 if at_risk.is_empty() {
@@ -327,23 +393,75 @@ pub(crate) fn suppress(profiles: &Profiles, views: &[View], rules: Rules<'_>) ->
                 // may still grow the class they are in.
                 let mut exhausted = Vec::new();
                 let mut stepped = false;
-                let charge: Vec<f64> = (0..columns)
-                    .map(|c| {
-                        let lost = if present[c] > 0 {
-                            nulled[c] as f64 / present[c] as f64
-                        } else {
-                            0.0
-                        };
-                        rules.price[c] * (1.0 + 10.0 * lost)
+                // What nulling a value of each column costs now; raised as
+                // the column loses values, within the round too, so that
+                // persons at risk together do not all empty one column.
+                let charge = |nulled: &[u64], c: usize| {
+                    let lost = if present[c] > 0 {
+                        nulled[c] as f64 / present[c] as f64
+                    } else {
+                        0.0
+                    };
+                    let over = if lost >= rules.cap { 1000.0 } else { 1.0 };
+                    rules.price[c] * (1.0 + 10.0 * lost) * over
+                };
+                // Each person's candidates, cheapest first; of the
+                // cheapest few, the first that alone lifts its class to k
+                // is taken (a value nulled that leaves the person at risk
+                // costs twice), else the one that lifts it most.
+                let candidates: Vec<Vec<usize>> = at_risk
+                    .iter()
+                    .map(|&p| {
+                        let mut c: Vec<usize> = view
+                            .order
+                            .iter()
+                            .copied()
+                            .filter(|&c| s.mask[p] & (1 << c) == 0 && holds_value(profiles, p, c))
+                            .collect();
+                        c.sort_by(|&x, &y| {
+                            charge(&nulled, x)
+                                .total_cmp(&charge(&nulled, y))
+                                .then(x.cmp(&y))
+                        });
+                        c.truncate(LOOKAHEAD);
+                        c
                     })
                     .collect();
-                for p in at_risk {
-                    let next = view
-                        .order
+                let asked: Vec<(usize, usize)> = at_risk
+                    .iter()
+                    .zip(&candidates)
+                    .filter(|(_, c)| c.len() > 1)
+                    .flat_map(|(&p, c)| c.iter().map(move |&c| (p, c)))
+                    .collect();
+                let sizes: Vec<u64> = if asked.is_empty() {
+                    Vec::new()
+                } else if view.population {
+                    let masked: Vec<(usize, u64)> =
+                        asked.iter().map(|&(p, c)| (p, s.mask[p] | 1 << c)).collect();
+                    population_counts_masked(profiles, view, rules, &masked, &mut caches[a])
+                } else {
+                    sample_sizes_after(profiles, &s, view, &asked)
+                };
+                let mut size_of: FxMap<(usize, usize), u64> = FxMap::default();
+                size_of.extend(asked.into_iter().zip(sizes));
+                for (p, mut candidates) in at_risk.into_iter().zip(candidates) {
+                    candidates.sort_by(|&x, &y| {
+                        charge(&nulled, x)
+                            .total_cmp(&charge(&nulled, y))
+                            .then(x.cmp(&y))
+                    });
+                    let size = |c: usize| size_of.get(&(p, c)).copied();
+                    let next = candidates
                         .iter()
                         .copied()
-                        .filter(|&c| s.mask[p] & (1 << c) == 0 && holds_value(profiles, p, c))
-                        .min_by(|&x, &y| charge[x].total_cmp(&charge[y]).then(x.cmp(&y)));
+                        .find(|&c| size(c).is_some_and(|n| n >= rules.k))
+                        .or_else(|| {
+                            // None lifts it to k: the one that lifts it
+                            // most, the cheaper of equals.
+                            candidates.iter().copied().reduce(|best, c| {
+                                if size(c) > size(best) { c } else { best }
+                            })
+                        });
                     match next {
                         Some(c) => {
                             s.mask[p] |= 1 << c;

@@ -496,7 +496,15 @@ fn population_strategy() -> impl Strategy<Value = (Microdata, Vec<Attacker>, usi
                 Some([var.codes.clone(), extra].concat())
             })
             .collect();
-        data.population = Some(Population { codes });
+        // The sample's persons keep their rows; the extra rows belong to
+        // new persons of one to three rows each.
+        let first = data.units.iter().max().map_or(0, |u| u + 1);
+        let mut units = data.units.clone();
+        units.extend((0..rows * 3).map(|_| first + next(rows as u32 * 2)));
+        data.population = Some(Population {
+            codes,
+            units: Some(units),
+        });
         // Every other attacker counts in the population.
         let attackers = attackers
             .into_iter()
@@ -514,31 +522,68 @@ fn population_strategy() -> impl Strategy<Value = (Microdata, Vec<Attacker>, usi
     })
 }
 
-/// Population rows matching a released row on the attacker's columns; a
-/// suppressed value matches any.
+/// Population persons holding, for every released row of a person, a
+/// distinct row of their own that matches it on the attacker's columns (a
+/// suppressed value matches any).
 fn naive_population_count(
     data: &Microdata,
     p: &Protection,
     attacker: &Attacker,
-    row: usize,
+    released_rows: &[usize],
 ) -> u64 {
     let population = data.population.as_ref().unwrap();
-    let rows = population.codes[0].as_ref().unwrap().len();
-    (0..rows)
-        .filter(|&q| {
-            attacker.knows.iter().all(|&v| {
-                if p.suppressed[v][row] {
+    let units = population.units.as_ref().unwrap();
+    let mut persons: HashMap<u32, Vec<usize>> = HashMap::new();
+    for (q, &u) in units.iter().enumerate() {
+        persons.entry(u).or_default().push(q);
+    }
+    let matches = |row: usize, q: usize| {
+        attacker.knows.iter().all(|&v| {
+            if p.suppressed[v][row] {
+                return true;
+            }
+            let var = &data.variables[v];
+            let code = population.codes[v].as_ref().unwrap()[q];
+            let lifted = if code == NULL {
+                NULL
+            } else {
+                var.levels[p.levels[v]][code as usize]
+            };
+            lifted == released(data, p, v, row)
+        })
+    };
+    // Whether released rows[i..] can be paired with distinct unused rows.
+    fn pair(
+        rows: &[usize],
+        theirs: &[usize],
+        used: &mut Vec<bool>,
+        matches: &dyn Fn(usize, usize) -> bool,
+    ) -> bool {
+        let Some((&row, rest)) = rows.split_first() else {
+            return true;
+        };
+        for (i, &q) in theirs.iter().enumerate() {
+            if !used[i] && matches(row, q) {
+                used[i] = true;
+                let ok = pair(rest, theirs, used, matches);
+                used[i] = false;
+                if ok {
                     return true;
                 }
-                let var = &data.variables[v];
-                let code = population.codes[v].as_ref().unwrap()[q];
-                let lifted = if code == NULL {
-                    NULL
-                } else {
-                    var.levels[p.levels[v]][code as usize]
-                };
-                lifted == released(data, p, v, row)
-            })
+            }
+        }
+        false
+    }
+    persons
+        .values()
+        .filter(|theirs| {
+            theirs.len() >= released_rows.len()
+                && pair(
+                    released_rows,
+                    theirs,
+                    &mut vec![false; theirs.len()],
+                    &matches,
+                )
         })
         .count() as u64
 }
@@ -546,9 +591,9 @@ fn naive_population_count(
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
 
-    /// k-map: a population-based attacker finds every released person of
-    /// one row in at least k population rows, and every person of more
-    /// rows in a sample class of k.
+    /// k-map: a population-based attacker finds every released person in
+    /// at least k population persons (each holding rows that match all the
+    /// person's rows), or in a sample class of k.
     #[test]
     fn population_attackers_find_k_in_the_population((data, attackers, k) in population_strategy()) {
         let p = protect(&data, &attackers, &Params { k, max_suppression: 1.0, max_variable_suppression: 1.0, strict: true }).unwrap();
@@ -568,9 +613,9 @@ proptest! {
                     .collect();
                 key.sort();
                 let in_sample = sample[&key];
-                match (a.reference, rows.len()) {
-                    (Reference::Population, 1) => {
-                        let n = naive_population_count(&data, &p, a, rows[0]);
+                match a.reference {
+                    Reference::Population => {
+                        let n = naive_population_count(&data, &p, a, rows);
                         prop_assert!(n.max(in_sample) >= k as u64, "{}: {n} in the population", a.name);
                     }
                     _ => prop_assert!(in_sample >= k as u64, "{}: a class of {in_sample}", a.name),
@@ -594,6 +639,7 @@ fn the_population_protects_respondents_from_attackers_who_do_not_know_them() {
         sensitive: vec![],
         population: Some(Population {
             codes: vec![Some([value, vec![1; 9]].concat())],
+            units: None,
         }),
     };
     let outsider = Attacker {
@@ -630,7 +676,10 @@ fn the_population_protects_respondents_from_attackers_who_do_not_know_them() {
     assert!(p.dropped[10]);
     // A population that lacks a variable the attacker knows is an error.
     let mut thin = data.clone();
-    thin.population = Some(Population { codes: vec![None] });
+    thin.population = Some(Population {
+        codes: vec![None],
+        units: None,
+    });
     assert!(matches!(
         protect(
             &thin,
@@ -644,6 +693,67 @@ fn the_population_protects_respondents_from_attackers_who_do_not_know_them() {
         ),
         Err(DisclosureError::NoPopulation { .. })
     ));
+}
+
+/// A person surveyed in both years is matched by population persons who
+/// hold both of its rows: safe when ten do, although it is alone in the
+/// release and although each of its rows alone is common; at risk when
+/// the population has its rows only in different persons.
+#[test]
+fn a_person_of_two_rows_is_counted_among_population_persons_with_both() {
+    // Sample: persons 0..10 with one row (year 0, value 0); person 10 with
+    // two rows: (year 0, value 1) and (year 1, value 2).
+    let year: Vec<u32> = [vec![0; 10], vec![0, 1]].concat();
+    let value: Vec<u32> = [vec![0; 10], vec![1, 2]].concat();
+    let units: Vec<u32> = [(0..10).collect::<Vec<u32>>(), vec![10, 10]].concat();
+    let outsider = Attacker {
+        reference: Reference::Population,
+        ..attacker("outsider", vec![0, 1])
+    };
+    let params = Params {
+        k: 10,
+        max_suppression: 1.0,
+        max_variable_suppression: 1.0,
+        strict: true,
+    };
+    // Nine more persons with both rows.
+    let both = |extra_year: Vec<u32>, extra_value: Vec<u32>, extra_units: Vec<u32>| Microdata {
+        variables: vec![
+            Variable {
+                suppressible: false,
+                ..one_level("year", year.clone())
+            },
+            variable("value", value.clone()),
+        ],
+        units: units.clone(),
+        sensitive: vec![],
+        population: Some(Population {
+            codes: vec![
+                Some([year.clone(), extra_year].concat()),
+                Some([value.clone(), extra_value].concat()),
+            ],
+            units: Some([units.clone(), extra_units].concat()),
+        }),
+    };
+    let nine_with_both = both(
+        [0, 1].repeat(9),
+        [1, 2].repeat(9),
+        (100..109).flat_map(|u| [u, u]).collect(),
+    );
+    let p = protect(&nine_with_both, std::slice::from_ref(&outsider), &params).unwrap();
+    assert_eq!(p.attackers[0].units_at_risk_before, 0);
+    assert!(!p.suppressed[1][10] && !p.suppressed[1][11] && !p.dropped[10]);
+    assert_eq!(p.levels[1], 0);
+    // The same rows, held by eighteen persons with one row each: every
+    // row is common, the combination is in the release alone.
+    let apart = both(
+        [0, 1].repeat(9),
+        [1, 2].repeat(9),
+        (100..118).collect(),
+    );
+    let p = protect(&apart, std::slice::from_ref(&outsider), &params).unwrap();
+    assert_eq!(p.attackers[0].units_at_risk_before, 1);
+    assert!(p.suppressed[1][10] || p.dropped[10] || p.levels[1] > 0);
 }
 
 #[test]

@@ -333,12 +333,31 @@ pub fn release_persons(
         ProtectionUnit::Person => person_units(&p2),
         ProtectionUnit::Year => (0..rows as u32).collect(),
     };
+    // The population's persons: a respondent surveyed in two years is
+    // matched by workers on the payroll in both (their off-payroll rows
+    // are theirs too). With yearly units, every row stands alone.
+    let population_units = match (rules.unit, &workforce) {
+        (ProtectionUnit::Person, Some(w)) => {
+            let theirs = pseudonym_column(
+                w.batch,
+                koppel_contract::files::linked::WORKFORCE_MODEL_FILE,
+                "person_p2",
+            )?;
+            Some(person_units_of(
+                (0..w.batch.num_rows())
+                    .map(|r| theirs.key(r))
+                    .chain(off_payroll.iter().map(|&r| p2.key(r))),
+            ))
+        }
+        _ => None,
+    };
     let microdata = Microdata {
         variables: engine_variables,
         units,
         sensitive,
         population: has_population.then_some(Population {
             codes: population_codes,
+            units: population_units,
         }),
     };
     let protection = protect(
@@ -579,11 +598,16 @@ fn year_variable(
 
 /// A unit per person: rows with the same stage-2 pseudonym.
 fn person_units(p2: &PseudonymColumn<'_>) -> Vec<u32> {
+    person_units_of((0..p2.array.len()).map(|r| p2.key(r)))
+}
+
+/// A unit per distinct pseudonym, in order of first appearance.
+fn person_units_of(keys: impl Iterator<Item = Option<[u8; 32]>>) -> Vec<u32> {
     let mut index: HashMap<[u8; 32], u32> = HashMap::new();
-    (0..p2.array.len())
-        .map(|r| {
+    keys.enumerate()
+        .map(|(r, key)| {
             let next = index.len() as u32;
-            match p2.key(r) {
+            match key {
                 Some(k) => *index.entry(k).or_insert(next),
                 // A row without a pseudonym is nobody's: a unit of its own.
                 None => u32::MAX - r as u32,

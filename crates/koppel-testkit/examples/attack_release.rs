@@ -96,8 +96,9 @@ fn run(dir: &Path, linked: Option<&Path>, fallback_k: usize) -> Result<bool, att
         Some(linked) => {
             let population = Population::from_linked(linked, &release)?;
             println!(
-                "population: {} rows from {}",
+                "population: {} rows of {} persons from {}",
                 population.rows,
+                population.person_count(),
                 linked.display()
             );
             for (column, why) in &population.missing {
@@ -132,17 +133,20 @@ fn run(dir: &Path, linked: Option<&Path>, fallback_k: usize) -> Result<bool, att
         );
         match &attack.counted {
             Counted::Population => println!(
-                "{:<21} k-map: {} persons with one row, {} of them below k in the population (fewest matching rows: {}); {} with two rows counted in the release{}",
+                "{:<21} k-map: {} persons, {} of them below k in the population (fewest matching persons: {}){}{}",
                 "",
-                e.single_row,
-                e.single_row_at_risk,
+                e.persons,
+                e.below_k_in_population,
                 e.smallest_population_count
                     .map_or("-".to_owned(), |n| n.to_string()),
-                e.persons - e.single_row,
-                if e.rows_unmatched > 0 {
+                match e.below_k_in_population - e.at_risk {
+                    0 => String::new(),
+                    lifted => format!(", {lifted} of them in a class of k in the release"),
+                },
+                if e.persons_unmatched > 0 || e.rows_unmatched > 0 {
                     format!(
-                        "; {} released rows match no population row (population or labels not the release's?)",
-                        e.rows_unmatched
+                        "; {} released persons match no population person, {} released rows no population row (population, labels or persons not the release's?)",
+                        e.persons_unmatched, e.rows_unmatched
                     )
                 } else {
                     String::new()

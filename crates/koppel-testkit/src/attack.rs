@@ -60,19 +60,33 @@
 //! population is the linked folder's workforce model (one row per payroll
 //! person and year) plus the respondents who are not on the payroll (person
 //! model rows with `on_payroll` false), each row labelled as the release
-//! labels it ([`Population::from_linked`]). A released person with **one**
-//! row is at risk when fewer than k population rows match it: the same year
-//! and the same label on every column the attacker knows, where a null in
-//! the release matches any value (the attacker cannot tell a suppressed
-//! value from an unknown one) and a null in the population matches only a
-//! null in the release. A person with **two** rows (both years) is counted
-//! in the release as above: a trajectory is rarer than either of its rows,
-//! and the release is part of the population, so this is a floor. Without a
-//! population a population attacker is counted in the release (which
-//! overstates its risk, never understates it), and the finding says so.
-//! Every released row must match at least one population row (its own):
-//! [`Exposure::rows_unmatched`] counts those that do not, a sign that the
-//! population or its labels are not the release's.
+//! labels it, and its rows grouped into persons by `person_p2` as the
+//! release's rows are by `person_id`: a respondent's off-payroll row joins
+//! its own workforce rows of other years, and a row without `person_p2` is
+//! a person of its own ([`Population::from_linked`]). A released row
+//! matches a population row when it has the same label on every column the
+//! attacker knows (`year` among them), where a null in the release matches
+//! any value (the attacker cannot tell a suppressed value from an unknown
+//! one) and a null in the population matches only a null in the release. A
+//! released person with m rows matches a population person holding m
+//! distinct rows that can be paired one to one with its m rows so that
+//! every released row matches its population row (with `year` known and one
+//! row per person and year, the pairing is by year). Its **population
+//! count** is the number of population persons that match it, each person
+//! counted once: a one-row person is matched by every population person with
+//! at least one matching row, however many it has; a two-row person only by
+//! those holding both rows, so a trajectory is rarer than either of its
+//! rows. A released person is **at risk** when both its population count and
+//! its class in the release (as above) are below k: the release is part of
+//! the population, so the class is a floor the count can only raise, short
+//! of a labelling disagreement. Without a population a population attacker
+//! is counted in the release (which overstates its risk, never understates
+//! it), and the finding says so. Every released person must match at least
+//! one population person (its own): [`Exposure::persons_unmatched`] counts
+//! those that do not, and [`Exposure::rows_unmatched`] the released rows
+//! that match no population row at all (a person with such a row is
+//! unmatched too) — a sign that the population, its labels or its persons
+//! are not the release's.
 //!
 //! The class of a person is counted over the whole release or population.
 //! An attacker who holds only a subset of the population (one employer's
@@ -133,6 +147,9 @@ pub const SOURCES: [&str; 7] = [
 /// The column every attacker knows, and the unit's column.
 pub const YEAR: &str = "year";
 pub const PERSON_ID: &str = "person_id";
+/// The population's unit: the stage-2 person pseudonym of the linked
+/// models. Its values are never printed.
+pub const PERSON_P2: &str = "person_p2";
 pub const ORG_ID: &str = "org_id";
 /// The derived variable: size class of the row's employer, from the
 /// organisation model's `headcount` of that organisation and year.
@@ -515,8 +532,8 @@ impl Release {
 pub enum Counted {
     /// Among the released persons (the attacker knows who is in the release).
     Sample,
-    /// Persons with one released row in the population (k-map), the others
-    /// among the released persons.
+    /// In the population (k-map): by the population persons that match
+    /// each released person, its class among the released persons a floor.
     Population,
     /// A population attacker counted among the released persons, and why.
     SampleInstead(String),
@@ -566,24 +583,35 @@ impl fmt::Display for Attack {
             e.k
         )?;
         match &self.counted {
-            Counted::Population => write!(
-                f,
-                " [k-map: {} with one row, {} of them below k in the population (smallest {}); {} with more rows counted in the release; in the release alone {} ({:.2}%)]",
-                e.single_row,
-                e.single_row_at_risk,
-                e.smallest_population_count
-                    .map_or("-".to_owned(), |n| n.to_string()),
-                e.persons - e.single_row,
-                self.in_release.at_risk,
-                self.in_release.share() * 100.0
-            )?,
+            Counted::Population => {
+                write!(
+                    f,
+                    " [k-map: {} persons, of which {} below k in the population (smallest {})",
+                    e.persons,
+                    e.below_k_in_population,
+                    e.smallest_population_count
+                        .map_or("-".to_owned(), |n| n.to_string()),
+                )?;
+                // Only when the labels disagree can the release's class
+                // be larger than the population's count.
+                let lifted = e.below_k_in_population - e.at_risk;
+                if lifted > 0 {
+                    write!(f, ", {lifted} of them in a class of k in the release")?;
+                }
+                write!(
+                    f,
+                    "; in the release alone {} ({:.2}%)]",
+                    self.in_release.at_risk,
+                    self.in_release.share() * 100.0
+                )?;
+            }
             counted => write!(f, " ({counted})")?,
         }
-        if e.rows_unmatched > 0 {
+        if e.persons_unmatched > 0 || e.rows_unmatched > 0 {
             write!(
                 f,
-                " [{} released rows match no population row]",
-                e.rows_unmatched
+                " [{} released persons match no population person; {} released rows no population row]",
+                e.persons_unmatched, e.rows_unmatched
             )?;
         }
         write!(f, ", knowing {}", self.known.join(", "))
@@ -598,14 +626,18 @@ pub struct Exposure {
     /// Classes among the released persons.
     pub classes: usize,
     pub k: usize,
-    /// Persons with one released row, counted in the population (0 when
-    /// counted in the release).
-    pub single_row: usize,
-    /// Of those, the ones fewer than k population rows match.
-    pub single_row_at_risk: usize,
-    /// The fewest population rows matching a single-row person.
+    /// Counted in the population (k-map; 0 when counted in the release):
+    /// persons fewer than k population persons match. They are at risk
+    /// unless their class in the release has k persons.
+    pub below_k_in_population: usize,
+    /// The fewest population persons matching a released person (None when
+    /// counted in the release or nobody was released).
     pub smallest_population_count: Option<u64>,
-    /// Released rows that match no population row, not even their own.
+    /// Released persons that no population person matches, not even their
+    /// own (0 when counted in the release).
+    pub persons_unmatched: usize,
+    /// Released rows that match no population row, not even their own (0
+    /// when counted in the release).
     pub rows_unmatched: usize,
 }
 
@@ -704,18 +736,30 @@ pub fn persons_at_risk(
         at_risk: sizes.iter().filter(|&&n| n < k).count(),
         classes,
         k,
-        single_row: 0,
-        single_row_at_risk: 0,
+        below_k_in_population: 0,
         smallest_population_count: None,
+        persons_unmatched: 0,
         rows_unmatched: 0,
     })
 }
 
-/// The k-map count: persons with one released row are at risk when fewer
-/// than `k` rows of `population` match that row on `known` (a null in the
-/// release matches any value; a null in the population only a null in the
-/// release); persons with more rows are counted in the release as
-/// [`persons_at_risk`] does. `population` must hold every known column.
+/// The k-map count. A released person (its rows grouped by `person_id`)
+/// with m rows matches a population person (rows grouped by
+/// [`Population::units`]) that holds m distinct rows pairing one to one
+/// with its rows, each released row matching its population row on
+/// `known`: a null in the release matches any value, a null in the
+/// population only a null in the release. The person's population count is
+/// the number of population persons that match it; it is at risk when that
+/// count and its class among the released persons ([`persons_at_risk`])
+/// are both below `k`. `population` must hold every known column.
+///
+/// How: released persons are grouped by the null masks of their rows
+/// (sorted), and per group every population person's ordered tuples of
+/// distinct rows are projected on the columns each position keeps; a
+/// population person is counted at most once per released key. Work is
+/// (population rows) per distinct mask of one-row persons plus (tuples of
+/// population persons) per distinct mask list of the others — never
+/// released persons times population rows.
 pub fn persons_at_risk_in_population(
     persons: &RecordBatch,
     known: &[String],
@@ -725,33 +769,86 @@ pub fn persons_at_risk_in_population(
     if known.len() > 64 {
         return Err(problem("more than 64 known columns"));
     }
+    if population.units.len() != population.rows {
+        return Err(problem(format!(
+            "the population gives the person of {} rows, not {}",
+            population.units.len(),
+            population.rows
+        )));
+    }
     let units = person_units(persons)?;
     let (sizes, classes) = sample_classes(persons, known, &units)?;
+    let PopulationCounts {
+        counts,
+        rows_unmatched,
+    } = population_counts(persons, known, &units, population)?;
+    let mut exposure = Exposure {
+        persons: units.rows.len(),
+        at_risk: 0,
+        classes,
+        k,
+        below_k_in_population: 0,
+        smallest_population_count: counts.iter().copied().min(),
+        persons_unmatched: counts.iter().filter(|&&n| n == 0).count(),
+        rows_unmatched,
+    };
+    for (&count, &class) in counts.iter().zip(&sizes) {
+        if count < k as u64 {
+            exposure.below_k_in_population += 1;
+            if class < k {
+                exposure.at_risk += 1;
+            }
+        }
+    }
+    Ok(exposure)
+}
 
-    // The population's labels as numbers per column; a label the
-    // population never has gets ABSENT (matches no row), a null in the
-    // population POPULATION_NULL.
+/// The population count of every released person, and the released rows
+/// no population row matches.
+struct PopulationCounts {
+    /// Per released person ([`Units`] order).
+    counts: Vec<u64>,
+    rows_unmatched: usize,
+}
+
+fn population_counts(
+    persons: &RecordBatch,
+    known: &[String],
+    units: &Units,
+    population: &Population,
+) -> Result<PopulationCounts, AttackError> {
+    let width = known.len();
+    let rows = population.rows;
+
+    // The population's labels as numbers per column, row by row; a label
+    // the population never has gets ABSENT in the release (it matches no
+    // row), a null in the population POPULATION_NULL (no released value
+    // equals it: only a released null, which matches anything, matches it).
     const POPULATION_NULL: u32 = u32::MAX;
     const ABSENT: u32 = u32::MAX - 1;
-    let mut population_rows: HashMap<Vec<u32>, u64> = HashMap::new();
-    let mut released: Vec<Vec<Option<u32>>> = Vec::with_capacity(known.len());
-    let mut population_codes: Vec<Vec<u32>> = Vec::with_capacity(known.len());
-    for name in known {
+    let mut codes = vec![0u32; rows * width];
+    let mut released: Vec<Vec<Option<u32>>> = Vec::with_capacity(width);
+    for (c, name) in known.iter().enumerate() {
         let labels = population
             .columns
             .get(name)
             .ok_or_else(|| problem(format!("the population has no column {name}")))?;
+        if labels.len() != rows {
+            return Err(problem(format!(
+                "population column {name} has {} rows, not {rows}",
+                labels.len()
+            )));
+        }
         let mut dictionary: HashMap<&str, u32> = HashMap::new();
-        let codes: Vec<u32> = labels
-            .iter()
-            .map(|l| match l {
+        for (row, label) in labels.iter().enumerate() {
+            codes[row * width + c] = match label {
                 None => POPULATION_NULL,
                 Some(l) => {
                     let next = dictionary.len() as u32;
                     *dictionary.entry(l.as_str()).or_insert(next)
                 }
-            })
-            .collect();
+            };
+        }
         let array = persons
             .column_by_name(name)
             .ok_or_else(|| problem(format!("{PERSON_FILE}: no column {name}")))?;
@@ -764,89 +861,248 @@ pub fn persons_at_risk_in_population(
                 })
                 .collect(),
         );
-        population_codes.push(codes);
-    }
-    for row in 0..population.rows {
-        let key: Vec<u32> = population_codes.iter().map(|c| c[row]).collect();
-        *population_rows.entry(key).or_default() += 1;
     }
 
-    // Released rows grouped by which known columns are null (each null
-    // matches any value); per group, the population projected on the
-    // other columns.
-    let mut by_mask: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
-    for row in 0..persons.num_rows() {
-        let mask = released
-            .iter()
-            .enumerate()
-            .filter(|(_, c)| c[row].is_none())
-            .fold(0u64, |m, (i, _)| m | (1 << i));
-        by_mask.entry(mask).or_default().push(row);
+    // The distinct population rows, and each row's number among them.
+    let mut distinct_of: HashMap<&[u32], u32> = HashMap::new();
+    let mut distinct: Vec<&[u32]> = Vec::new();
+    let mut row_key: Vec<u32> = Vec::with_capacity(rows);
+    for row in 0..rows {
+        let key = &codes[row * width..(row + 1) * width];
+        let next = distinct.len() as u32;
+        let id = *distinct_of.entry(key).or_insert_with(|| {
+            distinct.push(key);
+            next
+        });
+        row_key.push(id);
     }
-    let mut matching = vec![0u64; persons.num_rows()];
-    for (mask, rows) in by_mask {
-        let kept: Vec<usize> = (0..known.len()).filter(|i| mask & (1 << i) == 0).collect();
-        let mut projected: HashMap<Vec<u32>, u64> = HashMap::new();
-        for (key, n) in &population_rows {
-            *projected
-                .entry(kept.iter().map(|&i| key[i]).collect())
-                .or_default() += n;
+    drop(distinct_of);
+
+    // Population persons: their rows, consecutive.
+    let mut by_person: Vec<u32> = (0..rows as u32).collect();
+    by_person.sort_by_key(|&row| population.units[row as usize]);
+    let mut person_rows: Vec<&[u32]> = Vec::new();
+    let mut start = 0;
+    for end in 1..=rows {
+        if end == rows
+            || population.units[by_person[end] as usize]
+                != population.units[by_person[start] as usize]
+        {
+            person_rows.push(&by_person[start..end]);
+            start = end;
         }
-        for row in rows {
+    }
+
+    // Per null mask of the released rows (bit c: column c is null, which
+    // matches anything): the distinct released rows projected on the other
+    // columns, numbered, and the number each distinct population row
+    // projects to (NO_KEY: no released row of this mask has it).
+    const NO_KEY: u32 = u32::MAX;
+    let released_rows = persons.num_rows();
+    let row_mask: Vec<u64> = (0..released_rows)
+        .map(|row| {
+            released
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| c[row].is_none())
+                .fold(0u64, |m, (c, _)| m | (1 << c))
+        })
+        .collect();
+    let mut rows_of_mask: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
+    for (row, &mask) in row_mask.iter().enumerate() {
+        rows_of_mask.entry(mask).or_default().push(row);
+    }
+    let mut released_key = vec![NO_KEY; released_rows];
+    // mask → (number of keys, the key of every distinct population row).
+    let mut projections: HashMap<u64, (usize, Vec<u32>)> = HashMap::new();
+    let mut rows_unmatched = 0;
+    for (&mask, mask_rows) in &rows_of_mask {
+        let kept: Vec<usize> = (0..width).filter(|c| mask & (1 << c) == 0).collect();
+        let mut keys: HashMap<Vec<u32>, u32> = HashMap::new();
+        for &row in mask_rows {
             let key: Vec<u32> = kept
                 .iter()
-                .map(|&i| released[i][row].expect("not null"))
+                .map(|&c| released[c][row].expect("not null"))
                 .collect();
-            matching[row] = projected.get(&key).copied().unwrap_or(0);
+            let next = keys.len() as u32;
+            released_key[row] = *keys.entry(key).or_insert(next);
+        }
+        let mut found = vec![false; keys.len()];
+        let mut projected = Vec::with_capacity(kept.len());
+        let of_distinct: Vec<u32> = distinct
+            .iter()
+            .map(|row| {
+                projected.clear();
+                projected.extend(kept.iter().map(|&c| row[c]));
+                let key = keys.get(projected.as_slice()).copied().unwrap_or(NO_KEY);
+                if key != NO_KEY {
+                    found[key as usize] = true;
+                }
+                key
+            })
+            .collect();
+        rows_unmatched += mask_rows
+            .iter()
+            .filter(|&&row| !found[released_key[row] as usize])
+            .count();
+        projections.insert(mask, (keys.len(), of_distinct));
+    }
+
+    // Released persons grouped by their rows' masks, rows in mask order
+    // (rows of equal masks in any order: every ordering of a population
+    // person's rows is tried).
+    let mut groups: BTreeMap<Vec<u64>, Vec<(usize, Vec<u32>)>> = BTreeMap::new();
+    for (person, person_released) in units.rows.iter().enumerate() {
+        let mut ordered = person_released.clone();
+        ordered.sort_by_key(|&row| row_mask[row]);
+        let masks = ordered.iter().map(|&row| row_mask[row]).collect();
+        let key = ordered.iter().map(|&row| released_key[row]).collect();
+        groups.entry(masks).or_default().push((person, key));
+    }
+
+    let mut counts = vec![0u64; units.rows.len()];
+    for (masks, members) in &groups {
+        let tables: Vec<&[u32]> = masks.iter().map(|m| projections[m].1.as_slice()).collect();
+        if let [mask] = masks.as_slice() {
+            // One row: the released key is the projection's number.
+            let keys = projections[mask].0;
+            let table = tables[0];
+            let mut matching = vec![0u64; keys];
+            let mut last = vec![u32::MAX; keys];
+            for (p, person) in person_rows.iter().enumerate() {
+                for &row in *person {
+                    let key = table[row_key[row as usize] as usize];
+                    if key != NO_KEY && last[key as usize] != p as u32 {
+                        last[key as usize] = p as u32;
+                        matching[key as usize] += 1;
+                    }
+                }
+            }
+            for (person, key) in members {
+                counts[*person] = matching[key[0] as usize];
+            }
+            continue;
+        }
+        // Several rows: the released keys' lists, numbered.
+        let mut wanted: HashMap<&[u32], usize> = HashMap::new();
+        for (_, key) in members {
+            let next = wanted.len();
+            wanted.entry(key.as_slice()).or_insert(next);
+        }
+        let mut matching = vec![0u64; wanted.len()];
+        let mut last = vec![u32::MAX; wanted.len()];
+        let mut tuple = TupleSearch {
+            tables: &tables,
+            row_key: &row_key,
+            used: Vec::new(),
+            key: Vec::with_capacity(masks.len()),
+        };
+        for (p, person) in person_rows.iter().enumerate() {
+            if person.len() < masks.len() {
+                continue;
+            }
+            tuple.used.clear();
+            tuple.used.resize(person.len(), false);
+            tuple.each(person, &mut |key| {
+                if let Some(&w) = wanted.get(key)
+                    && last[w] != p as u32
+                {
+                    last[w] = p as u32;
+                    matching[w] += 1;
+                }
+            });
+        }
+        for (person, key) in members {
+            counts[*person] = matching[wanted[key.as_slice()]];
         }
     }
 
-    let mut exposure = Exposure {
-        persons: units.rows.len(),
-        at_risk: 0,
-        classes,
-        k,
-        single_row: 0,
-        single_row_at_risk: 0,
-        smallest_population_count: None,
-        rows_unmatched: matching.iter().filter(|&&n| n == 0).count(),
-    };
-    for (rows, &class) in units.rows.iter().zip(&sizes) {
-        if let [row] = rows.as_slice() {
-            let n = matching[*row];
-            exposure.single_row += 1;
-            exposure.smallest_population_count =
-                Some(exposure.smallest_population_count.map_or(n, |s| s.min(n)));
-            if n < k as u64 {
-                exposure.single_row_at_risk += 1;
-                exposure.at_risk += 1;
+    Ok(PopulationCounts {
+        counts,
+        rows_unmatched,
+    })
+}
+
+/// The ordered tuples of distinct rows of one population person, each row
+/// projected as its position's mask projects it; tuples with a row no
+/// released row of that mask has are cut short.
+struct TupleSearch<'a> {
+    /// Per position: the key of every distinct population row.
+    tables: &'a [&'a [u32]],
+    row_key: &'a [u32],
+    used: Vec<bool>,
+    key: Vec<u32>,
+}
+
+impl TupleSearch<'_> {
+    fn each(&mut self, rows: &[u32], visit: &mut impl FnMut(&[u32])) {
+        let position = self.key.len();
+        if position == self.tables.len() {
+            visit(&self.key);
+            return;
+        }
+        for (i, &row) in rows.iter().enumerate() {
+            if self.used[i] {
+                continue;
             }
-        } else if class < k {
-            exposure.at_risk += 1;
+            let key = self.tables[position][self.row_key[row as usize] as usize];
+            if key == u32::MAX {
+                continue;
+            }
+            self.used[i] = true;
+            self.key.push(key);
+            self.each(rows, visit);
+            self.key.pop();
+            self.used[i] = false;
         }
     }
-    Ok(exposure)
 }
 
 // ------------------------------------------------------------- population
 
 /// The population a release was drawn from, labelled as the release labels
 /// its columns: per column, the label of every population row (None:
-/// null). Columns it cannot give are listed with the reason.
+/// null), and the person every row belongs to. Columns it cannot give are
+/// listed with the reason.
 #[derive(Debug, Clone, Default)]
 pub struct Population {
     pub rows: usize,
     pub columns: BTreeMap<String, Vec<Option<String>>>,
     pub missing: BTreeMap<String, String>,
+    /// The population person of every row: rows with the same number are
+    /// one person's (numbers, not pseudonyms; any `u32`, not necessarily
+    /// consecutive). Set with [`Population::set_units`].
+    pub units: Vec<u32>,
 }
 
 impl Population {
-    /// An empty population of `rows` rows; add columns with [`Population::insert`].
+    /// An empty population of `rows` rows, each row a person of its own;
+    /// add columns with [`Population::insert`], group rows into persons
+    /// with [`Population::set_units`].
     pub fn new(rows: usize) -> Population {
         Population {
             rows,
+            units: (0..rows as u32).collect(),
             ..Population::default()
         }
+    }
+
+    /// Sets the person of every row.
+    pub fn set_units(&mut self, units: Vec<u32>) -> Result<(), AttackError> {
+        if units.len() != self.rows {
+            return Err(problem(format!(
+                "the population's persons are given for {} rows, not {}",
+                units.len(),
+                self.rows
+            )));
+        }
+        self.units = units;
+        Ok(())
+    }
+
+    /// The number of population persons.
+    pub fn person_count(&self) -> usize {
+        self.units.iter().collect::<HashSet<_>>().len()
     }
 
     /// Adds a column of labels, one per row.
@@ -878,7 +1134,9 @@ impl Population {
 
     /// The population of `release` from the folder `koppel link` wrote:
     /// every row of `workforce_model.parquet` and the rows of
-    /// `person_model.parquet` whose `on_payroll` is not true, each column
+    /// `person_model.parquet` whose `on_payroll` is not true, grouped into
+    /// persons by `person_p2` (an off-payroll row joins the same person's
+    /// workforce rows; a row without one is a person of its own), each column
     /// the release's disclosure report names labelled at its released level
     /// ([`Hierarchy::label`]), `year` as it is, `organisation_size` from
     /// `organisation_model.parquet`'s `headcount` of the row's `org_p2` and
@@ -898,6 +1156,20 @@ impl Population {
             .map(|(row, _)| row)
             .collect();
         let mut population = Population::new(workforce.num_rows() + off_payroll.len());
+        // The persons: by pseudonym, which is compared, never shown.
+        let pseudonyms = |batch: &RecordBatch, file: &str| -> Result<Vec<Value>, AttackError> {
+            let array = batch.column_by_name(PERSON_P2).ok_or_else(|| {
+                problem(format!(
+                    "{file}: no column {PERSON_P2}; the population's persons are its rows' {PERSON_P2}"
+                ))
+            })?;
+            values(PERSON_P2, array)
+        };
+        let mut person = pseudonyms(&workforce, WORKFORCE_MODEL_FILE)?;
+        let theirs = pseudonyms(&people, PERSON_MODEL_FILE)?;
+        person.extend(off_payroll.iter().map(|&r| theirs[r].clone()));
+        drop(theirs);
+        population.set_units(units_of(person))?;
         // A column's values in population rows; None when the workforce
         // model does not hold it.
         let raw = |column: &str| -> Result<Option<Vec<Value>>, AttackError> {
@@ -1411,9 +1683,14 @@ fn value_codes(name: &str, array: &ArrayRef) -> Result<Vec<u32>, AttackError> {
 
 /// `person_id` numbered 0..n; every null row a unit of its own.
 fn unit_codes(array: &ArrayRef) -> Result<Vec<u32>, AttackError> {
+    Ok(units_of(values(PERSON_ID, array)?))
+}
+
+/// Values numbered 0..n in order of appearance; every null a unit of its own.
+fn units_of(values: Vec<Value>) -> Vec<u32> {
     let mut numbers: HashMap<Value, u32> = HashMap::new();
     let mut next = 0u32;
-    Ok(values(PERSON_ID, array)?
+    values
         .into_iter()
         .map(|v| {
             let unit = match v {
@@ -1425,7 +1702,7 @@ fn unit_codes(array: &ArrayRef) -> Result<Vec<u32>, AttackError> {
             }
             unit
         })
-        .collect())
+        .collect()
 }
 
 /// The distinct non-null values of a column (to compare research IDs
@@ -1973,7 +2250,7 @@ fn absence_by_temporary_share(organisations: Option<&RecordBatch>) -> Result<Tre
 #[cfg(test)]
 mod tests {
     use super::*;
-    use arrow::array::{BooleanArray, Float64Array, Int32Array, StringArray};
+    use arrow::array::{BinaryArray, BooleanArray, Float64Array, Int32Array, StringArray};
     use arrow::datatypes::{Field, Schema};
     use parquet::arrow::ArrowWriter;
     use std::sync::Arc;
@@ -1984,6 +2261,7 @@ mod tests {
         Int(&'static str, Option<&'static str>, Vec<Option<i32>>),
         Float(&'static str, Option<&'static str>, Vec<Option<f64>>),
         Bool(&'static str, Option<&'static str>, Vec<Option<bool>>),
+        Bytes(&'static str, Option<&'static str>, Vec<Option<Vec<u8>>>),
     }
 
     impl Column {
@@ -1992,7 +2270,8 @@ mod tests {
                 Column::Text(n, ..)
                 | Column::Int(n, ..)
                 | Column::Float(n, ..)
-                | Column::Bool(n, ..) => n,
+                | Column::Bool(n, ..)
+                | Column::Bytes(n, ..) => n,
             }
         }
         fn source(&self) -> Option<&'static str> {
@@ -2000,7 +2279,8 @@ mod tests {
                 Column::Text(_, s, _)
                 | Column::Int(_, s, _)
                 | Column::Float(_, s, _)
-                | Column::Bool(_, s, _) => *s,
+                | Column::Bool(_, s, _)
+                | Column::Bytes(_, s, _) => *s,
             }
         }
         fn array(&self) -> ArrayRef {
@@ -2009,6 +2289,7 @@ mod tests {
                 Column::Int(_, _, v) => Arc::new(Int32Array::from(v.clone())),
                 Column::Float(_, _, v) => Arc::new(Float64Array::from(v.clone())),
                 Column::Bool(_, _, v) => Arc::new(BooleanArray::from(v.clone())),
+                Column::Bytes(_, _, v) => Arc::new(BinaryArray::from_iter(v.iter())),
             }
         }
     }
@@ -2601,7 +2882,8 @@ mod tests {
         let (_dir, release) = release_of_rows(
             "age",
             &[
-                // 5 population rows have this: at risk.
+                // 5 population persons have this (`Population::new`: each
+                // row a person of its own): at risk.
                 &[(2024, Some("30-39"))],
                 // 20 have this.
                 &[(2024, Some("20-29"))],
@@ -2609,8 +2891,12 @@ mod tests {
                 &[(2024, None)],
                 // Nobody in the population: at risk, and a row unmatched.
                 &[(2024, Some("40-49"))],
-                // Two rows: its trajectory is counted in the release, where
-                // it is alone; its 2023 row matches no population row.
+                // Two rows: no population person holds two (each row is a
+                // person of its own here), and its 2023 row matches no
+                // population row. (Until the population had persons, a
+                // person with two rows was counted in the release, where
+                // this one is alone: at risk as well, but not counted as
+                // unmatched.)
                 &[(2023, Some("20-29")), (2024, Some("20-29"))],
             ],
         );
@@ -2631,17 +2917,22 @@ mod tests {
         assert_eq!(attack.known, ["year", "age"]);
         let e = attack.exposure;
         assert_eq!((e.persons, e.at_risk), (5, 3));
-        assert_eq!((e.single_row, e.single_row_at_risk), (4, 2));
+        assert_eq!(e.below_k_in_population, 3);
         assert_eq!(e.smallest_population_count, Some(0));
-        assert_eq!(e.rows_unmatched, 2);
+        assert_eq!((e.persons_unmatched, e.rows_unmatched), (2, 2));
         assert!(attack.fails());
         // In the release alone every class is a single person.
         assert_eq!(attack.in_release.at_risk, 5);
+        let shown = attack.to_string();
         assert!(
-            attack
-                .to_string()
-                .contains("k-map: 4 with one row, 2 of them"),
-            "{attack}"
+            shown.contains("[k-map: 5 persons, of which 3 below k in the population (smallest 0); in the release alone 5 (100.00%)]"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains(
+                "[2 released persons match no population person; 2 released rows no population row]"
+            ),
+            "{shown}"
         );
 
         // The insurer knows who responded: counted in the release.
@@ -2660,6 +2951,368 @@ mod tests {
             Counted::SampleInstead("the population lacks age (not in the test)".into())
         );
         assert_eq!(attack.exposure, attack.in_release);
+    }
+
+    /// A population of one column besides the year, each person's rows
+    /// given as (year, label), each person repeated `times`.
+    /// A person's rows as (year, label).
+    type Rows<'a> = &'a [(i32, Option<&'a str>)];
+
+    fn population_of(column: &str, persons: &[(usize, Rows)]) -> Population {
+        let (mut years, mut labels, mut units) = (Vec::new(), Vec::new(), Vec::new());
+        let mut person = 0u32;
+        for (times, rows) in persons {
+            for _ in 0..*times {
+                for (y, l) in *rows {
+                    years.push(Some(y.to_string()));
+                    labels.push(l.map(str::to_owned));
+                    // Any number names a person: not 0.., not in order.
+                    units.push(1_000_000 - 7 * person);
+                }
+                person += 1;
+            }
+        }
+        let mut population = Population::new(years.len());
+        population.insert(YEAR, years).unwrap();
+        population.insert(column, labels).unwrap();
+        population.set_units(units).unwrap();
+        population
+    }
+
+    /// The population count of every released person, in release order.
+    fn population_counts_of(
+        persons: &RecordBatch,
+        known: &[&str],
+        population: &Population,
+    ) -> Vec<u64> {
+        let known: Vec<String> = known.iter().map(|c| c.to_string()).collect();
+        let units = person_units(persons).unwrap();
+        population_counts(persons, &known, &units, population)
+            .unwrap()
+            .counts
+    }
+
+    fn k_map(release: &Release, population: &Population) -> Attack {
+        let attack = release
+            .attack(attacker("pfzw"), 10, Some(population))
+            .unwrap();
+        assert_eq!(attack.counted, Counted::Population);
+        assert_eq!(attack.known, ["year", "age"]);
+        attack
+    }
+
+    #[test]
+    fn a_trajectory_is_matched_only_by_the_population_persons_holding_both_its_rows() {
+        let (_dir, release) = release_of_rows(
+            "age",
+            &[
+                &[(2023, Some("a")), (2024, Some("b"))],
+                &[(2023, Some("a"))],
+            ],
+        );
+        let population = population_of(
+            "age",
+            &[
+                (15, &[(2023, Some("a")), (2024, Some("a"))]),
+                (15, &[(2023, Some("b")), (2024, Some("b"))]),
+                (2, &[(2023, Some("a")), (2024, Some("b"))]),
+            ],
+        );
+        assert_eq!(population.person_count(), 32);
+        // Each of the first person's rows is matched by 17 population rows
+        // of 17 persons; only 2 persons hold both. A row-by-row count would
+        // find it safe.
+        assert_eq!(
+            population_counts_of(&release.persons, &["year", "age"], &population),
+            [2, 17]
+        );
+        let e = k_map(&release, &population).exposure;
+        assert_eq!((e.persons, e.at_risk, e.below_k_in_population), (2, 1, 1));
+        assert_eq!(e.smallest_population_count, Some(2));
+        assert_eq!((e.persons_unmatched, e.rows_unmatched), (0, 0));
+    }
+
+    #[test]
+    fn a_trajectory_alone_in_the_release_is_safe_when_k_population_persons_hold_it() {
+        let (_dir, release) = release_of_rows("age", &[&[(2023, Some("a")), (2024, Some("b"))]]);
+        let trajectory: Rows = &[(2023, Some("a")), (2024, Some("b"))];
+        let attack = k_map(&release, &population_of("age", &[(10, trajectory)]));
+        let e = attack.exposure;
+        assert_eq!((e.at_risk, e.below_k_in_population), (0, 0));
+        assert_eq!(e.smallest_population_count, Some(10));
+        assert!(!attack.fails());
+        // Alone in the release: counted there (as it was until the
+        // population had persons) it would be at risk.
+        assert_eq!(attack.in_release.at_risk, 1);
+        // Nine persons hold it; twenty more hold one of its rows each, and
+        // do not help.
+        let population = population_of(
+            "age",
+            &[
+                (9, trajectory),
+                (20, &[(2023, Some("a"))]),
+                (20, &[(2024, Some("b"))]),
+                (20, &[(2023, Some("b")), (2024, Some("b"))]),
+            ],
+        );
+        let e = k_map(&release, &population).exposure;
+        assert_eq!((e.at_risk, e.smallest_population_count), (1, Some(9)));
+    }
+
+    #[test]
+    fn a_released_null_matches_any_value_in_a_trajectory_a_population_null_only_a_null() {
+        let (_dir, release) = release_of_rows(
+            "age",
+            &[
+                &[(2023, None), (2024, Some("b"))],
+                &[(2023, Some("a")), (2024, Some("b"))],
+                &[(2023, None), (2024, None)],
+                &[(2023, None)],
+            ],
+        );
+        let population = population_of(
+            "age",
+            &[
+                (4, &[(2023, Some("a")), (2024, Some("b"))]),
+                (4, &[(2023, Some("c")), (2024, Some("b"))]),
+                (2, &[(2023, None), (2024, Some("b"))]),
+                (5, &[(2024, Some("b"))]),
+                (3, &[(2023, Some("a"))]),
+            ],
+        );
+        // (null, b): every person with a 2023 row and b in 2024, the
+        // population's nulls included; (a, b): not the population's
+        // (null, b); (null, null): every person with both years; (null)
+        // alone: every person with a 2023 row.
+        assert_eq!(
+            population_counts_of(&release.persons, &["year", "age"], &population),
+            [10, 4, 10, 13]
+        );
+        let e = k_map(&release, &population).exposure;
+        assert_eq!((e.at_risk, e.smallest_population_count), (1, Some(4)));
+    }
+
+    #[test]
+    fn a_population_person_counts_once_however_many_of_its_rows_match() {
+        // Not in the data (a person has one row a year), but the rule is
+        // general: a one-row person is matched by persons, not rows, and a
+        // person with two equal rows needs two distinct population rows.
+        // (Until the population had persons, a one-row person was counted
+        // by population rows: 10 here, not at risk.)
+        let (_dir, release) = release_of_rows(
+            "age",
+            &[
+                &[(2024, Some("a"))],
+                &[(2024, Some("a")), (2024, Some("a"))],
+            ],
+        );
+        let population = population_of(
+            "age",
+            &[
+                (1, &[(2024, Some("a")), (2024, Some("a"))]),
+                (8, &[(2024, Some("a"))]),
+            ],
+        );
+        assert_eq!(population.rows, 10);
+        assert_eq!(
+            population_counts_of(&release.persons, &["year", "age"], &population),
+            [9, 1]
+        );
+        let e = k_map(&release, &population).exposure;
+        assert_eq!((e.at_risk, e.below_k_in_population), (2, 2));
+
+        // The persons must be given for every row.
+        let mut population = population;
+        assert!(population.set_units(vec![0; 9]).is_err());
+        population.units.pop();
+        let error = release
+            .attack(attacker("pfzw"), 10, Some(&population))
+            .unwrap_err();
+        assert!(
+            error.to_string().contains("person of 9 rows, not 10"),
+            "{error}"
+        );
+    }
+
+    /// xorshift64: a small deterministic generator for the cross-check.
+    struct Random(u64);
+
+    impl Random {
+        fn below(&mut self, n: usize) -> usize {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            (self.0 % n as u64) as usize
+        }
+
+        /// One of `options`, or null.
+        fn label(&mut self, options: &[&str]) -> Option<String> {
+            options
+                .get(self.below(options.len() + 1))
+                .map(|o| o.to_string())
+        }
+    }
+
+    /// Whether `released` rows pair one to one with distinct rows of
+    /// `population` (each a list of labels), every pair matching.
+    fn pairs(released: &[Vec<Option<String>>], population: &[Vec<Option<String>>]) -> bool {
+        fn search(
+            released: &[Vec<Option<String>>],
+            population: &[Vec<Option<String>>],
+            used: &mut [bool],
+        ) -> bool {
+            let Some((row, rest)) = released.split_first() else {
+                return true;
+            };
+            (0..population.len()).any(|p| {
+                let matches = row
+                    .iter()
+                    .zip(&population[p])
+                    .all(|(r, q)| r.is_none() || r == q);
+                if used[p] || !matches {
+                    return false;
+                }
+                used[p] = true;
+                let found = search(rest, population, used);
+                used[p] = false;
+                found
+            })
+        }
+        search(released, population, &mut vec![false; population.len()])
+    }
+
+    #[test]
+    fn population_counts_agree_with_pairing_every_released_person_with_every_population_person() {
+        let columns = ["year", "a", "b"];
+        let options: [&[&str]; 3] = [&["2023", "2024", "2025"], &["x", "y"], &["p", "q", "r"]];
+        for seed in 1..=60u64 {
+            let mut random = Random(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            // Population persons of 1 to 5 rows; a year may repeat.
+            let mut people: Vec<Vec<Vec<Option<String>>>> = Vec::new();
+            for _ in 0..20 + random.below(40) {
+                let rows = 1 + random.below(5);
+                people.push(
+                    (0..rows)
+                        .map(|_| {
+                            let mut row: Vec<Option<String>> =
+                                options.iter().map(|o| random.label(o)).collect();
+                            if random.below(4) > 0 {
+                                row[0] = Some(options[0][random.below(3)].to_owned());
+                            }
+                            row
+                        })
+                        .collect(),
+                );
+            }
+            // Its rows in a shuffled order, persons numbered at random.
+            let mut rows: Vec<(u32, &Vec<Option<String>>)> = Vec::new();
+            for (p, person) in people.iter().enumerate() {
+                let unit = (p as u32) * 101 + random.below(100) as u32;
+                rows.extend(person.iter().map(|row| (unit, row)));
+            }
+            for i in (1..rows.len()).rev() {
+                rows.swap(i, random.below(i + 1));
+            }
+            let mut population = Population::new(rows.len());
+            for (c, column) in columns.iter().enumerate() {
+                population
+                    .insert(column, rows.iter().map(|(_, r)| r[c].clone()).collect())
+                    .unwrap();
+            }
+            population
+                .set_units(rows.iter().map(|(u, _)| *u).collect())
+                .unwrap();
+
+            // Released persons of 1 to 3 rows: most of them some
+            // population person's rows with values nulled, the others made
+            // up.
+            let mut released: Vec<Vec<Vec<Option<String>>>> = Vec::new();
+            for _ in 0..30 {
+                let m = 1 + random.below(3);
+                let person = &people[random.below(people.len())];
+                let made_up = random.below(4) == 0 || person.len() < m;
+                let mut order: Vec<usize> = (0..person.len()).collect();
+                for i in (1..order.len()).rev() {
+                    order.swap(i, random.below(i + 1));
+                }
+                released.push(
+                    (0..m)
+                        .map(|i| {
+                            if made_up {
+                                options.iter().map(|o| random.label(o)).collect()
+                            } else {
+                                person[order[i]]
+                                    .iter()
+                                    .map(|v| {
+                                        if random.below(3) == 0 {
+                                            None
+                                        } else {
+                                            v.clone()
+                                        }
+                                    })
+                                    .collect()
+                            }
+                        })
+                        .collect(),
+                );
+            }
+            let mut id = Vec::new();
+            let mut values = vec![Vec::new(); columns.len()];
+            for (p, person) in released.iter().enumerate() {
+                for row in person {
+                    id.push(Some(format!("P{p:03}")));
+                    for (c, v) in row.iter().enumerate() {
+                        values[c].push(v.clone());
+                    }
+                }
+            }
+            let mut batch_columns = vec![Column::Text(PERSON_ID, None, id)];
+            for (c, v) in columns.iter().zip(values) {
+                batch_columns.push(Column::Text(c, None, v));
+            }
+            let persons = batch(&batch_columns);
+
+            for known in [&columns[..], &columns[..2], &["year", "b"]] {
+                let index: Vec<usize> = known
+                    .iter()
+                    .map(|k| columns.iter().position(|c| c == k).unwrap())
+                    .collect();
+                let project = |row: &Vec<Option<String>>| -> Vec<Option<String>> {
+                    index.iter().map(|&c| row[c].clone()).collect()
+                };
+                let expected: Vec<u64> = released
+                    .iter()
+                    .map(|r| {
+                        let r: Vec<_> = r.iter().map(project).collect();
+                        people
+                            .iter()
+                            .filter(|p| pairs(&r, &p.iter().map(project).collect::<Vec<_>>()))
+                            .count() as u64
+                    })
+                    .collect();
+                assert_eq!(
+                    population_counts_of(&persons, known, &population),
+                    expected,
+                    "seed {seed}, knowing {known:?}"
+                );
+                let unmatched_rows = released
+                    .iter()
+                    .flatten()
+                    .filter(|r| {
+                        let r = [project(r)];
+                        !people.iter().flatten().any(|q| pairs(&r, &[project(q)]))
+                    })
+                    .count();
+                let known: Vec<String> = known.iter().map(|c| c.to_string()).collect();
+                let e = persons_at_risk_in_population(&persons, &known, 3, &population).unwrap();
+                assert_eq!(e.rows_unmatched, unmatched_rows, "seed {seed}");
+                assert_eq!(
+                    e.persons_unmatched,
+                    expected.iter().filter(|&&n| n == 0).count()
+                );
+                assert_eq!(e.smallest_population_count, expected.iter().copied().min());
+            }
+        }
     }
 
     #[test]
@@ -2681,10 +3334,14 @@ mod tests {
 
         let linked = tempfile::tempdir().unwrap();
         let org = |v: &[&str]| text(v);
-        // Three workforce rows...
+        // Stage-2 pseudonyms: 32 bytes.
+        let (p1, p2) = (Some(vec![1u8; 32]), Some(vec![2u8; 32]));
+        // Three workforce rows: person 1 in 2023, person 2 in 2024, and a
+        // row without a pseudonym...
         write_parquet(
             &linked.path().join(WORKFORCE_MODEL_FILE),
             &batch(&[
+                Column::Bytes(PERSON_P2, None, vec![p1.clone(), p2.clone(), None]),
                 Column::Int(YEAR, None, vec![Some(2023), Some(2024), Some(2024)]),
                 Column::Text("org_p2", None, org(&["A", "A", ""])),
                 Column::Int("age", None, vec![Some(27), Some(31), Some(64)]),
@@ -2694,10 +3351,11 @@ mod tests {
             ]),
         );
         // ...and the person model: one respondent on the payroll (in the
-        // workforce already), one off it.
+        // workforce already), one off it: person 1, off the payroll in 2024.
         write_parquet(
             &linked.path().join(PERSON_MODEL_FILE),
             &batch(&[
+                Column::Bytes(PERSON_P2, None, vec![p2, p1]),
                 Column::Int(YEAR, None, vec![Some(2024), Some(2024)]),
                 Column::Bool("on_payroll", None, vec![Some(true), Some(false)]),
                 Column::Text("org_p2", None, org(&["A", ""])),
@@ -2747,6 +3405,52 @@ mod tests {
         assert_eq!(
             population.missing.keys().collect::<Vec<_>>(),
             ["org_id", "workload"]
+        );
+
+        // The off-payroll row joins person 1's workforce row; the row
+        // without a pseudonym is a person of its own.
+        let units = &population.units;
+        assert_eq!(population.person_count(), 3);
+        assert_eq!(units[0], units[3]);
+        assert_eq!(
+            BTreeSet::from([units[0], units[1], units[2]]).len(),
+            3,
+            "{units:?}"
+        );
+        // So a released person with a row on and a row off the payroll
+        // finds its own population person (a released null matches its
+        // unknown age); one whose 2024 age is not person 1's finds none,
+        // though each of its rows matches a population row.
+        let (_dir, two_years) = release_of_rows(
+            "age",
+            &[
+                &[(2023, Some("20-29")), (2024, None)],
+                &[(2023, Some("20-29")), (2024, Some("30-39"))],
+            ],
+        );
+        let attack = two_years
+            .attack(attacker("pfzw"), 10, Some(&population))
+            .unwrap();
+        assert_eq!(attack.counted, Counted::Population);
+        let e = attack.exposure;
+        assert_eq!((e.persons, e.at_risk, e.below_k_in_population), (2, 2, 2));
+        assert_eq!(e.smallest_population_count, Some(0));
+        assert_eq!((e.persons_unmatched, e.rows_unmatched), (1, 0));
+        // A linked folder without pseudonyms has no persons: an error
+        // naming the column, not a population of rows.
+        write_parquet(
+            &linked.path().join(PERSON_MODEL_FILE),
+            &batch(&[
+                Column::Int(YEAR, None, vec![Some(2024)]),
+                Column::Bool("on_payroll", None, vec![Some(false)]),
+            ]),
+        );
+        let error = Population::from_linked(linked.path(), &release).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .starts_with("person_model.parquet: no column person_p2"),
+            "{error}"
         );
     }
 
