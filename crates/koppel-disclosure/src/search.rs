@@ -395,6 +395,8 @@ pub fn protect(
     // Before protection, counted while the bases are at the minimum
     // levels; from here on they follow the search's node.
     let before = whole.risk_before(&population);
+    // Kept for the search's refinement, which steps back down.
+    let minimum = population.clone();
 
     let groups = blocks(data, attackers);
     let block_attackers: Vec<Vec<Attacker>> = groups
@@ -510,6 +512,63 @@ pub fn protect(
         });
     }
 
+    // The ascent cannot undo a step that later steps made unnecessary
+    // (a variable coarsened before another's suppression spread). From the
+    // node reached, each variable is tried one level lower; the best lower
+    // node that is acceptable and costs less is taken, until none is.
+    // Candidates are counted in the population coarsened to one level
+    // below the node (each lifts from there).
+    while now.acceptable(params) {
+        let down: Vec<(usize, usize)> = (0..data.variables.len())
+            .filter(|&v| levels[v] > data.variables[v].min_level)
+            .filter_map(|v| block_of[v].map(|b| (v, b)))
+            .collect();
+        if down.is_empty() {
+            break;
+        }
+        let mut lower = levels.clone();
+        for &(v, _) in &down {
+            lower[v] -= 1;
+        }
+        let floor: Vec<PopulationBase> = minimum.iter().map(|b| b.coarsen(&lower)).collect();
+        let tried: Vec<(usize, usize, Tally)> = down
+            .par_iter()
+            .map(|&(v, b)| {
+                let mut next = levels.clone();
+                next[v] -= 1;
+                (v, b, problems[b].evaluate(&next, &floor).tally)
+            })
+            .collect();
+        nodes += tried.len();
+        let better = tried
+            .into_iter()
+            .map(|(v, b, tally)| {
+                let mut parts: Vec<&Tally> = current.iter().collect();
+                parts[b] = &tally;
+                let score = score(&parts);
+                (v, b, tally, score)
+            })
+            .filter(|(_, _, _, s)| {
+                s.acceptable(params) && s.objective(params) < now.objective(params) - 1e-12
+            })
+            .min_by(|x, y| x.3.objective(params).total_cmp(&y.3.objective(params)));
+        let Some((v, b, tally, score)) = better else {
+            break;
+        };
+        levels[v] -= 1;
+        current[b] = tally;
+        now = score;
+        population = minimum.iter().map(|base| base.coarsen(&levels)).collect();
+        if now.objective(params) < fewest.0 {
+            fewest = (now.objective(params), levels.clone());
+        }
+        path.push(SearchStep {
+            levels: levels.clone(),
+            information_loss: now.cost,
+            values_suppressed_share: now.share,
+        });
+    }
+
     // The chosen node, evaluated with every attacker together. When no
     // node met the suppression target, the one that came closest is
     // released (every attacker still finds no class below k) and the
@@ -521,8 +580,7 @@ pub fn protect(
         let lower = Bases::new(data, attackers).bases;
         let closest = whole.evaluate(&fewest.1, &lower);
         nodes += 1;
-        let rank =
-            |e: &Evaluation| combine(data, params, &[(&whole, &e.tally)]).objective(params);
+        let rank = |e: &Evaluation| combine(data, params, &[(&whole, &e.tally)]).objective(params);
         if rank(&closest) < rank(&chosen) {
             chosen = closest;
             population = lower;

@@ -207,12 +207,27 @@ pub(crate) fn population_counts_masked(
             (mask, key(p, &columns_of(mask)))
         })
         .collect();
+    let lifting = base.lifting(rules.node);
     for (mask, k) in &keys {
-        if !cache
+        if cache
             .get(mask)
             .is_some_and(|counted| counted.contains_key(k))
         {
-            pending.entry(*mask).or_default().insert(k.clone(), 0);
+            continue;
+        }
+        // Most keys are counted by a few lookups; the others wait for a
+        // pass over the population.
+        let vars: Vec<usize> = columns_of(*mask)
+            .iter()
+            .map(|&c| view.variable(c))
+            .collect();
+        match base.count_indexed(&vars, k, rules.node, &lifting) {
+            Some(n) => {
+                cache.entry(*mask).or_default().insert(k.clone(), n);
+            }
+            None => {
+                pending.entry(*mask).or_default().insert(k.clone(), 0);
+            }
         }
     }
     if !pending.is_empty() {
@@ -225,7 +240,9 @@ pub(crate) fn population_counts_masked(
                 (vars, pending.remove(m).expect("a pending mask"))
             })
             .collect();
-        base.count_wanted(&mut groups, rules.node);
+        if !base.count_packed(&mut groups, rules.node) {
+            base.count_wanted(&mut groups, rules.node);
+        }
         for (m, (_, counted)) in masks.into_iter().zip(groups) {
             cache.entry(m).or_default().extend(counted);
         }
@@ -317,6 +334,10 @@ pub(crate) fn class_sizes(
     sizes
 }
 
+/// Local suppression aims below the per-variable cap by this factor: a
+/// person's last suppressible column may still have to be taken past it.
+const AIM: f64 = 0.95;
+
 /// How many of a person's cheapest columns local suppression compares.
 const LOOKAHEAD: usize = 64;
 
@@ -363,6 +384,14 @@ pub(crate) fn suppress(profiles: &Profiles, views: &[View], rules: Rules<'_>) ->
     loop {
         let mut changed = false;
         for (a, view) in views.iter().enumerate() {
+            // An attacker who knows what an earlier one knows, counted
+            // the same way, finds the same classes (an employer and the
+            // pension fund): protected once.
+            if views[..a].iter().any(|w| {
+                w.knows == view.knows && w.population == view.population && w.index == view.index
+            }) {
+                continue;
+            }
             loop {
                 let classes = classes(profiles, &s, view, rules);
                 let mut at_risk: Vec<usize> =
@@ -374,8 +403,11 @@ pub(crate) fn suppress(profiles: &Profiles, views: &[View], rules: Rules<'_>) ->
                     let (diverse, rest): (Vec<usize>, Vec<usize>) = at_risk
                         .into_iter()
                         .partition(|&p| classes.diverse[classes.of_profile[p] as usize]);
-                    let unknown: Vec<usize> =
-                        diverse.iter().copied().filter(|&p| !known_safe[p]).collect();
+                    let unknown: Vec<usize> = diverse
+                        .iter()
+                        .copied()
+                        .filter(|&p| !known_safe[p])
+                        .collect();
                     let counts =
                         population_counts(profiles, &s, view, rules, &unknown, &mut caches[a]);
                     for (&p, count) in unknown.iter().zip(counts) {
@@ -402,7 +434,7 @@ pub(crate) fn suppress(profiles: &Profiles, views: &[View], rules: Rules<'_>) ->
                     } else {
                         0.0
                     };
-                    let over = if lost >= rules.cap { 1000.0 } else { 1.0 };
+                    let over = if lost >= rules.cap * AIM { 1000.0 } else { 1.0 };
                     rules.price[c] * (1.0 + 10.0 * lost) * over
                 };
                 // Each person's candidates, cheapest first; of the
@@ -423,7 +455,6 @@ pub(crate) fn suppress(profiles: &Profiles, views: &[View], rules: Rules<'_>) ->
                                 .total_cmp(&charge(&nulled, y))
                                 .then(x.cmp(&y))
                         });
-                        c.truncate(LOOKAHEAD);
                         c
                     })
                     .collect();
@@ -431,13 +462,15 @@ pub(crate) fn suppress(profiles: &Profiles, views: &[View], rules: Rules<'_>) ->
                     .iter()
                     .zip(&candidates)
                     .filter(|(_, c)| c.len() > 1)
-                    .flat_map(|(&p, c)| c.iter().map(move |&c| (p, c)))
+                    .flat_map(|(&p, c)| c.iter().take(LOOKAHEAD).map(move |&c| (p, c)))
                     .collect();
                 let sizes: Vec<u64> = if asked.is_empty() {
                     Vec::new()
                 } else if view.population {
-                    let masked: Vec<(usize, u64)> =
-                        asked.iter().map(|&(p, c)| (p, s.mask[p] | 1 << c)).collect();
+                    let masked: Vec<(usize, u64)> = asked
+                        .iter()
+                        .map(|&(p, c)| (p, s.mask[p] | 1 << c))
+                        .collect();
                     population_counts_masked(profiles, view, rules, &masked, &mut caches[a])
                 } else {
                     sample_sizes_after(profiles, &s, view, &asked)
@@ -458,9 +491,10 @@ pub(crate) fn suppress(profiles: &Profiles, views: &[View], rules: Rules<'_>) ->
                         .or_else(|| {
                             // None lifts it to k: the one that lifts it
                             // most, the cheaper of equals.
-                            candidates.iter().copied().reduce(|best, c| {
-                                if size(c) > size(best) { c } else { best }
-                            })
+                            candidates
+                                .iter()
+                                .copied()
+                                .reduce(|best, c| if size(c) > size(best) { c } else { best })
                         });
                     match next {
                         Some(c) => {
