@@ -18,17 +18,21 @@
 //!   BY` treats null). Persons with equal sets form a class; a person is
 //!   at risk for A when its class holds fewer than k persons (or, with
 //!   l-diversity, fewer than l distinct values of a sensitive attribute).
-//!   The sample is the population: every person in the data counts as
-//!   known to be there, the strict model for partners who know who is in
-//!   the data. A variable no declared attacker knows is no quasi-identifier
-//!   and is released as it is.
+//!   With [`Reference::Sample`] the sample is the population: every
+//!   person in the data counts as known to be there, the strict model for
+//!   partners who know who is in the data. With [`Reference::Population`]
+//!   (k-map) a person is at risk when fewer than k persons of the
+//!   population hold rows with its values, one distinct row for each of
+//!   its rows. A variable no declared attacker knows is no
+//!   quasi-identifier and is released as it is.
 //! - **Local suppression until no attacker finds anyone at risk.** For
-//!   every at-risk person the attacker's next known variable (cheapest
-//!   first: lowest weight per bit of the categories it has at its level,
-//!   so that a two-valued flag is not nulled before a postcode region) is
-//!   suppressed in all the person's rows, classes
-//!   are recounted, and attackers take turns until a whole round changes
-//!   nothing. A person with nothing left to suppress and still at risk is
+//!   every at-risk person one of the attacker's known variables is
+//!   suppressed in all the person's rows — the cheapest that alone lifts
+//!   its class to k, else the one that lifts it most; cheapest by weight
+//!   per bit of the categories it has at its level (so a two-valued flag
+//!   is not nulled before a postcode region), raised with the share of
+//!   values the variable has lost — classes are recounted, and attackers
+//!   take turns until a whole round changes nothing. A person with nothing left to suppress and still at risk is
 //!   not released. Suppression only adds nulls and removals, so the loop
 //!   ends; when it ends, every attacker's classes are safe by construction,
 //!   and [`protect`] recounts them from scratch before returning.
@@ -46,7 +50,8 @@
 //!   error. The search starts at the minimum levels and takes the
 //!   best single-variable step while it lowers the cost (greedy, as ARX's
 //!   top-down heuristics for lattices too large to enumerate), evaluating
-//!   a step's candidates in parallel.
+//!   a step's candidates in parallel, then steps back down where a lower
+//!   level has become acceptable and cheaper.
 
 mod population;
 mod profiles;

@@ -173,6 +173,22 @@ impl PopulationBase {
         self
     }
 
+    /// A copy without the packed index, to be coarsened later (which
+    /// builds its own): the index is as large as the rows again.
+    pub fn unindexed(&self) -> PopulationBase {
+        PopulationBase {
+            vars: self.vars.clone(),
+            position: self.position.clone(),
+            at: self.at.clone(),
+            codes: self.codes.clone(),
+            starts: self.starts.clone(),
+            counts: self.counts.clone(),
+            lift: self.lift.clone(),
+            suppressible: self.suppressible.clone(),
+            index: None,
+        }
+    }
+
     /// The rows of distinct person `u`, `width` codes each.
     fn rows_of(&self, u: usize) -> &[u32] {
         let width = self.width();

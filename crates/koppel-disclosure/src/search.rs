@@ -396,7 +396,7 @@ pub fn protect(
     // levels; from here on they follow the search's node.
     let before = whole.risk_before(&population);
     // Kept for the search's refinement, which steps back down.
-    let minimum = population.clone();
+    let minimum: Vec<PopulationBase> = population.iter().map(PopulationBase::unindexed).collect();
 
     let groups = blocks(data, attackers);
     let block_attackers: Vec<Vec<Attacker>> = groups
