@@ -82,10 +82,24 @@ pub(crate) fn classes(
     view: &View,
     rules: Rules<'_>,
 ) -> Classes {
+    classes_in(profiles, suppression, view, rules, &mut Vec::new())
+}
+
+/// [`classes`] with the keys written into `keys`, a buffer the caller
+/// reuses (local suppression counts classes many times per node; fresh
+/// buffers of that size cost more in zeroed pages than the counting).
+pub(crate) fn classes_in(
+    profiles: &Profiles,
+    suppression: &Suppression,
+    view: &View,
+    rules: Rules<'_>,
+    keys: &mut Vec<u32>,
+) -> Classes {
     let n = profiles.len();
     let width = view.knows.len();
     let stride = profiles.rows_per * width;
-    let mut keys = vec![PAD; n * stride];
+    keys.clear();
+    keys.resize(n * stride, PAD);
     for p in 0..n {
         let key = &mut keys[p * stride..(p + 1) * stride];
         let mut filled = 0;
@@ -106,7 +120,8 @@ pub(crate) fn classes(
             sort_rows(&mut key[..filled * width], width);
         }
     }
-    let mut index: FxMap<&[u32], u32> = FxMap::default();
+    let mut index: FxMap<&[u32], u32> =
+        FxMap::with_capacity_and_hasher(n, std::hash::BuildHasherDefault::default());
     let mut of_profile = vec![u32::MAX; n];
     let mut units: Vec<u64> = Vec::new();
     // Distinct sensitive codes per class and attribute, up to l.
@@ -381,6 +396,7 @@ pub(crate) fn suppress(profiles: &Profiles, views: &[View], rules: Rules<'_>) ->
     }
     let mut nulled = vec![0u64; columns];
     let mut caches: Vec<CountCache> = views.iter().map(|_| CountCache::default()).collect();
+    let mut scratch: Vec<u32> = Vec::new();
     loop {
         let mut changed = false;
         for (a, view) in views.iter().enumerate() {
@@ -393,7 +409,7 @@ pub(crate) fn suppress(profiles: &Profiles, views: &[View], rules: Rules<'_>) ->
                 continue;
             }
             loop {
-                let classes = classes(profiles, &s, view, rules);
+                let classes = classes_in(profiles, &s, view, rules, &mut scratch);
                 let mut at_risk: Vec<usize> =
                     (0..n).filter(|&p| classes.at_risk(p, rules.k)).collect();
                 if view.population {
