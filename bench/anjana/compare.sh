@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # anjana beside Koppel's person-file disclosure control (issue 21): the same
-# linked person model, the same attackers (quasi-identifiers), the same k
-# and suppression limit; the output of both measured by the same code
-# (bench/anjana/compare.py). Writes bench/anjana/results.md.
+# linked person model, the same recipients (what each knows, as the
+# release's disclosure report states it), the same hierarchies, k and
+# suppression limit; the output of both measured by the same code, in the
+# released rows and persons and in the workforce (bench/anjana/compare.py).
+# Writes bench/anjana/results.md.
 #
 #   bench/anjana/compare.sh                       # PERSONS=300000
 #   PERSONS=20000 bench/anjana/compare.sh
 #   LINKED=/path/to/linked bench/anjana/compare.sh    # an existing `koppel link` folder
-#   KOPPEL_RELEASE=/path/to/release bench/anjana/compare.sh   # this release, not a fresh export
-#   bench/anjana/compare.sh --attacker pension-fund --sample 20000   # arguments go to compare.py
+#   LINKED=… KOPPEL_RELEASE=/path/to/release bench/anjana/compare.sh   # that release: no build, no export
+#   bench/anjana/compare.sh --attacker pfzw --sample 20000   # arguments go to compare.py
 #
 # Inputs are made as bench/export.sh makes them: the release build of
 # koppel and the stage_synth example, bench/cache/link-<persons>/staged,
