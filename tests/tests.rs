@@ -15,3 +15,4 @@ mod end_to_end;
 mod linking;
 mod pipeline;
 mod release;
+mod tables;

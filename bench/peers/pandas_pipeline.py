@@ -1401,7 +1401,11 @@ def checks(reference: Path, exported: Exported) -> dict:
     check("organisations.parquet rows", rows_of(reference / "organisations.parquet"), exported.organisations["rows_released"], True)
     for t in report["tables"]:
         mine = exported.tables.get(t["name"], {})
-        check(f"table.{t['name']}.rows_tabulated", t["rows_tabulated"], mine.get("rows_tabulated"), True)
+        # Koppel's person tables count the released (protected) person
+        # file's rows since issue 21; this peer tabulates the model, so
+        # those are compared, not required equal.
+        required = t.get("model") != "person"
+        check(f"table.{t['name']}.rows_tabulated", t["rows_tabulated"], mine.get("rows_tabulated"), required)
     check("person.k_reached", p["smallest_class"], got_p.smallest_class, False)
     check("person.rows_locally_suppressed", p["rows_locally_suppressed"], got_p.rows_locally_suppressed, False)
     check("person.rows_dropped", p["rows_dropped"], got_p.rows_dropped, False)

@@ -153,6 +153,25 @@ impl DisclosureConfig {
                 return Err(bad(format!("table {} needs 1 to 5 dimensions", table.name)));
             }
             for d in &table.dimensions {
+                if table.model == TableModel::Person {
+                    // A person table counts the person file's rows by the
+                    // values the file releases: a dimension is a released
+                    // variable (or the year), tabulated as released.
+                    let released = d.column == "year"
+                        || self.person.variables.iter().any(|v| v.column == d.column);
+                    if !released {
+                        return Err(bad(format!(
+                            "table {}: dimension {} is not a variable of the person file; a person table counts the file's rows by their released values (add it to person.variables or leave it out of the table)",
+                            table.name, d.column
+                        )));
+                    }
+                    if d.hierarchy.is_some() || d.level != 0 {
+                        return Err(bad(format!(
+                            "table {}: dimension {} has a hierarchy, but a person table tabulates the person file's column as released (the person rules choose its level)",
+                            table.name, d.column
+                        )));
+                    }
+                }
                 if let Some(h) = &d.hierarchy {
                     h.validate(&d.column).map_err(bad)?;
                     if d.level >= h.levels() {
@@ -166,19 +185,67 @@ impl DisclosureConfig {
                     }
                 }
             }
+            let mut measures = std::collections::BTreeSet::new();
+            for m in &table.measures {
+                if !measures.insert(m.column()) {
+                    return Err(bad(format!(
+                        "table {}: measure {} is declared twice",
+                        table.name,
+                        m.column()
+                    )));
+                }
+                if let Some(max) = m.max_per_contributor()
+                    && !(max.is_finite() && max > 0.0)
+                {
+                    return Err(bad(format!(
+                        "table {}: measure {} needs a max_per_contributor above 0",
+                        table.name,
+                        m.column()
+                    )));
+                }
+            }
             if let Some(ratio) = &table.ratio {
                 for side in [&ratio.numerator, &ratio.denominator] {
-                    if !table.measures.contains(side) {
+                    if !measures.contains(side.as_str()) {
                         return Err(bad(format!(
                             "table {}: ratio uses {side}, which is not among its measures",
                             table.name
                         )));
                     }
                 }
+                if !(ratio.scale.is_finite() && ratio.scale > 0.0) {
+                    return Err(bad(format!(
+                        "table {}: the ratio's scale must be above 0",
+                        table.name
+                    )));
+                }
+                if let Some(max) = ratio.max
+                    && !(max.is_finite() && max > 0.0)
+                {
+                    return Err(bad(format!(
+                        "table {}: the ratio's max must be above 0",
+                        table.name
+                    )));
+                }
             }
         }
         if self.table_rules.threshold < 1 {
             return Err(bad("table_rules.threshold must be ≥ 1".into()));
+        }
+        let mut sensitive = std::collections::BTreeSet::new();
+        for s in &self.table_rules.sensitive {
+            if !sensitive.insert(s.column.as_str()) {
+                return Err(bad(format!(
+                    "table_rules.sensitive: {} is declared twice",
+                    s.column
+                )));
+            }
+            if s.categories.is_empty() {
+                return Err(bad(format!(
+                    "table_rules.sensitive: {} names no sensitive category",
+                    s.column
+                )));
+            }
         }
         Ok(())
     }
@@ -576,8 +643,11 @@ impl TableModel {
     }
 }
 
-/// A declared table: counts of model rows per cell, with all margins,
-/// and optional magnitude sums and a ratio of two of them.
+/// A declared table: counts of rows per cell, with all margins, and
+/// optional magnitude sums and a ratio of two of them. A person table
+/// counts the rows of the released person file by their released values;
+/// an organisation table counts organisation-years of the model
+/// (docs/disclosure-control.md, "Tables").
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TableSpec {
@@ -586,15 +656,19 @@ pub struct TableSpec {
     pub label: String,
     pub model: TableModel,
     /// Only rows where this boolean column is true (for example
-    /// `izz_insured`); rows where a dimension is null are left out and
-    /// counted in the disclosure report.
+    /// `izz_insured`). A person table selects on the value the person file
+    /// releases (a row whose flag the file leaves null is not selected);
+    /// on a column the file does not carry it selects on the model's value,
+    /// and its counts are then audited jointly with the file's.
     #[serde(default)]
     pub only_where: Option<String>,
+    /// Dimensions; a row whose value is unknown (or suppressed in the person
+    /// file) is counted in an `Unknown` category.
     pub dimensions: Vec<TableDimension>,
     /// Numeric columns summed per cell (magnitude measures: dominance and
-    /// p% rules apply).
+    /// p% rules apply): a column name, or `{column, max_per_contributor}`.
     #[serde(default)]
-    pub measures: Vec<String>,
+    pub measures: Vec<TableMeasure>,
     #[serde(default)]
     pub ratio: Option<Ratio>,
 }
@@ -603,11 +677,95 @@ pub struct TableSpec {
 #[serde(deny_unknown_fields)]
 pub struct TableDimension {
     pub column: String,
-    /// Classify the column first (for example age in 10-year bands).
+    /// Classify the column first (for example headcount in size classes);
+    /// organisation tables only: a person table takes the column as the
+    /// person file releases it.
     #[serde(default)]
     pub hierarchy: Option<Hierarchy>,
     #[serde(default)]
     pub level: usize,
+}
+
+/// A measure of a table: a numeric column summed per cell.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(untagged)]
+pub enum TableMeasure {
+    /// The column's name; its documented maximum, if it has one
+    /// ([`documented_maximum`]), bounds it.
+    Column(String),
+    /// The column with the most one row can hold.
+    Bounded(BoundedMeasure),
+}
+
+/// A measure with a known maximum per row: what anyone knows of it (366
+/// days in a year, a share of at most 1), given to the audit.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BoundedMeasure {
+    pub column: String,
+    /// The most one row of the model (a contributor in one year) can
+    /// contribute; the audit knows every cell's sum is at most this times
+    /// its rows. Default: the column's documented maximum.
+    #[serde(default)]
+    pub max_per_contributor: Option<f64>,
+}
+
+impl TableMeasure {
+    pub fn column(&self) -> &str {
+        match self {
+            TableMeasure::Column(c) => c,
+            TableMeasure::Bounded(b) => &b.column,
+        }
+    }
+
+    /// The declared maximum per row, if any.
+    pub fn max_per_contributor(&self) -> Option<f64> {
+        match self {
+            TableMeasure::Column(_) => None,
+            TableMeasure::Bounded(b) => b.max_per_contributor,
+        }
+    }
+
+    /// The maximum the audit assumes: the declared one, else the
+    /// documented one.
+    pub fn maximum(&self, model: TableModel) -> Option<f64> {
+        self.max_per_contributor()
+            .or_else(|| documented_maximum(model, self.column()))
+    }
+}
+
+impl From<&str> for TableMeasure {
+    fn from(column: &str) -> Self {
+        TableMeasure::Column(column.to_owned())
+    }
+}
+
+impl From<String> for TableMeasure {
+    fn from(column: String) -> Self {
+        TableMeasure::Column(column)
+    }
+}
+
+/// The most one row of a model holds of a column, where the codebook's
+/// definition fixes it: weighted absence days of a person-year lie inside
+/// the year (366), shares lie in [0, 1]. An organisation's sums have no
+/// such bound.
+pub fn documented_maximum(model: TableModel, column: &str) -> Option<f64> {
+    match (model, column) {
+        (TableModel::Person, "absence_days") => Some(366.0),
+        (TableModel::Person, "irregularity_share") => Some(1.0),
+        (
+            TableModel::Organisation,
+            "temporary_share"
+            | "on_call_share"
+            | "mean_irregularity_share"
+            | "izz_coverage"
+            | "ggz_share_insured"
+            | "physio_share_insured"
+            | "adverse_conditions_share",
+        ) => Some(1.0),
+        _ => None,
+    }
 }
 
 /// A published ratio of two measures, times `scale` (100 for a percentage).
@@ -619,6 +777,11 @@ pub struct Ratio {
     pub denominator: String,
     #[serde(default = "one")]
     pub scale: f64,
+    /// The most the ratio can be (100 for a percentage of days absent of
+    /// days available): the audit knows every cell's numerator is at most
+    /// `max / scale` times its denominator.
+    #[serde(default)]
+    pub max: Option<f64>,
 }
 
 fn one() -> f64 {
@@ -734,16 +897,6 @@ fn default_variables() -> Vec<ReleasedVariable> {
     ]
 }
 
-fn age_band(width: u32) -> TableDimension {
-    TableDimension {
-        column: "age".into(),
-        hierarchy: Some(Hierarchy::Bands {
-            widths: vec![width],
-        }),
-        level: 1,
-    }
-}
-
 fn dim(column: &str) -> TableDimension {
     TableDimension {
         column: column.into(),
@@ -762,7 +915,10 @@ fn size_class() -> TableDimension {
     }
 }
 
-/// The five tables the preventieplan project asks for.
+/// The five tables the preventieplan project asks for. The person tables
+/// count the person file's rows by its released columns (age in the bands
+/// the file has, sector and contract as released); their care-cost and
+/// absence-day sums are not in the file and are audited jointly with it.
 pub fn default_tables() -> Vec<TableSpec> {
     vec![
         TableSpec {
@@ -774,7 +930,7 @@ pub fn default_tables() -> Vec<TableSpec> {
             only_where: None,
             dimensions: vec![
                 dim("sector"),
-                age_band(10),
+                dim("age"),
                 dim("contract_type"),
                 dim("left_sector"),
             ],
@@ -793,6 +949,7 @@ pub fn default_tables() -> Vec<TableSpec> {
                 numerator: "absence_days".into(),
                 denominator: "available_days".into(),
                 scale: 100.0,
+                max: Some(100.0),
             }),
         },
         TableSpec {
@@ -800,17 +957,20 @@ pub fn default_tables() -> Vec<TableSpec> {
             label: "Insured respondents with GGZ claims, by sector and age band".into(),
             model: TableModel::Person,
             only_where: Some("izz_insured".into()),
-            dimensions: vec![dim("sector"), age_band(10), dim("ggz_any")],
+            dimensions: vec![dim("sector"), dim("age"), dim("ggz_any")],
             measures: vec![],
             ratio: None,
         },
         TableSpec {
             name: "absence_days_by_sector_contract".into(),
-            label: "Weighted absence days of respondents by year, sector and contract".into(),
+            label: "Weighted absence days of respondents by year, sector and contract (off the payroll: Unknown)".into(),
             model: TableModel::Person,
-            only_where: Some("on_payroll".into()),
+            only_where: None,
             dimensions: vec![dim("year"), dim("sector"), dim("contract_type")],
-            measures: vec!["absence_days".into()],
+            measures: vec![TableMeasure::Bounded(BoundedMeasure {
+                column: "absence_days".into(),
+                max_per_contributor: Some(366.0),
+            })],
             ratio: None,
         },
         TableSpec {
@@ -819,7 +979,7 @@ pub fn default_tables() -> Vec<TableSpec> {
                 .into(),
             model: TableModel::Person,
             only_where: Some("izz_insured".into()),
-            dimensions: vec![dim("sector"), age_band(10)],
+            dimensions: vec![dim("sector"), dim("age")],
             measures: vec!["ggz_cost_eur".into(), "physio_cost_eur".into()],
             ratio: None,
         },

@@ -56,8 +56,9 @@ pub enum ExportError {
     #[error("table {table}")]
     Table {
         table: String,
+        /// Boxed: the table's error carries the cell it could not protect.
         #[source]
-        source: crate::tables::TableError,
+        source: Box<crate::tables::TableError>,
     },
     #[error("identifier leak guard: {file}, column {column}: {what}; the release was not written")]
     Leak {

@@ -281,16 +281,53 @@ pub fn export(
         elapsed_ms = started.elapsed().as_millis() as u64,
         "person file anonymised"
     );
-    let mut tables = Vec::new();
-    for spec in &config.tables {
-        let model = match spec.model {
-            config::TableModel::Person => &people,
-            config::TableModel::Organisation => &orgs,
-        };
-        let t = tabulate::release_table(spec, model, &config.table_rules)?;
-        info!(table = %spec.name, cells = t.disclosure.cells, "table protected");
-        tables.push(t);
+    // Person tables count the released person file's rows; organisation
+    // tables the organisation model's; tables that share cells are
+    // protected together.
+    let mut person_file = tabulate::PersonFile {
+        batch: &person_release.batch,
+        levels: person_release
+            .disclosure
+            .quasi_identifiers
+            .iter()
+            .map(|q| (q.column.clone(), (q.hierarchy.clone(), q.level)))
+            .collect(),
+        categories: &person_release.categories,
+        model_rows: None,
+    };
+    if tabulate::needs_model_rows(&config.tables, &person_file) {
+        person_file.model_rows = Some(person_release.model_rows.clone());
     }
+    let tables = tabulate::release_tables(
+        &config.tables,
+        &people,
+        &orgs,
+        &person_file,
+        &config.table_rules,
+    )?;
+    for t in &tables {
+        info!(table = %t.disclosure.name, cells = t.disclosure.cells, "table protected");
+    }
+    // The linkage report stays with the TTP (in the linking output); the
+    // release carries a copy whose counts went through the table rules.
+    let (linkage, linkage_disclosure) = {
+        let text = std::fs::read_to_string(&report_path).map_err(ExportError::io(&report_path))?;
+        let value: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| ExportError::Input {
+                path: report_path.clone(),
+                message: format!(
+                    "not a linkage report (line {}, column {})",
+                    e.line(),
+                    e.column()
+                ),
+            })?;
+        tabulate::protect_linkage_report(&value, &config.table_rules).map_err(|source| {
+            ExportError::Table {
+                table: format!("{LINKAGE_REPORT_FILE} coverage"),
+                source: Box::new(source),
+            }
+        })?
+    };
 
     let report = DisclosureReport {
         release_id: release_id.clone(),
@@ -298,6 +335,7 @@ pub fn export(
         person: person_release.disclosure.clone(),
         organisation: org_release.disclosure.clone(),
         tables: tables.iter().map(|t| t.disclosure.clone()).collect(),
+        linkage_report: linkage_disclosure,
     };
 
     // Files.
@@ -351,8 +389,7 @@ pub fn export(
         )?;
         write_csv(&target.file(&format!("table-{name}.csv")), &t.batch)?;
     }
-    std::fs::copy(&report_path, target.file(LINKAGE_REPORT_FILE))
-        .map_err(ExportError::io(&report_path))?;
+    write_json(&target.file(LINKAGE_REPORT_FILE), &linkage)?;
 
     let codebook = build_codebook(&release_id, &person_release, &org_release, &tables);
     write_json(&target.file(CODEBOOK_JSON), &codebook)?;
@@ -603,23 +640,42 @@ fn build_codebook(
                 ColumnNotes {
                     categories,
                     derivation: Some(format!(
-                        "Dimension of the table; `{}` is the margin",
-                        tabulate::TOTAL
+                        "Dimension of the table; `{}` is the margin, `{}` holds rows whose value is unknown or suppressed",
+                        tabulate::TOTAL,
+                        tabulate::UNKNOWN
                     )),
                     ..Default::default()
                 },
             );
         }
-        for (column, unit) in [
-            ("person_years", "respondent"),
-            ("organisation_years", "organisation"),
+        for (column, rows) in [
+            (
+                "person_years",
+                "Rows of the person file in the cell, by their released values: a respondent counts once per year it falls in the cell, so margins are the sums of their cells",
+            ),
+            (
+                "organisation_years",
+                "Rows of the organisation model in the cell: an organisation counts once per year it falls in the cell, so margins are the sums of their cells",
+            ),
         ] {
             notes.insert(
                 column.into(),
                 ColumnNotes {
-                    derivation: Some(format!(
-                        "Rows of the model in the cell: a {unit} counts once per year it falls in the cell, so margins are the sums of their cells; null when suppressed"
-                    )),
+                    derivation: Some(format!("{rows}; null when suppressed")),
+                    ..Default::default()
+                },
+            );
+        }
+        for measure in &t.disclosure.measures {
+            let whence = if t.disclosure.model == config::TableModel::Person {
+                "over the person file's rows in the cell (from the model where the file does not carry the measure as a number)"
+            } else {
+                "over the organisation-years in the cell"
+            };
+            notes.insert(
+                format!("{measure}_sum"),
+                ColumnNotes {
+                    derivation: Some(format!("Sum of {measure} {whence}; null when suppressed")),
                     ..Default::default()
                 },
             );
@@ -627,17 +683,12 @@ fn build_codebook(
         notes.insert(
             "status".into(),
             ColumnNotes {
-                categories: [
-                    "safe",
-                    "empty",
-                    "primary_threshold",
-                    "primary_dominance",
-                    "primary_p_percent",
-                    "secondary",
-                ]
-                .map(String::from)
-                .to_vec(),
-                derivation: Some("Disclosure status of the cell, as in τ-ARGUS".into()),
+                categories: ["safe", "empty", tables::SUPPRESSED]
+                    .map(String::from)
+                    .to_vec(),
+                derivation: Some(
+                    "Disclosure status of the cell: safe (published), empty (no rows; published as 0) or suppressed (its numbers are null). Whether a suppressed cell was unsafe itself or suppressed to protect another is not said; the disclosure report counts the reasons per table".into(),
+                ),
                 ..Default::default()
             },
         );

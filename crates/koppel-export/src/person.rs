@@ -136,6 +136,9 @@ pub struct PersonRelease {
     pub disclosure: PersonDisclosure,
     /// Category labels of every generalised variable, for the codebook.
     pub categories: HashMap<String, Vec<String>>,
+    /// The person-model row of each released row, in order: person tables
+    /// read from the model what the file does not carry.
+    pub model_rows: Vec<usize>,
 }
 
 /// The models the person file is made from.
@@ -547,7 +550,14 @@ pub fn release_persons(
         organisation_ids_withheld: withheld_orgs,
         columns_withheld,
     };
+    let model_rows = keep
+        .iter()
+        .enumerate()
+        .filter(|(_, k)| **k)
+        .map(|(r, _)| r)
+        .collect();
     Ok(PersonRelease {
+        model_rows,
         batch,
         disclosure,
         categories,

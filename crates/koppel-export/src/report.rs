@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::config::{DisclosureConfig, Hierarchy};
 use crate::organisation::OrganisationDisclosure;
 use crate::person::PersonDisclosure;
-use crate::tabulate::TableDisclosure;
+use crate::tabulate::{LinkageDisclosure, TableDisclosure};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct DisclosureReport {
@@ -19,6 +19,8 @@ pub struct DisclosureReport {
     pub person: PersonDisclosure,
     pub organisation: OrganisationDisclosure,
     pub tables: Vec<TableDisclosure>,
+    /// The release's copy of the linkage report.
+    pub linkage_report: LinkageDisclosure,
 }
 
 /// A level of a hierarchy in words.
@@ -209,9 +211,18 @@ impl DisclosureReport {
 
         let r = &self.rules.table_rules;
         let _ = writeln!(md, "\n## Tables\n");
+        let sensitive: Vec<String> = r
+            .sensitive
+            .iter()
+            .map(|s| format!("`{}`", s.column))
+            .collect();
         let _ = writeln!(
             md,
-            "Primary suppression: threshold {} contributors{}; dominance {}; p% {}. Secondary suppression protects every primary cell to ±{}% of its value against the published cells and margins; the audit below solved the linear programs that bound each suppressed cell.\n",
+            "Person tables count the rows of `persons.parquet` by their released values (`Unknown` where the file has a null): every count in them can be computed from the file, so they publish nothing the file does not. Measures the file does not carry exactly are summed from the model over the same rows and audited jointly with the file. Organisation tables count organisation-years of the model; tables over the same rows that share dimensions are protected and audited as one set.\n"
+        );
+        let _ = writeln!(
+            md,
+            "Primary suppression: threshold {} contributors{}; dominance {}; p% {}; class disclosure (a zero beside a sensitive category in a group that is not empty) on {}. Secondary suppression protects every primary cell to ±{}% of its value (or as far as the released files leave it open) against the published cells and margins of every linked table, non-negativity and the known maxima; the audit below solved the linear programs that bound each suppressed cell. Released tables mark a cell `safe`, `empty` or `suppressed`; the reasons are counted here only.\n",
             r.threshold,
             if r.zeros_unsafe {
                 " (zeros unsafe)"
@@ -222,27 +233,87 @@ impl DisclosureReport {
                 .as_ref()
                 .map_or("off".into(), |d| format!("({}, {})", d.n, d.k)),
             r.p_percent.map_or("off".into(), |p| format!("{p}%")),
+            if sensitive.is_empty() {
+                "no dimension".into()
+            } else {
+                sensitive.join(", ")
+            },
             r.protection_pct
         );
         let _ = writeln!(
             md,
-            "| table | cells | status counts | rows tabulated | rows without category | audit |"
+            "| table | rows from | cells | status counts | rows tabulated | rows in `Unknown` | audited as the table alone (public in the person file) | audited with the person file | known maxima | linked with | audit |"
         );
-        let _ = writeln!(md, "|---|---|---|---|---|---|");
+        let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|---|---|");
+        let list = |v: &[String]| {
+            if v.is_empty() {
+                "—".to_owned()
+            } else {
+                v.iter()
+                    .map(|x| format!("`{x}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        };
         for t in &self.tables {
             let status: Vec<String> = t.status.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+            let mut maxima: Vec<String> = t
+                .max_per_contributor
+                .iter()
+                .map(|(m, x)| format!("`{m}` ≤ {x} per row"))
+                .collect();
+            if let Some(r) = &t.ratio_bound {
+                maxima.push(format!(
+                    "`{}` ≤ {} × `{}`",
+                    r.numerator, r.factor, r.denominator
+                ));
+            }
             let _ = writeln!(
                 md,
-                "| `{}` | {} | {} | {} | {} | {} cells checked, {} linear programs |",
+                "| `{}` | `{}` | {} | {} | {} | {} | {} | {} | {} | {} | {} cells checked, {} linear programs{} |",
                 t.name,
+                t.rows_from,
                 t.cells,
                 status.join(", "),
                 t.rows_tabulated,
                 t.rows_without_category,
+                list(&t.public),
+                list(&t.audited_with_person_file),
+                if maxima.is_empty() {
+                    "—".into()
+                } else {
+                    maxima.join(", ")
+                },
+                list(&t.linked_with),
                 t.audit.cells_checked,
-                t.audit.lps_solved
+                t.audit.lps_solved,
+                if t.audit.failures.is_empty() {
+                    ""
+                } else {
+                    ", FAILED"
+                }
             );
         }
+        let l = &self.linkage_report;
+        let _ = writeln!(md, "\n## Linkage report\n");
+        let _ = writeln!(
+            md,
+            "The full linkage report stays with the TTP. The release's `linkage-report.json` is a copy whose coverage (year × sector × age band) follows the table rules: {} of {} coverage counts in {} cells suppressed ({} linear programs, {} cells checked). Of its {} other counts, {} from 1 to {} are withheld and the rest rounded to a multiple of {}.{}\n",
+            l.coverage_suppressed,
+            l.coverage_counts,
+            l.coverage_cells,
+            l.audit.lps_solved,
+            l.audit.cells_checked,
+            l.counts,
+            l.counts_withheld,
+            l.threshold.saturating_sub(1),
+            l.rounded_to,
+            if l.overlap_withheld {
+                " The overlap of the sources per year is not released."
+            } else {
+                ""
+            }
+        );
         md
     }
 }
