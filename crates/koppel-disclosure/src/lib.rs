@@ -97,12 +97,7 @@ impl Variable {
     /// the form tests and small callers find easiest.
     pub fn from_rows(name: &str, rows: Vec<Vec<u32>>) -> Result<Variable, DisclosureError> {
         let codes = rows.first().cloned().unwrap_or_default();
-        let categories = codes
-            .iter()
-            .filter(|&&c| c != NULL)
-            .map(|&c| c as usize + 1)
-            .max()
-            .unwrap_or(0);
+        let categories = code_count(&codes);
         let mut levels = vec![vec![NULL; categories]; rows.len()];
         for (l, level) in rows.iter().enumerate() {
             if level.len() != codes.len() {
@@ -153,6 +148,17 @@ impl Variable {
             0.0
         }
     }
+}
+
+/// How many codes a list of codes spans (the largest plus one; nulls
+/// left out): the size of a dictionary indexed by them.
+pub(crate) fn code_count(codes: &[u32]) -> usize {
+    codes
+        .iter()
+        .filter(|&&c| c != NULL)
+        .map(|&c| c as usize + 1)
+        .max()
+        .unwrap_or(0)
 }
 
 /// A level-0 code through a level's map.

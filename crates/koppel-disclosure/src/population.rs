@@ -12,7 +12,7 @@
 //! population person counted once per key.
 
 use crate::profiles::{FxMap, sort_rows};
-use crate::{Attacker, Microdata, NULL, Reference, lift};
+use crate::{Attacker, Microdata, NULL, Reference, code_count, lift};
 
 /// The variables of one projection of the population, and the keys wanted
 /// of it with their counts: a key is a released person's rows restricted
@@ -133,12 +133,7 @@ impl PopulationBase {
             let var = &data.variables[v];
             at[v] = var.min_level;
             let min = &var.levels[var.min_level];
-            let size = min
-                .iter()
-                .filter(|&&c| c != NULL)
-                .map(|&c| c as usize + 1)
-                .max()
-                .unwrap_or(0);
+            let size = code_count(min);
             let mut maps = vec![vec![NULL; size]; var.levels.len()];
             for (l, map) in maps.iter_mut().enumerate().skip(var.min_level) {
                 for (c0, &cm) in min.iter().enumerate() {
@@ -205,12 +200,7 @@ impl PopulationBase {
                 .map(|&v| {
                     (node[v] > self.at[v]).then(|| {
                         let map = &self.lift[v][node[v]];
-                        let size = map
-                            .iter()
-                            .filter(|&&c| c != NULL)
-                            .map(|&c| c as usize + 1)
-                            .max()
-                            .unwrap_or(0);
+                        let size = code_count(map);
                         // Slot `size` holds the codes under null.
                         let mut under = vec![Vec::new(); size + 1];
                         under[size].push(NULL);
@@ -348,12 +338,7 @@ impl PopulationBase {
         for &v in &self.vars {
             at[v] = node[v];
             let from = &self.lift[v][node[v]];
-            let size = from
-                .iter()
-                .filter(|&&c| c != NULL)
-                .map(|&c| c as usize + 1)
-                .max()
-                .unwrap_or(0);
+            let size = code_count(from);
             let mut levels = vec![Vec::new(); self.lift[v].len()];
             for (l, map) in levels.iter_mut().enumerate().skip(node[v]) {
                 *map = vec![NULL; size];

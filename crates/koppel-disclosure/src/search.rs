@@ -7,7 +7,7 @@ use crate::profiles::{Profiles, Units};
 use crate::suppress::{Rules, Suppression, View, class_sizes, classes, suppress};
 use crate::{
     Attacker, AttackerOutcome, DisclosureError, Microdata, NULL, Params, Protection, Reference,
-    SearchStep, VariableOutcome,
+    SearchStep, VariableOutcome, code_count,
 };
 
 /// Everything the search knows of the data, fixed for all nodes.
@@ -166,12 +166,7 @@ impl<'a> Problem<'a> {
             .iter()
             .map(|&v| {
                 let var = &self.data.variables[v];
-                let categories = var.levels[levels[v]]
-                    .iter()
-                    .filter(|&&c| c != NULL)
-                    .map(|&c| c as usize + 1)
-                    .max()
-                    .unwrap_or(0);
+                let categories = code_count(&var.levels[levels[v]]);
                 var.weight / ((categories + 1) as f64).log2().max(1e-9)
             })
             .collect()
@@ -502,14 +497,7 @@ pub fn protect(
             })
             .collect();
         now = scored[best];
-        if now.objective(params) < fewest.0 {
-            fewest = (now.objective(params), levels.clone());
-        }
-        path.push(SearchStep {
-            levels: levels.clone(),
-            information_loss: now.cost,
-            values_suppressed_share: now.share,
-        });
+        record(&mut path, &mut fewest, &levels, now, params);
     }
 
     // The ascent cannot undo a step that later steps made unnecessary
@@ -559,14 +547,7 @@ pub fn protect(
         current[b] = tally;
         now = score;
         population = minimum.iter().map(|base| base.coarsen(&levels)).collect();
-        if now.objective(params) < fewest.0 {
-            fewest = (now.objective(params), levels.clone());
-        }
-        path.push(SearchStep {
-            levels: levels.clone(),
-            information_loss: now.cost,
-            values_suppressed_share: now.share,
-        });
+        record(&mut path, &mut fewest, &levels, now, params);
     }
 
     // The chosen node, evaluated with every attacker together. When no
@@ -608,6 +589,24 @@ pub fn protect(
         });
     }
     outcome(&whole, attackers, chosen, &population, before, nodes, path)
+}
+
+/// A step taken: onto the search's path, and the closest node so far.
+fn record(
+    path: &mut Vec<SearchStep>,
+    fewest: &mut (f64, Vec<usize>),
+    levels: &[usize],
+    now: Score,
+    params: &Params,
+) {
+    if now.objective(params) < fewest.0 {
+        *fewest = (now.objective(params), levels.to_vec());
+    }
+    path.push(SearchStep {
+        levels: levels.to_vec(),
+        information_loss: now.cost,
+        values_suppressed_share: now.share,
+    });
 }
 
 /// Maps the chosen node back to rows and recounts every attacker's classes
