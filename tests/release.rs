@@ -15,41 +15,18 @@ use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
 use koppel_export::{DisclosureConfig, ExportError, ExportOptions, LeakGuard, export};
 use koppel_ingest::{DeliveryReader, ReadOptions};
-use koppel_join::{LinkConfig, link};
 use koppel_pseudonymise::{KeyMaterial, Pseudonymiser, Stage};
-use koppel_synth::{SynthConfig, synthesise};
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 const PERSONS: usize = 30_000;
 
-struct Sector {
-    _dir: tempfile::TempDir,
-    root: PathBuf,
-    raw: PathBuf,
-    staged: PathBuf,
-    linked: PathBuf,
-}
+use crate::util::{Sector, linked_sector};
 
-/// One synthetic sector, staged and linked once for all tests here.
+/// One synthetic sector, staged and linked once for every test here.
 fn sector() -> &'static Sector {
     static SECTOR: OnceLock<Sector> = OnceLock::new();
-    SECTOR.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
-        let raw = dir.path().join("raw");
-        synthesise(&SynthConfig::new(PERSONS, 2023..=2024, 11), &raw).unwrap();
-        let staged = dir.path().join("staged");
-        support::stage_raw(&raw, &staged);
-        let linked = dir.path().join("linked");
-        link(&staged, &linked, &LinkConfig::default()).unwrap();
-        Sector {
-            root: dir.path().to_owned(),
-            _dir: dir,
-            raw,
-            staged,
-            linked,
-        }
-    })
+    SECTOR.get_or_init(|| linked_sector(PERSONS, 11))
 }
 
 fn research() -> Pseudonymiser {

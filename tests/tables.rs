@@ -19,37 +19,17 @@ use std::sync::OnceLock;
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use koppel_export::config::TableModel;
 use koppel_export::{DisclosureConfig, ExportOptions, LeakGuard, export};
-use koppel_join::{LinkConfig, link};
 use koppel_pseudonymise::{KeyMaterial, Pseudonymiser, Stage};
-use koppel_synth::{SynthConfig, synthesise};
-use koppel_testkit as support;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
 const PERSONS: usize = 12_000;
 
-struct Sector {
-    _dir: tempfile::TempDir,
-    root: PathBuf,
-    linked: PathBuf,
-}
+use crate::util::{Sector, linked_sector};
 
 /// One synthetic sector, staged and linked once for every test here.
 fn sector() -> &'static Sector {
     static SECTOR: OnceLock<Sector> = OnceLock::new();
-    SECTOR.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
-        let raw = dir.path().join("raw");
-        synthesise(&SynthConfig::new(PERSONS, 2023..=2024, 21), &raw).unwrap();
-        let staged = dir.path().join("staged");
-        support::stage_raw(&raw, &staged);
-        let linked = dir.path().join("linked");
-        link(&staged, &linked, &LinkConfig::default()).unwrap();
-        Sector {
-            root: dir.path().to_owned(),
-            _dir: dir,
-            linked,
-        }
-    })
+    SECTOR.get_or_init(|| linked_sector(PERSONS, 21))
 }
 
 fn release_of(linked: &Path, name: &str, config: &DisclosureConfig) -> PathBuf {

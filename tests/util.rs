@@ -58,3 +58,34 @@ pub fn demo_keys(dir: &Path) -> (PathBuf, PathBuf) {
     }
     (store, partners)
 }
+
+/// A synthetic sector in a temporary folder: raw deliveries, staged
+/// (stage 2 with the test keys) and linked.
+pub struct Sector {
+    _dir: tempfile::TempDir,
+    pub root: PathBuf,
+    pub raw: PathBuf,
+    pub staged: PathBuf,
+    pub linked: PathBuf,
+}
+
+/// Synthesises `persons` workers (2023–2024, `seed`), stages and links them;
+/// a module keeps its sector in a `OnceLock` to make it once.
+pub fn linked_sector(persons: usize, seed: u64) -> Sector {
+    use koppel_join::{LinkConfig, link};
+    use koppel_synth::{SynthConfig, synthesise};
+    let dir = tempfile::tempdir().unwrap();
+    let raw = dir.path().join("raw");
+    synthesise(&SynthConfig::new(persons, 2023..=2024, seed), &raw).unwrap();
+    let staged = dir.path().join("staged");
+    koppel_testkit::stage_raw(&raw, &staged);
+    let linked = dir.path().join("linked");
+    link(&staged, &linked, &LinkConfig::default()).unwrap();
+    Sector {
+        root: dir.path().to_owned(),
+        _dir: dir,
+        raw,
+        staged,
+        linked,
+    }
+}

@@ -249,19 +249,37 @@ impl<'a> Problem<'a> {
         let rules = self.rules(&levels, &price, population);
         self.views
             .iter()
-            .map(|view| {
-                let classes = classes(&profiles, &none, view, rules);
-                let sizes = class_sizes(&profiles, &none, view, rules, &classes);
-                (0..profiles.len())
-                    .filter(|&p| {
-                        sizes[p].is_some_and(|s| s < rules.k)
-                            || !classes.diverse[classes.of_profile[p] as usize]
-                    })
-                    .map(|p| profiles.units[p])
-                    .sum()
-            })
+            .map(|view| exposure(&profiles, &none, view, rules).at_risk)
             .collect()
     }
+}
+
+/// One attacker's classes over the released profiles, counted from scratch.
+struct Exposure {
+    /// Units in classes below k or not l-diverse.
+    at_risk: u64,
+    /// The smallest class (`u64::MAX` when nothing is released).
+    smallest: u64,
+    released: u64,
+}
+
+fn exposure(profiles: &Profiles, s: &Suppression, view: &View, rules: Rules<'_>) -> Exposure {
+    let classes = classes(profiles, s, view, rules);
+    let sizes = class_sizes(profiles, s, view, rules, &classes);
+    let mut e = Exposure {
+        at_risk: 0,
+        smallest: u64::MAX,
+        released: 0,
+    };
+    for (p, size) in sizes.iter().enumerate() {
+        let Some(size) = *size else { continue };
+        e.released += profiles.units[p];
+        e.smallest = e.smallest.min(size);
+        if size < rules.k || !classes.diverse[classes.of_profile[p] as usize] {
+            e.at_risk += profiles.units[p];
+        }
+    }
+    e
 }
 
 /// Attackers that share a variable the search can change (or suppress)
@@ -637,19 +655,11 @@ fn outcome(
     for ((attacker, view), before) in attackers.iter().zip(&problem.views).zip(before) {
         let price = problem.prices(&chosen.levels);
         let rules = problem.rules(&chosen.levels, &price, population);
-        let classes = classes(profiles, s, view, rules);
-        let sizes = class_sizes(profiles, s, view, rules, &classes);
-        let mut at_risk = 0;
-        let mut smallest = u64::MAX;
-        let mut released = 0;
-        for (p, size) in sizes.iter().enumerate() {
-            let Some(size) = *size else { continue };
-            released += profiles.units[p];
-            smallest = smallest.min(size);
-            if size < rules.k || !classes.diverse[classes.of_profile[p] as usize] {
-                at_risk += profiles.units[p];
-            }
-        }
+        let Exposure {
+            at_risk,
+            smallest,
+            released,
+        } = exposure(profiles, s, view, rules);
         if at_risk > 0 {
             return Err(DisclosureError::Unsafe {
                 attacker: attacker.name.clone(),

@@ -107,6 +107,18 @@ pub struct PersonFile<'a> {
     pub model_rows: Option<Vec<usize>>,
 }
 
+/// Per dimension, the coordinate of its `Unknown` category, if it has one
+/// (always the last).
+fn unknown_categories(dimensions: &[Dimension]) -> Vec<Option<u32>> {
+    dimensions
+        .iter()
+        .map(|d| {
+            (d.categories.last().map(String::as_str) == Some(UNKNOWN))
+                .then(|| d.categories.len() as u32 - 1)
+        })
+        .collect()
+}
+
 /// The file a model is read from, for errors.
 fn model_file(model: TableModel) -> &'static str {
     match model {
@@ -529,13 +541,7 @@ fn person_table(
     let mut contributions = Vec::new();
     let mut known = Vec::with_capacity(rows);
     let mut without_category = 0u64;
-    let unknown: Vec<Option<u32>> = dimensions
-        .iter()
-        .map(|d| {
-            (d.categories.last().map(String::as_str) == Some(UNKNOWN))
-                .then(|| d.categories.len() as u32 - 1)
-        })
-        .collect();
+    let unknown = unknown_categories(&dimensions);
     for r in 0..rows {
         let coords: Vec<u32> = codes.iter().map(|c| c[r]).collect();
         // What a reader of the file knows of the row: which cell it is in,
@@ -717,13 +723,7 @@ fn organisation_table(
         })
         .collect::<Result<_, ExportError>>()?;
     let pseudonyms = pseudonym_column(orgs, file, "org_p2")?;
-    let unknown: Vec<Option<u32>> = dimensions
-        .iter()
-        .map(|d| {
-            (d.categories.last().map(String::as_str) == Some(UNKNOWN))
-                .then(|| d.categories.len() as u32 - 1)
-        })
-        .collect();
+    let unknown = unknown_categories(&dimensions);
     let mut contributions = Vec::new();
     let mut without_category = 0u64;
     for r in (0..rows).filter(|r| include[*r]) {

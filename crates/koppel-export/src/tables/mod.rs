@@ -366,6 +366,28 @@ impl Shape {
             .collect()
     }
 
+    /// Every cell a base cell counts in — itself and each margin over it
+    /// (any subset of its coordinates replaced by the total), 2^d cells in
+    /// the order of that subset as a bit mask.
+    pub fn for_each_margin(&self, base: usize, mut f: impl FnMut(usize)) {
+        let base_coords = self.coords(base);
+        for mask in 0..(1usize << self.dims()) {
+            let cell = base_coords
+                .iter()
+                .enumerate()
+                .map(|(i, &c)| {
+                    let c = if mask & (1 << i) != 0 {
+                        self.cats[i]
+                    } else {
+                        c
+                    };
+                    c * self.stride[i]
+                })
+                .sum();
+            f(cell);
+        }
+    }
+
     pub fn is_total(&self, dim: usize, coord: usize) -> bool {
         coord == self.cats[dim]
     }
@@ -469,17 +491,7 @@ fn tabulate(shape: &Shape, input: &TableInput, top_n: usize) -> Result<Tabulated
     for one in order.chunk_by(|a, b| a.0 == b.0) {
         cells.clear();
         for &(_, base, e) in one {
-            let base_coords = shape.coords(base);
-            for mask in 0..(1usize << d) {
-                for i in 0..d {
-                    coords[i] = if mask & (1 << i) != 0 {
-                        shape.cats[i]
-                    } else {
-                        base_coords[i]
-                    };
-                }
-                cells.push((shape.index(&coords), e));
-            }
+            shape.for_each_margin(base, |cell| cells.push((cell, e)));
         }
         // Stable: a cell's entries stay in base-cell order.
         cells.sort_by_key(|&(cell, _)| cell);
@@ -525,21 +537,12 @@ fn tabulate(shape: &Shape, input: &TableInput, top_n: usize) -> Result<Tabulated
             }
             let mut known = vec![(0.0, 0.0); shape.size * w];
             for (b, bounds) in per_base {
-                let base_coords = shape.coords(b);
-                for mask in 0..(1usize << d) {
-                    for i in 0..d {
-                        coords[i] = if mask & (1 << i) != 0 {
-                            shape.cats[i]
-                        } else {
-                            base_coords[i]
-                        };
-                    }
-                    let cell = shape.index(&coords);
+                shape.for_each_margin(b, |cell| {
                     for (q, &(lo, hi)) in bounds.iter().enumerate() {
                         known[cell * w + q].0 += lo;
                         known[cell * w + q].1 += hi;
                     }
-                }
+                });
             }
             known
         }
@@ -977,25 +980,14 @@ impl Work {
                     }
                 }
             }
-            let d = shape.dims();
             let mut known = vec![vec![(0.0, 0.0); w]; shape.size];
-            let mut coords = vec![0usize; d];
             for (b, cell) in cells.iter().enumerate().filter(|(_, c)| is_base(c)) {
-                let base = shape.coords(b);
-                for mask in 0..(1usize << d) {
-                    for i in 0..d {
-                        coords[i] = if mask & (1 << i) != 0 {
-                            shape.cats[i]
-                        } else {
-                            base[i]
-                        };
-                    }
-                    let target = &mut known[shape.index(&coords)];
+                shape.for_each_margin(b, |target| {
                     for (q, &(lo, hi)) in cell.known.iter().enumerate() {
-                        target[q].0 += lo;
-                        target[q].1 += hi;
+                        known[target][q].0 += lo;
+                        known[target][q].1 += hi;
                     }
-                }
+                });
             }
             for (c, k) in cells.iter_mut().zip(known) {
                 c.known = k;
