@@ -21,6 +21,7 @@ pub mod config;
 pub mod error;
 pub mod guard;
 pub mod hierarchy;
+pub mod inputs;
 pub mod organisation;
 pub mod person;
 pub mod provenance;
@@ -32,21 +33,19 @@ pub mod tabulate;
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
-use arrow::array::RecordBatch;
-use koppel_contract::files::linked::{
-    LINKAGE_REPORT_FILE, ORGANISATION_MODEL_FILE, PERSON_MODEL_FILE, WORKFORCE_MODEL_FILE,
-};
-use koppel_contract::meta::{META_KEY_ID, META_KEY_VERSION};
+use koppel_contract::files::linked::LINKAGE_REPORT_FILE;
 use koppel_pseudonymise::Pseudonymiser;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use tracing::info;
+use tracing::{debug, info};
 
 pub use config::DisclosureConfig;
 pub use error::ExportError;
 pub use guard::LeakGuard;
+pub use inputs::LinkedModels;
 pub use koppel_disclosure::Reference;
 pub use report::DisclosureReport;
 
@@ -130,44 +129,10 @@ pub struct ExportOutcome {
     pub report: DisclosureReport,
 }
 
-fn read_model(path: &Path) -> Result<RecordBatch, ExportError> {
-    let file = File::open(path).map_err(ExportError::io(path))?;
-    let builder = ParquetRecordBatchReaderBuilder::try_new(file)
-        .map_err(ExportError::parquet(format!("reading {}", path.display())))?;
-    let schema = builder.schema().clone();
-    let batches = builder
-        .build()
-        .map_err(ExportError::parquet(format!("reading {}", path.display())))?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(ExportError::arrow(format!("reading {}", path.display())))?;
-    arrow::compute::concat_batches(&schema, &batches)
-        .map_err(ExportError::arrow(format!("reading {}", path.display())))
-}
-
-fn stage2_key(batch: &RecordBatch, path: &Path) -> Result<KeyLabel, ExportError> {
-    let schema = batch.schema();
-    let field = schema.fields().first().ok_or_else(|| ExportError::Input {
-        path: path.to_owned(),
-        message: "has no columns".into(),
-    })?;
-    let meta = field.metadata();
-    match (meta.get(META_KEY_ID), meta.get(META_KEY_VERSION)) {
-        (Some(id), Some(version)) => Ok(KeyLabel {
-            purpose: "stage2".into(),
-            id: id.clone(),
-            version: version.clone(),
-        }),
-        _ => Err(ExportError::Input {
-            path: path.to_owned(),
-            message: format!(
-                "column {} carries no stage-2 key label; is this a linking output?",
-                field.name()
-            ),
-        }),
-    }
-}
-
-/// Builds the release from a linking output directory.
+/// Builds the release from a linking output directory: read the models,
+/// protect every file against the declared recipients, write them, read
+/// them back through the leak guard, list them in the manifest, and only
+/// then rename the release into place.
 pub fn export(
     linked: &Path,
     out: &Path,
@@ -176,132 +141,128 @@ pub fn export(
     let config = options.config;
     config.validate()?;
     let target = ReleaseTarget::new(out)?;
-
-    let person_path = linked.join(PERSON_MODEL_FILE);
-    let org_path = linked.join(ORGANISATION_MODEL_FILE);
-    let report_path = linked.join(LINKAGE_REPORT_FILE);
-    for p in [&person_path, &org_path, &report_path] {
-        if !p.is_file() {
-            return Err(ExportError::Input {
-                path: p.clone(),
-                message: "missing: export reads the output of `koppel link`".into(),
-            });
-        }
-    }
-    let people = read_model(&person_path)?;
-    let orgs = read_model(&org_path)?;
-    let stage2 = stage2_key(&people, &person_path)?;
-    // The workforce: the population of the k-map. Older linking output
-    // has none; every recipient is then counted in the released rows.
-    let workforce_path = linked.join(WORKFORCE_MODEL_FILE);
-    let workforce = if workforce_path.is_file() {
-        let w = read_model(&workforce_path)?;
-        if stage2_key(&w, &workforce_path)? != stage2 {
-            return Err(ExportError::Input {
-                path: workforce_path,
-                message: "made with another stage-2 key than the person model".into(),
-            });
-        }
-        Some(w)
-    } else {
-        None
-    };
-    if stage2_key(&orgs, &org_path)? != stage2 {
-        return Err(ExportError::Input {
-            path: org_path,
-            message: "made with another stage-2 key than the person model".into(),
-        });
-    }
-    for spec in &config.tables {
-        let model = match spec.model {
-            config::TableModel::Person => &people,
-            config::TableModel::Organisation => &orgs,
-        };
-        tabulate::check_columns(spec, model)?;
-    }
-    for (batch, columns) in [
-        (&people, &["person_p2", "org_p2"][..]),
-        (&orgs, &["org_p2"][..]),
-    ]
-    .into_iter()
-    .chain(workforce.iter().map(|w| (w, &["person_p2", "org_p2"][..])))
-    {
-        for c in columns {
-            if let Some(a) = batch.column_by_name(c) {
-                options.guard.insert_column(a.as_ref());
-            }
-        }
-    }
-
-    let mut inputs = Vec::new();
-    let mut input_paths = vec![&person_path, &org_path, &report_path];
-    if workforce.is_some() {
-        input_paths.push(&workforce_path);
-    }
-    for p in input_paths {
-        let (sha256, _) = sha256_file(p)?;
-        inputs.push(InputFile {
-            name: p
-                .file_name()
-                .expect("joined file name")
-                .to_string_lossy()
-                .into_owned(),
-            sha256,
-        });
-    }
+    let started = Instant::now();
+    let models = LinkedModels::read(linked, config, &mut options.guard)?;
+    debug!(elapsed_ms = elapsed_ms(started), "linking output read");
     let keys = vec![
-        stage2,
+        models.stage2.clone(),
         KeyLabel {
             purpose: "release".into(),
             id: options.research.key_id().to_owned(),
             version: options.research.key_version().to_string(),
         },
     ];
-    let release_id = release_id(&inputs, config, &options, &keys);
+    let release_id = release_id(&models.files, config, &options, &keys);
     info!(release = %release_id, "building release");
 
-    let started = std::time::Instant::now();
-    let org_release =
-        organisation::release_organisations(&orgs, &config.organisation, options.research)?;
-    let headcounts = organisation::headcounts(&orgs)?;
-    let person_release = person::release_persons(
+    let protected = protect_release(&models, &options)?;
+    let report = DisclosureReport {
+        release_id: release_id.clone(),
+        rules: config.clone(),
+        person: protected.persons.disclosure.clone(),
+        organisation: protected.organisations.disclosure.clone(),
+        tables: protected
+            .tables
+            .iter()
+            .map(|t| t.disclosure.clone())
+            .collect(),
+        linkage_report: protected.linkage_disclosure.clone(),
+    };
+    write_files(&target, &protected, &report, &release_id, &keys, &options)?;
+    debug!(elapsed_ms = elapsed_ms(started), "release files written");
+    let names = read_back(&target, &mut options.guard)?;
+    let manifest = write_manifest(
+        &target,
+        &names,
+        &protected,
+        &report,
+        models.files,
+        keys,
+        &options,
+    )?;
+
+    if options.interrupt_before_commit {
+        return Err(ExportError::Io {
+            path: out.to_owned(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::Interrupted,
+                "interrupted before the release was renamed into place",
+            ),
+        });
+    }
+    let release_dir = target.commit()?;
+    info!(release = %release_id, path = %release_dir.display(), "release written");
+    Ok(ExportOutcome {
+        release_dir,
+        release_id,
+        manifest,
+        report,
+    })
+}
+
+fn elapsed_ms(since: Instant) -> u64 {
+    since.elapsed().as_millis() as u64
+}
+
+/// Everything the release holds, protected.
+struct ProtectedRelease {
+    organisations: organisation::OrganisationRelease,
+    persons: person::PersonRelease,
+    tables: Vec<tabulate::ReleasedTable>,
+    linkage: serde_json::Value,
+    linkage_disclosure: tabulate::LinkageDisclosure,
+}
+
+/// The organisation file, the person file against every declared
+/// recipient, the tables from the released rows, protected together, and
+/// the linkage report's copy through the table rules.
+fn protect_release(
+    models: &LinkedModels,
+    options: &ExportOptions<'_>,
+) -> Result<ProtectedRelease, ExportError> {
+    let config = options.config;
+    let started = Instant::now();
+    let organisations =
+        organisation::release_organisations(&models.orgs, &config.organisation, options.research)?;
+    let headcounts = organisation::headcounts(&models.orgs)?;
+    let persons = person::release_persons(
         &person::PersonInputs {
-            people: &people,
-            workforce: workforce.as_ref(),
+            people: &models.people,
+            workforce: models.workforce.as_ref(),
             headcounts: &headcounts,
-            released_orgs: &org_release.released,
+            released_orgs: &organisations.released,
         },
         &config.person,
         options.research,
         &options.release_name,
     )?;
     info!(
-        rows = person_release.batch.num_rows(),
-        k_reached = person_release.disclosure.smallest_class,
-        elapsed_ms = started.elapsed().as_millis() as u64,
+        rows = persons.batch.num_rows(),
+        k_reached = persons.disclosure.smallest_class,
+        elapsed_ms = elapsed_ms(started),
         "person file anonymised"
     );
     // Person tables count the released person file's rows; organisation
     // tables the organisation model's; tables that share cells are
     // protected together.
     let mut person_file = tabulate::PersonFile {
-        batch: &person_release.batch,
-        levels: person_release
+        batch: &persons.batch,
+        levels: persons
             .disclosure
             .quasi_identifiers
             .iter()
             .map(|q| (q.column.clone(), (q.hierarchy.clone(), q.level)))
             .collect(),
-        categories: &person_release.categories,
+        categories: &persons.categories,
         model_rows: None,
     };
     if tabulate::needs_model_rows(&config.tables, &person_file) {
-        person_file.model_rows = Some(person_release.model_rows.clone());
+        person_file.model_rows = Some(persons.model_rows.clone());
     }
     let tables = tabulate::release_tables(
         &config.tables,
-        &people,
-        &orgs,
+        &models.people,
+        &models.orgs,
         &person_file,
         &config.table_rules,
     )?;
@@ -310,39 +271,51 @@ pub fn export(
     }
     // The linkage report stays with the TTP (in the linking output); the
     // release carries a copy whose counts went through the table rules.
-    let (linkage, linkage_disclosure) = {
-        let text = std::fs::read_to_string(&report_path).map_err(ExportError::io(&report_path))?;
-        let value: serde_json::Value =
-            serde_json::from_str(&text).map_err(|e| ExportError::Input {
-                path: report_path.clone(),
-                message: format!(
-                    "not a linkage report (line {}, column {})",
-                    e.line(),
-                    e.column()
-                ),
-            })?;
+    let path = &models.report_path;
+    let text = std::fs::read_to_string(path).map_err(ExportError::io(path))?;
+    let value: serde_json::Value = serde_json::from_str(&text).map_err(|e| ExportError::Input {
+        path: path.clone(),
+        message: format!(
+            "not a linkage report (line {}, column {})",
+            e.line(),
+            e.column()
+        ),
+    })?;
+    let (linkage, linkage_disclosure) =
         tabulate::protect_linkage_report(&value, &config.table_rules).map_err(|source| {
             ExportError::Table {
                 table: format!("{LINKAGE_REPORT_FILE} coverage"),
                 source: Box::new(source),
             }
-        })?
-    };
+        })?;
+    debug!(
+        elapsed_ms = elapsed_ms(started),
+        "tables and linkage report protected"
+    );
+    Ok(ProtectedRelease {
+        organisations,
+        persons,
+        tables,
+        linkage,
+        linkage_disclosure,
+    })
+}
 
-    let report = DisclosureReport {
-        release_id: release_id.clone(),
-        rules: config.clone(),
-        person: person_release.disclosure.clone(),
-        organisation: org_release.disclosure.clone(),
-        tables: tables.iter().map(|t| t.disclosure.clone()).collect(),
-        linkage_report: linkage_disclosure,
-    };
-
-    // Files.
-    let keys_json = serde_json::to_string(&keys).expect("keys serialise");
+/// Writes every file of the release (all but the manifest and checksums)
+/// into the release's temporary folder.
+fn write_files(
+    target: &ReleaseTarget,
+    protected: &ProtectedRelease,
+    report: &DisclosureReport,
+    release_id: &str,
+    keys: &[KeyLabel],
+    options: &ExportOptions<'_>,
+) -> Result<(), ExportError> {
+    let config = options.config;
+    let keys_json = serde_json::to_string(keys).expect("keys serialise");
     let metadata = |disclosure: serde_json::Value| -> BTreeMap<String, String> {
         [
-            ("koppel.release_id", release_id.clone()),
+            ("koppel.release_id", release_id.to_owned()),
             ("koppel.pipeline", options.pipeline.clone()),
             ("koppel.pipeline_version", options.pipeline_version.clone()),
             ("koppel.keys", keys_json.clone()),
@@ -352,21 +325,22 @@ pub fn export(
         .map(|(k, v)| (k.to_owned(), v))
         .collect()
     };
+    let persons = &protected.persons;
     let person_meta = serde_json::json!({
         "k": config.person.k,
-        "k_reached": person_release.disclosure.smallest_class,
+        "k_reached": persons.disclosure.smallest_class,
         "max_suppression_pct": config.person.max_suppression_pct,
         "unit": config.person.unit,
         "research_ids": config.person.research_ids,
         "recipients": config.person.recipients,
-        "variables": person_release.disclosure.quasi_identifiers.iter()
+        "variables": persons.disclosure.quasi_identifiers.iter()
             .map(|q| serde_json::json!({"column": q.column, "level": q.level, "levels": q.levels}))
             .collect::<Vec<_>>(),
         "l_diversity": config.person.l_diversity,
     });
     write_parquet(
         &target.file(PERSON_FILE),
-        &person_release.batch,
+        &persons.batch,
         &metadata(person_meta),
     )?;
     let org_meta = serde_json::json!({
@@ -376,11 +350,11 @@ pub fn export(
     });
     write_parquet(
         &target.file(ORGANISATION_FILE),
-        &org_release.batch,
+        &protected.organisations.batch,
         &metadata(org_meta),
     )?;
     let rules_meta = serde_json::to_value(&config.table_rules).expect("rules serialise");
-    for t in &tables {
+    for t in &protected.tables {
         let name = &t.disclosure.name;
         write_parquet(
             &target.file(&format!("table-{name}.parquet")),
@@ -389,13 +363,18 @@ pub fn export(
         )?;
         write_csv(&target.file(&format!("table-{name}.csv")), &t.batch)?;
     }
-    write_json(&target.file(LINKAGE_REPORT_FILE), &linkage)?;
+    write_json(&target.file(LINKAGE_REPORT_FILE), &protected.linkage)?;
 
-    let codebook = build_codebook(&release_id, &person_release, &org_release, &tables);
+    let codebook = build_codebook(
+        release_id,
+        persons,
+        &protected.organisations,
+        &protected.tables,
+    );
     write_json(&target.file(CODEBOOK_JSON), &codebook)?;
     std::fs::write(target.file(CODEBOOK_MD), codebook.to_markdown())
         .map_err(ExportError::io(target.file(CODEBOOK_MD)))?;
-    write_json(&target.file(DISCLOSURE_JSON), &report)?;
+    write_json(&target.file(DISCLOSURE_JSON), report)?;
     std::fs::write(target.file(DISCLOSURE_MD), report.to_markdown())
         .map_err(ExportError::io(target.file(DISCLOSURE_MD)))?;
 
@@ -413,18 +392,21 @@ pub fn export(
                 message: "an attachment needs a plain file name of its own".into(),
             });
         }
-        let bytes = (attachment.render)(&report);
+        let bytes = (attachment.render)(report);
         std::fs::write(target.file(name), bytes).map_err(ExportError::io(target.file(name)))?;
     }
+    Ok(())
+}
 
-    // The leak guard reads back every file as a researcher would.
+/// The leak guard reads back every file as a researcher would; the
+/// release's file names, sorted.
+fn read_back(target: &ReleaseTarget, guard: &mut LeakGuard) -> Result<Vec<String>, ExportError> {
     let mut names: Vec<String> = std::fs::read_dir(target.path())
         .map_err(ExportError::io(target.path()))?
         .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
         .collect::<Result<_, _>>()
         .map_err(ExportError::io(target.path()))?;
     names.sort();
-    let guard = &mut options.guard;
     for name in &names {
         let path = target.file(name);
         if name.ends_with(".parquet") {
@@ -454,27 +436,40 @@ pub fn export(
         fingerprints = guard.len(),
         "leak guard passed"
     );
+    Ok(names)
+}
 
-    let mut files = Vec::new();
+/// `manifest.json` and `SHA256SUMS` over the files read back.
+fn write_manifest(
+    target: &ReleaseTarget,
+    names: &[String],
+    protected: &ProtectedRelease,
+    report: &DisclosureReport,
+    inputs: Vec<InputFile>,
+    keys: Vec<KeyLabel>,
+    options: &ExportOptions<'_>,
+) -> Result<DeliveryManifest, ExportError> {
+    let config = options.config;
     let rows: HashMap<String, u64> = [
         (
             PERSON_FILE.to_owned(),
-            person_release.batch.num_rows() as u64,
+            protected.persons.batch.num_rows() as u64,
         ),
         (
             ORGANISATION_FILE.to_owned(),
-            org_release.batch.num_rows() as u64,
+            protected.organisations.batch.num_rows() as u64,
         ),
     ]
     .into_iter()
-    .chain(tables.iter().map(|t| {
+    .chain(protected.tables.iter().map(|t| {
         (
             format!("table-{}.parquet", t.disclosure.name),
             t.batch.num_rows() as u64,
         )
     }))
     .collect();
-    for name in &names {
+    let mut files = Vec::new();
+    for name in names {
         let (sha256, bytes) = sha256_file(&target.file(name))?;
         files.push(ReleaseFile {
             name: name.clone(),
@@ -484,7 +479,7 @@ pub fn export(
         });
     }
     let manifest = DeliveryManifest {
-        release_id: release_id.clone(),
+        release_id: report.release_id.clone(),
         pipeline: options.pipeline.clone(),
         pipeline_version: options.pipeline_version.clone(),
         keys,
@@ -519,24 +514,7 @@ pub fn export(
     });
     sums.sort_by(|a, b| a.name.cmp(&b.name));
     release::write_sha256sums(&target.file(SHA256SUMS_FILE), &sums)?;
-
-    if options.interrupt_before_commit {
-        return Err(ExportError::Io {
-            path: out.to_owned(),
-            source: std::io::Error::new(
-                std::io::ErrorKind::Interrupted,
-                "interrupted before the release was renamed into place",
-            ),
-        });
-    }
-    let release_dir = target.commit()?;
-    info!(release = %release_id, path = %release_dir.display(), "release written");
-    Ok(ExportOutcome {
-        release_dir,
-        release_id,
-        manifest,
-        report,
-    })
+    Ok(manifest)
 }
 
 /// The release id is a digest of what the release was made from — inputs,

@@ -31,8 +31,8 @@ use crate::config::{Hierarchy, TableModel, TableSpec};
 use crate::error::{ExportError, boolean_column, numeric_column, pseudonym_column};
 use crate::hierarchy::{Atom, atoms, generalise, model_atoms};
 use crate::tables::{
-    AuditReport, Contribution, Dimension, KnownRow, Link, Measure, ProtectedTable, RatioBound,
-    TableInput, TableRules, protect_linked,
+    AuditReport, Contribution, CountedUnits, Dimension, KnownRow, Link, Measure, ProtectedTable,
+    RatioBound, TableInput, TableRules, protect_linked,
 };
 use koppel_disclosure::NULL as NULL_CODE;
 
@@ -583,6 +583,7 @@ fn person_table(
             measures,
             ratio,
             contributions,
+            counted: Vec::new(),
             known: Some(known),
             link: Some(Link {
                 population,
@@ -759,6 +760,7 @@ fn organisation_table(
             measures,
             ratio,
             contributions,
+            counted: Vec::new(),
             known: None,
             link: Some(Link {
                 population: format!(
@@ -1058,17 +1060,12 @@ fn protect_coverage(
     // cells: absence (yes/no), insurance × care use (care use is the
     // sensitive category), survey (yes/no).
     let mut inputs = Vec::new();
-    let mut next = 0u64;
     for year in &years {
         let (mut absence, mut insurance, mut survey) = (Vec::new(), Vec::new(), Vec::new());
-        let mut persons = |out: &mut Vec<Contribution>, coords: Vec<u32>, n: u64| {
-            for _ in 0..n {
-                out.push(Contribution {
-                    coords: coords.clone(),
-                    contributor: next,
-                    values: vec![],
-                });
-                next += 1;
+        // Persons by count: each person lies in one cell of each table.
+        let persons = |out: &mut Vec<CountedUnits>, coords: Vec<u32>, units: u64| {
+            if units > 0 {
+                out.push(CountedUnits { coords, units });
             }
         };
         for (_, sector, band, [payroll, absent, insured, care, surveyed]) in
@@ -1084,7 +1081,7 @@ fn protect_coverage(
             persons(&mut survey, with(&[1]), *surveyed);
             persons(&mut survey, with(&[0]), payroll - surveyed);
         }
-        let table = |name: &str, extra: Vec<Dimension>, contributions| {
+        let table = |name: &str, extra: Vec<Dimension>, counted| {
             let keys: Vec<String> = ["sector", "age_band"]
                 .into_iter()
                 .map(str::to_owned)
@@ -1100,7 +1097,8 @@ fn protect_coverage(
                 dimensions,
                 measures: vec![],
                 ratio: None,
-                contributions,
+                contributions: Vec::new(),
+                counted,
                 known: None,
                 link: Some(Link {
                     population: format!("linkage coverage: payroll persons {year}"),

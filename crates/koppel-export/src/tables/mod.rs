@@ -183,6 +183,9 @@ pub struct TableInput {
     pub measures: Vec<Measure>,
     pub ratio: Option<RatioBound>,
     pub contributions: Vec<Contribution>,
+    /// Contributors given by count, for tables made from counts; only in
+    /// tables without measures.
+    pub counted: Vec<CountedUnits>,
     /// Every row a reader can see, with what it knows of it; `None` when
     /// nothing released says anything per row (each cell is then only
     /// known to be ≥ 0 and within the measures' maxima).
@@ -195,6 +198,15 @@ pub struct Contribution {
     pub coords: Vec<u32>,
     pub contributor: u64,
     pub values: Vec<f64>,
+}
+
+/// `units` contributors to one base cell, one row each, given by their
+/// number: each contributes to no other base cell of the table. A table
+/// made from counts (the linkage report's coverage) would otherwise need
+/// one [`Contribution`] per person — a million and a half per year.
+pub struct CountedUnits {
+    pub coords: Vec<u32>,
+    pub units: u64,
 }
 
 /// Status of a cell. The released table says only `safe`, `empty` or
@@ -293,6 +305,8 @@ pub enum TableError {
     Shape,
     #[error("a contribution has {found} coordinates or values where {expected} are declared")]
     Contribution { expected: usize, found: usize },
+    #[error("contributors given by count in a table with measures")]
+    CountedWithMeasures,
     #[error("a contribution lies outside the categories of dimension {0}")]
     OutOfRange(String),
     #[error("a known row has {found} coordinates or bounds where {expected} are declared")]
@@ -446,6 +460,9 @@ fn tabulate(shape: &Shape, input: &TableInput, top_n: usize) -> Result<Tabulated
         }
         Ok(shape.index(coords))
     };
+    if m > 0 && !input.counted.is_empty() {
+        return Err(TableError::CountedWithMeasures);
+    }
     for c in &input.contributions {
         if c.coords.len() != d || c.values.len() != m {
             return Err(TableError::Contribution {
@@ -514,6 +531,21 @@ fn tabulate(shape: &Shape, input: &TableInput, top_n: usize) -> Result<Tabulated
                 }
             }
         }
+    }
+    // Counted contributors: each in one base cell, so in each of its
+    // margins once.
+    for c in &input.counted {
+        if c.coords.len() != d {
+            return Err(TableError::Contribution {
+                expected: d,
+                found: c.coords.len(),
+            });
+        }
+        let base = base(shape, &c.coords, &mut coords)?;
+        shape.for_each_margin(base, |cell| {
+            t.rows[cell] += c.units;
+            t.contributors[cell] += c.units;
+        });
     }
     // What a reader knows: summed per base cell, then spread to margins.
     let w = m + 1;

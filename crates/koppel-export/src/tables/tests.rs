@@ -31,6 +31,7 @@ fn input(name: &str, dimensions: Vec<Dimension>, contributions: Vec<Contribution
         measures: vec![],
         ratio: None,
         contributions,
+        counted: Vec::new(),
         known: None,
         link: None,
     }
@@ -378,6 +379,7 @@ fn absence_table(max: Option<f64>) -> TableInput {
         }],
         ratio: None,
         contributions,
+        counted: Vec::new(),
         known: Some(known),
         link: None,
     }
@@ -670,6 +672,7 @@ proptest! {
             measures: vec![Measure { name: "v".into(), max_per_row: max }],
             ratio: None,
             contributions,
+            counted: Vec::new(),
             known: file.then_some(known),
             link: None,
         };
@@ -778,4 +781,42 @@ fn a_dimension_without_categories_gives_an_empty_table_not_an_error() {
             .all(|c| c.status == CellStatus::Empty && c.rows == 0)
     );
     assert!(t.cells.iter().all(|c| c.coords[1].is_none()));
+}
+
+#[test]
+fn counted_contributors_tabulate_as_one_contribution_each() {
+    let grid: &[&[u64]] = &[&[20, 30, 0], &[3, 40, 22], &[15, 1, 50]];
+    let each = counts_table(grid);
+    let mut counted = input("t", dims(&[3, 3]), Vec::new());
+    for (r, row) in grid.iter().enumerate() {
+        for (c, &units) in row.iter().enumerate() {
+            counted.counted.push(CountedUnits {
+                coords: vec![r as u32, c as u32],
+                units,
+            });
+        }
+    }
+    let (a, b) = (
+        protect(&each, &TableRules::default()).unwrap(),
+        protect(&counted, &TableRules::default()).unwrap(),
+    );
+    let view = |t: &ProtectedTable| {
+        t.cells
+            .iter()
+            .map(|c| (c.coords.clone(), c.contributors, c.rows, c.status))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(view(&a), view(&b));
+    assert_eq!(cell(&b, &[None, None]).contributors, 181);
+
+    // Counts carry no values: a table with measures refuses them.
+    let mut with_measure = absence_table(None);
+    with_measure.counted.push(CountedUnits {
+        coords: vec![0],
+        units: 5,
+    });
+    assert!(matches!(
+        protect(&with_measure, &TableRules::default()),
+        Err(TableError::CountedWithMeasures)
+    ));
 }
