@@ -837,3 +837,61 @@ fn levels_that_do_not_nest_are_an_error() {
     .unwrap_err();
     assert!(err.to_string().contains("does not nest"), "{err}");
 }
+
+/// Local suppression counts a person's cheapest few candidates first; a
+/// person none of them lifts to k is decided once the rest are counted,
+/// and takes the one column that lifts it, not the cheapest that does not.
+#[test]
+fn a_person_whose_cheapest_nulls_do_not_lift_it_takes_the_one_that_does() {
+    // Sample: 20 persons of (0,0,0,0,0) and one of (1,1,1,1,1). The
+    // population adds 12 workers of (1,1,1,0,1): only nulling the fourth
+    // column puts the lone person among ten.
+    let width = 5;
+    let mut sample: Vec<Vec<u32>> = vec![Vec::new(); width];
+    for _ in 0..20 {
+        sample.iter_mut().for_each(|v| v.push(0));
+    }
+    sample.iter_mut().for_each(|v| v.push(1));
+    let lone = 20;
+    let population: Vec<Option<Vec<u32>>> = sample
+        .iter()
+        .enumerate()
+        .map(|(c, v)| {
+            let extra = if c == 3 { 0 } else { 1 };
+            Some([v.clone(), vec![extra; 12]].concat())
+        })
+        .collect();
+    let data = Microdata {
+        variables: sample
+            .into_iter()
+            .enumerate()
+            .map(|(c, codes)| one_level(&format!("v{c}"), codes))
+            .collect(),
+        units: (0..21).collect(),
+        sensitive: vec![],
+        population: Some(Population {
+            codes: population,
+            units: None,
+        }),
+    };
+    let outsider = Attacker {
+        reference: Reference::Population,
+        ..attacker("outsider", (0..width).collect())
+    };
+    let p = protect(
+        &data,
+        &[outsider],
+        &Params {
+            k: 10,
+            max_suppression: 1.0,
+            max_variable_suppression: 1.0,
+            strict: true,
+        },
+    )
+    .unwrap();
+    assert!(!p.dropped[lone]);
+    let nulled: Vec<usize> = (0..width).filter(|&c| p.suppressed[c][lone]).collect();
+    assert_eq!(nulled, vec![3]);
+    assert_eq!(p.attackers[0].units_at_risk_after, 0);
+    assert!((0..lone).all(|r| (0..width).all(|c| !p.suppressed[c][r])));
+}

@@ -214,6 +214,7 @@ pub fn release_persons(
     research: &Pseudonymiser,
     release_name: &str,
 ) -> Result<PersonRelease, ExportError> {
+    let started = std::time::Instant::now();
     let people = inputs.people;
     let rows = people.num_rows();
     let file = PERSON_MODEL_FILE;
@@ -363,6 +364,10 @@ pub fn release_persons(
             units: population_units,
         }),
     };
+    tracing::debug!(
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "person variables coded"
+    );
     let protection = protect(
         &microdata,
         &attackers,
@@ -374,6 +379,10 @@ pub fn release_persons(
         },
     )?;
 
+    tracing::debug!(
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "person file protected"
+    );
     // Research IDs: per release (the key derived for this release's name)
     // or a stable panel key; per year too when years must not link.
     let ids = match rules.research_ids {
