@@ -356,63 +356,6 @@ const AIM: f64 = 0.95;
 /// How many of a person's cheapest columns local suppression compares.
 const LOOKAHEAD: usize = 64;
 
-/// How many of them are counted in the population first: at 1.5 million
-/// workers nine in ten persons at risk take one of their first three.
-const FIRST_ASKED: usize = 3;
-
-/// Local suppression's passes over the persons at risk of one round.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Pass {
-    /// With the counts of each person's first [`FIRST_ASKED`] candidates.
-    FirstFew,
-    /// With the counts of every candidate.
-    All,
-}
-
-/// What local suppression does next for a person at risk.
-enum Choice {
-    /// Null this column.
-    Null(usize),
-    /// A candidate not counted yet comes before any counted one that
-    /// lifts the class to k: decide once it is.
-    Later(Vec<usize>),
-    /// Nothing left to null.
-    Nothing,
-}
-
-/// Of a person's candidates in the order their charge gives now, the first
-/// whose class reaches k once nulled; else the one that lifts the class
-/// most, the cheaper of equals. With `may_defer`, a candidate not counted
-/// yet ahead of that first one defers the choice.
-fn choose(
-    p: usize,
-    mut candidates: Vec<usize>,
-    size_of: &FxMap<(usize, usize), u64>,
-    nulled: &[u64],
-    charge: &impl Fn(&[u64], usize) -> f64,
-    k: u64,
-    may_defer: bool,
-) -> Choice {
-    candidates.sort_by(|&x, &y| {
-        charge(nulled, x)
-            .total_cmp(&charge(nulled, y))
-            .then(x.cmp(&y))
-    });
-    let size = |c: usize| size_of.get(&(p, c)).copied();
-    for &c in &candidates {
-        match size(c) {
-            Some(n) if n >= k => return Choice::Null(c),
-            None if may_defer && candidates.len() > 1 => return Choice::Later(candidates),
-            _ => {}
-        }
-    }
-    candidates
-        .iter()
-        .copied()
-        .reduce(|best, c| if size(c) > size(best) { c } else { best })
-        .map_or(Choice::Nothing, Choice::Null)
-}
-
 /// Whether nulling column `c` of profile `p` changes anything: some row
 /// holds a value there.
 fn holds_value(profiles: &Profiles, p: usize, c: usize) -> bool {
@@ -531,79 +474,54 @@ pub(crate) fn suppress(profiles: &Profiles, views: &[View], rules: Rules<'_>) ->
                         c
                     })
                     .collect();
-                // Class sizes after each asked candidate, asked in
-                // batches: a population count costs a lookup or a pass,
-                // and most persons take one of their first few.
-                let mut size_of: FxMap<(usize, usize), u64> = FxMap::default();
-                let ask = |persons: &[(usize, &[usize])],
-                           s: &Suppression,
-                           cache: &mut CountCache,
-                           size_of: &mut FxMap<(usize, usize), u64>| {
-                    let asked: Vec<(usize, usize)> = persons
-                        .iter()
-                        .filter(|(_, c)| c.len() > 1)
-                        .flat_map(|&(p, c)| c.iter().map(move |&c| (p, c)))
-                        .filter(|key| !size_of.contains_key(key))
-                        .collect();
-                    if asked.is_empty() {
-                        return;
-                    }
-                    let sizes = if view.population {
-                        let masked: Vec<(usize, u64)> = asked
-                            .iter()
-                            .map(|&(p, c)| (p, s.mask[p] | 1 << c))
-                            .collect();
-                        population_counts_masked(profiles, view, rules, &masked, cache)
-                    } else {
-                        sample_sizes_after(profiles, s, view, &asked)
-                    };
-                    size_of.extend(asked.into_iter().zip(sizes));
-                };
-                // Sample counts are one pass over the profiles whatever is
-                // asked: every candidate at once. Population counts: the
-                // cheapest few first; a person none of them lifts to k is
-                // decided after the others, with all its candidates.
-                let first = if view.population {
-                    FIRST_ASKED
-                } else {
-                    LOOKAHEAD
-                };
-                let wanted: Vec<(usize, &[usize])> = at_risk
+                let asked: Vec<(usize, usize)> = at_risk
                     .iter()
                     .zip(&candidates)
-                    .map(|(&p, c)| (p, &c[..c.len().min(first)]))
+                    .filter(|(_, c)| c.len() > 1)
+                    .flat_map(|(&p, c)| c.iter().take(LOOKAHEAD).map(move |&c| (p, c)))
                     .collect();
-                ask(&wanted, &s, &mut caches[a], &mut size_of);
-                // Two passes: the persons decided by their first few
-                // counts, then those deferred, with every count.
-                let mut pending: Vec<(usize, Vec<usize>)> =
-                    at_risk.into_iter().zip(candidates).collect();
-                for pass in [Pass::FirstFew, Pass::All] {
-                    if pass == Pass::All {
-                        let wanted: Vec<(usize, &[usize])> = pending
-                            .iter()
-                            .map(|(p, c)| (*p, &c[..c.len().min(LOOKAHEAD)]))
-                            .collect();
-                        ask(&wanted, &s, &mut caches[a], &mut size_of);
-                    }
-                    let mut deferred = Vec::new();
-                    for (p, candidates) in pending {
-                        let may_defer = pass == Pass::FirstFew;
-                        match choose(
-                            p, candidates, &size_of, &nulled, &charge, rules.k, may_defer,
-                        ) {
-                            Choice::Null(c) => {
-                                s.mask[p] |= 1 << c;
-                                let values = values_in(profiles, p, c);
-                                s.values_by_attacker[a] += values;
-                                nulled[c] += values;
-                                stepped = true;
-                            }
-                            Choice::Later(candidates) => deferred.push((p, candidates)),
-                            Choice::Nothing => exhausted.push(p),
+                let sizes: Vec<u64> = if asked.is_empty() {
+                    Vec::new()
+                } else if view.population {
+                    let masked: Vec<(usize, u64)> = asked
+                        .iter()
+                        .map(|&(p, c)| (p, s.mask[p] | 1 << c))
+                        .collect();
+                    population_counts_masked(profiles, view, rules, &masked, &mut caches[a])
+                } else {
+                    sample_sizes_after(profiles, &s, view, &asked)
+                };
+                let mut size_of: FxMap<(usize, usize), u64> = FxMap::default();
+                size_of.extend(asked.into_iter().zip(sizes));
+                for (p, mut candidates) in at_risk.into_iter().zip(candidates) {
+                    candidates.sort_by(|&x, &y| {
+                        charge(&nulled, x)
+                            .total_cmp(&charge(&nulled, y))
+                            .then(x.cmp(&y))
+                    });
+                    let size = |c: usize| size_of.get(&(p, c)).copied();
+                    let next = candidates
+                        .iter()
+                        .copied()
+                        .find(|&c| size(c).is_some_and(|n| n >= rules.k))
+                        .or_else(|| {
+                            // None lifts it to k: the one that lifts it
+                            // most, the cheaper of equals.
+                            candidates
+                                .iter()
+                                .copied()
+                                .reduce(|best, c| if size(c) > size(best) { c } else { best })
+                        });
+                    match next {
+                        Some(c) => {
+                            s.mask[p] |= 1 << c;
+                            let values = values_in(profiles, p, c);
+                            s.values_by_attacker[a] += values;
+                            nulled[c] += values;
+                            stepped = true;
                         }
+                        None => exhausted.push(p),
                     }
-                    pending = deferred;
                 }
                 if !stepped {
                     for p in exhausted {
