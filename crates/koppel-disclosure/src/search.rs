@@ -10,6 +10,11 @@ use crate::{
     SearchStep, VariableOutcome, code_count,
 };
 
+/// How far a step's floor must lie above the node reached for the step to
+/// be left unevaluated: well past the rounding of summing the same losses
+/// in another order, far below any difference between nodes.
+const FLOOR_MARGIN: f64 = 1e-9;
+
 /// Everything the search knows of the data, fixed for all nodes.
 struct Problem<'a> {
     data: &'a Microdata,
@@ -19,6 +24,11 @@ struct Problem<'a> {
     units: Units,
     views: Vec<View>,
     l: Vec<usize>,
+    /// Per quasi-identifier column, the values known as linked, and per
+    /// level how many of them the level itself leaves null: what a node
+    /// loses before any suppression ([`Problem::floor`]).
+    known: Vec<u64>,
+    null_at: Vec<Vec<u64>>,
 }
 
 /// The population reduced once per distinct set of variables that
@@ -130,6 +140,17 @@ impl<'a> Problem<'a> {
                 }
             })
             .collect();
+        let (mut known, mut null_at) = (Vec::new(), Vec::new());
+        for &v in &quasi {
+            let var = &data.variables[v];
+            let rows = || (0..var.codes.len()).filter(|&r| var.codes[r] != NULL);
+            known.push(rows().count() as u64);
+            null_at.push(
+                (0..var.levels.len())
+                    .map(|l| rows().filter(|&r| var.code(l, r) == NULL).count() as u64)
+                    .collect(),
+            );
+        }
         Problem {
             data,
             params,
@@ -137,6 +158,26 @@ impl<'a> Problem<'a> {
             quasi,
             views,
             l: data.sensitive.iter().map(|s| s.l).collect(),
+            known,
+            null_at,
+        }
+    }
+
+    /// The tally of the node `levels` with nothing suppressed: a floor
+    /// under its evaluation's, column by column, as suppression only adds
+    /// nulls and loss. Counted without evaluating the node.
+    fn floor(&self, levels: &[usize]) -> Tally {
+        let (mut null, mut loss) = (Vec::new(), Vec::new());
+        for (c, &v) in self.quasi.iter().enumerate() {
+            let level = levels[v];
+            let n = self.null_at[c][level];
+            null.push(n);
+            loss.push(n as f64 + (self.known[c] - n) as f64 * self.data.variables[v].height(level));
+        }
+        Tally {
+            known: self.known.clone(),
+            null,
+            loss,
         }
     }
 
@@ -451,9 +492,24 @@ pub fn protect(
     // blocks share no variable, so a step elsewhere changes nothing it saw.
     let mut steps: Vec<Option<Tally>> = vec![None; data.variables.len()];
     loop {
+        // A step whose floor already costs more than the acceptable node
+        // reached cannot be taken (the ascent stops rather than take it,
+        // and any step that improves is cheaper): not evaluated.
+        let cannot_win = |v: usize, b: usize| {
+            if !now.acceptable(params) || steps[v].is_some() {
+                return false;
+            }
+            let mut next = levels.clone();
+            next[v] += 1;
+            let floor = problems[b].floor(&next);
+            let mut parts: Vec<&Tally> = current.iter().collect();
+            parts[b] = &floor;
+            score(&parts).cost >= now.objective(params) + FLOOR_MARGIN
+        };
         let candidates: Vec<(usize, usize)> = (0..data.variables.len())
             .filter(|&v| levels[v] < data.variables[v].max_level)
             .filter_map(|v| block_of[v].map(|b| (v, b)))
+            .filter(|&(v, b)| !cannot_win(v, b))
             .collect();
         if candidates.is_empty() {
             break;

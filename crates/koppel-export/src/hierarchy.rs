@@ -6,7 +6,8 @@
 //! per level — falls out directly, and label strings stay out of the
 //! per-row work.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{Hash, Hasher};
 
 use arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Float64Type, Int32Type, Int64Type};
@@ -16,7 +17,7 @@ use crate::error::{ExportError, model_column};
 use koppel_disclosure::NULL as NULL_CODE;
 
 /// A value of a column before generalisation.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Atom {
     Int(i64),
     Num(Num),
@@ -34,6 +35,12 @@ impl PartialEq for Num {
     }
 }
 impl Eq for Num {}
+/// By the bits, as `total_cmp` tells values apart by them.
+impl Hash for Num {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.0.to_bits().hash(state);
+    }
+}
 impl PartialOrd for Num {
     fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
         Some(self.cmp(other))
@@ -216,30 +223,57 @@ pub fn generalise(
     hierarchy: &Hierarchy,
     side: Option<&[Option<Atom>]>,
 ) -> Result<GeneralisedColumn, ExportError> {
-    // Distinct values in order, with the side value each one carries.
-    let mut distinct: BTreeMap<&Atom, Option<&Atom>> = BTreeMap::new();
+    // Each row's value numbered on first sight (a hash lookup, skipped
+    // when a row repeats the one before it, as a person's years do), with
+    // the side value it first carries; then the distinct values sorted.
+    let mut number: HashMap<&Atom, u32> = HashMap::new();
+    let mut seen: Vec<(&Atom, Option<&Atom>)> = Vec::new();
+    let mut first_seen: Vec<u32> = Vec::with_capacity(values.len());
+    let mut previous: Option<(&Atom, u32)> = None;
     for (row, v) in values.iter().enumerate() {
-        if let Some(v) = v {
-            let s = side.and_then(|s| s[row].as_ref());
-            let slot = distinct.entry(v).or_insert(s);
-            if slot.is_none() {
-                *slot = s;
-            }
+        let Some(v) = v else {
+            first_seen.push(NULL_CODE);
+            continue;
+        };
+        let n = match previous {
+            Some((p, n)) if p == v => n,
+            _ => *number.entry(v).or_insert_with(|| {
+                seen.push((v, None));
+                (seen.len() - 1) as u32
+            }),
+        };
+        previous = Some((v, n));
+        let slot = &mut seen[n as usize].1;
+        if slot.is_none() {
+            *slot = side.and_then(|s| s[row].as_ref());
         }
+        first_seen.push(n);
+    }
+    let mut order: Vec<u32> = (0..seen.len() as u32).collect();
+    order.sort_unstable_by(|&a, &b| seen[a as usize].0.cmp(seen[b as usize].0));
+    let mut rank = vec![0u32; seen.len()];
+    for (r, &n) in order.iter().enumerate() {
+        rank[n as usize] = r as u32;
     }
     let level_count = hierarchy.levels();
-    // labels_of[i][level] for the i-th distinct value.
-    let mut labels_of: Vec<Vec<Option<String>>> = Vec::with_capacity(distinct.len());
-    for (atom, side) in &distinct {
+    // labels_of[i][level] for the i-th distinct value in order.
+    let mut labels_of: Vec<Vec<Option<String>>> = Vec::with_capacity(seen.len());
+    for &n in &order {
+        let (atom, side) = seen[n as usize];
         let labels = (0..level_count)
-            .map(|level| label_at(name, atom, *side, hierarchy, level))
+            .map(|level| label_at(name, atom, side, hierarchy, level))
             .collect::<Result<Vec<_>, _>>()?;
         labels_of.push(labels);
     }
-    let index: BTreeMap<&Atom, usize> = distinct.keys().enumerate().map(|(i, a)| (*a, i)).collect();
-    let row_values: Vec<u32> = values
+    let row_values: Vec<u32> = first_seen
         .iter()
-        .map(|v| v.as_ref().map_or(NULL_CODE, |v| index[v] as u32))
+        .map(|&n| {
+            if n == NULL_CODE {
+                NULL_CODE
+            } else {
+                rank[n as usize]
+            }
+        })
         .collect();
     let mut maps = Vec::with_capacity(level_count);
     let mut all_labels = Vec::with_capacity(level_count);

@@ -22,6 +22,7 @@ use koppel_disclosure::{
     protect,
 };
 use koppel_pseudonymise::Pseudonymiser;
+use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::config::{Hierarchy, PersonRules, ProtectionUnit, Recipient, ResearchIds};
@@ -249,48 +250,57 @@ pub fn release_persons(
         values.extend(off_payroll.iter().map(|&r| own[r].clone()));
         Some(values)
     };
-    for v in &rules.variables {
-        let own = sample.atoms(&v.column, inputs.headcounts)?.ok_or_else(|| {
-            ExportError::ModelColumnMissing {
-                file: file.into(),
-                column: v.column.clone(),
-            }
-        })?;
-        let side = match &v.hierarchy {
-            Hierarchy::FwgLevelBand { level_column, .. } => {
-                let mut s = model_atoms(people, file, level_column)?;
-                if let Some(w) = &workforce {
-                    let in_workforce = w
-                        .atoms(level_column, inputs.headcounts)?
-                        .unwrap_or_else(|| vec![None; w.batch.num_rows()]);
-                    let population = population_of(&s, Some(in_workforce));
-                    s.extend(population.into_iter().flatten());
+    // Variables are coded independently: in parallel, results in order.
+    let coded: Vec<(Variable, GeneralisedColumn, Option<Vec<u32>>)> = rules
+        .variables
+        .par_iter()
+        .map(|v| {
+            let own = sample.atoms(&v.column, inputs.headcounts)?.ok_or_else(|| {
+                ExportError::ModelColumnMissing {
+                    file: file.into(),
+                    column: v.column.clone(),
                 }
-                Some(s)
-            }
-            _ => None,
-        };
-        let in_workforce = match &workforce {
-            Some(w) => w.atoms(&v.column, inputs.headcounts)?,
-            None => None,
-        };
-        let population = population_of(&own, in_workforce);
-        let has_values = population.is_some();
-        let mut values = own;
-        values.extend(population.into_iter().flatten());
-        let mut g = generalise(&v.column, &values, &v.hierarchy, side.as_deref())?;
-        // Rows past the respondents' are the population's.
-        let population = g.values.split_off(rows);
-        population_codes.push(has_values.then_some(population));
-        engine_variables.push(Variable {
-            name: v.column.clone(),
-            codes: g.values.clone(),
-            levels: g.maps.clone(),
-            min_level: v.min_level,
-            max_level: v.max_level(),
-            weight: v.weight,
-            suppressible: true,
-        });
+            })?;
+            let side = match &v.hierarchy {
+                Hierarchy::FwgLevelBand { level_column, .. } => {
+                    let mut s = model_atoms(people, file, level_column)?;
+                    if let Some(w) = &workforce {
+                        let in_workforce = w
+                            .atoms(level_column, inputs.headcounts)?
+                            .unwrap_or_else(|| vec![None; w.batch.num_rows()]);
+                        let population = population_of(&s, Some(in_workforce));
+                        s.extend(population.into_iter().flatten());
+                    }
+                    Some(s)
+                }
+                _ => None,
+            };
+            let in_workforce = match &workforce {
+                Some(w) => w.atoms(&v.column, inputs.headcounts)?,
+                None => None,
+            };
+            let population = population_of(&own, in_workforce);
+            let has_values = population.is_some();
+            let mut values = own;
+            values.extend(population.into_iter().flatten());
+            let mut g = generalise(&v.column, &values, &v.hierarchy, side.as_deref())?;
+            // Rows past the respondents' are the population's.
+            let population = g.values.split_off(rows);
+            let variable = Variable {
+                name: v.column.clone(),
+                codes: g.values.clone(),
+                levels: g.maps.clone(),
+                min_level: v.min_level,
+                max_level: v.max_level(),
+                weight: v.weight,
+                suppressible: true,
+            };
+            Ok((variable, g, has_values.then_some(population)))
+        })
+        .collect::<Result<_, ExportError>>()?;
+    for (variable, g, population) in coded {
+        engine_variables.push(variable);
+        population_codes.push(population);
         generalised.push(g);
     }
     let population_rows = workforce
