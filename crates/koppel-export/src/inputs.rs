@@ -277,13 +277,18 @@ mod tests {
         )
         .unwrap();
         let props = WriterProperties::builder()
-            .set_max_row_group_size(999)
+            .set_max_row_group_row_count(Some(999))
             .build();
         let mut w =
             ArrowWriter::try_new(File::create(&path).unwrap(), schema, Some(props)).unwrap();
         w.write(&batch).unwrap();
         w.close().unwrap();
 
+        let groups = ParquetRecordBatchReaderBuilder::try_new(File::open(&path).unwrap())
+            .unwrap()
+            .metadata()
+            .num_row_groups();
+        assert!(groups > 2, "{groups} row groups");
         let all = read_model(&path, None).unwrap();
         assert_eq!(all, batch);
         let wanted: BTreeSet<String> = ["sector", "year", "absent"].map(String::from).into();
