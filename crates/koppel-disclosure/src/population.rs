@@ -64,6 +64,47 @@ struct PackedIndex {
     pairs: FxMap<(u128, u128), u64>,
 }
 
+/// The values a key's column stands for in the packed index.
+#[derive(Clone, Copy)]
+enum Values<'a> {
+    One(u128),
+    /// Codes to pack (those under a lifted code).
+    Codes(&'a [u32]),
+    /// Packed fields (every code of a suppressed column).
+    Packed(&'a [u128]),
+}
+
+/// A set of packed rows as 2^16 bits: no false negatives, few false
+/// positives for the few dozen rows a pass looks for.
+struct RowFilter {
+    bits: Vec<u64>,
+}
+
+impl RowFilter {
+    const BITS: u32 = 16;
+
+    fn new() -> RowFilter {
+        RowFilter {
+            bits: vec![0; (1 << Self::BITS) / 64],
+        }
+    }
+
+    fn slot(row: u128) -> usize {
+        let folded = (row as u64) ^ ((row >> 64) as u64);
+        (folded.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - Self::BITS)) as usize
+    }
+
+    fn insert(&mut self, row: u128) {
+        let s = Self::slot(row);
+        self.bits[s / 64] |= 1 << (s % 64);
+    }
+
+    fn may_hold(&self, row: u128) -> bool {
+        let s = Self::slot(row);
+        self.bits[s / 64] & (1 << (s % 64)) != 0
+    }
+}
+
 /// The most lookups a key may take before it is counted by a pass instead.
 const MOST_LOOKUPS: usize = 512;
 
@@ -234,27 +275,34 @@ impl PopulationBase {
         if !(1..=2).contains(&m) {
             return None;
         }
-        let mut lists: Vec<Vec<u128>> = Vec::with_capacity(m);
-        for r in 0..m {
+        // The packed rows a key row stands for: one value per column,
+        // except where the node lifts a code (the codes under it) or the
+        // column is suppressed (every code the population holds). Built
+        // in place, a column at a time; most columns add one value.
+        let mut lists: [Vec<u128>; 2] = [Vec::new(), Vec::new()];
+        for (r, list) in lists.iter_mut().enumerate().take(m) {
             let row = &key[r * w..(r + 1) * w];
-            let mut list: Vec<u128> = vec![0];
+            list.push(0);
             let mut j = 0;
             for (i, &v) in self.vars.iter().enumerate() {
                 let shift = index.shift[i];
                 let field = |code: u32| pack_field(code, index.bits[i]) << shift;
-                let values: Vec<u128> = if j < w && vars[j] == v {
+                let values = if j < w && vars[j] == v {
                     let y = row[j];
                     j += 1;
                     debug_assert!(node[v] >= self.at[v]);
                     match &lifting.under[i] {
-                        None => vec![field(y)],
+                        None => Values::One(field(y)),
                         Some(under) => {
                             let slot = if y == NULL {
                                 under.len() - 1
                             } else {
                                 y as usize
                             };
-                            under.get(slot)?.iter().map(|&c| field(c)).collect()
+                            match under.get(slot)?.as_slice() {
+                                [one] => Values::One(field(*one)),
+                                codes => Values::Codes(codes),
+                            }
                         }
                     }
                 } else {
@@ -262,30 +310,43 @@ impl PopulationBase {
                     if !self.suppressible[i] {
                         return None;
                     }
-                    index.domain[i].clone()
+                    Values::Packed(&index.domain[i])
+                };
+                let many = match values {
+                    Values::One(x) => {
+                        list.iter_mut().for_each(|a| *a |= x);
+                        continue;
+                    }
+                    Values::Codes(c) => c.len(),
+                    Values::Packed(p) => p.len(),
                 };
                 // A column never suppressed must stay one value, or a
                 // person could match through two of its rows.
-                if !self.suppressible[i] && values.len() != 1 {
+                if !self.suppressible[i] {
                     return None;
                 }
-                if values.is_empty() {
+                if many == 0 {
                     return Some(0);
                 }
-                if list.len() * values.len() > MOST_LOOKUPS {
+                if list.len() * many > MOST_LOOKUPS {
                     return None;
                 }
-                list = list
-                    .iter()
-                    .flat_map(|&a| values.iter().map(move |&b| a | b))
-                    .collect();
+                let before = std::mem::take(list);
+                list.reserve(before.len() * many);
+                for a in before {
+                    match values {
+                        Values::Codes(c) => list.extend(c.iter().map(|&y| a | field(y))),
+                        Values::Packed(p) => list.extend(p.iter().map(|&b| a | b)),
+                        Values::One(_) => unreachable!("handled above"),
+                    }
+                }
             }
             if j != w {
                 return None;
             }
-            lists.push(list);
         }
-        match lists.as_slice() {
+        let lists = &lists[..m];
+        match lists {
             [one] => Some(one.iter().filter_map(|r| index.rows.get(r)).sum()),
             [a, b] => {
                 if a.len() * b.len() > MOST_LOOKUPS {
@@ -406,6 +467,10 @@ impl PopulationBase {
             keep: u128,
             rows: FxMap<u128, u64>,
             pairs: FxMap<(u128, u128), u64>,
+            /// The wanted rows (and pairs' rows) in a bit filter: most
+            /// population rows miss every key, and a bit tells so for
+            /// less than a hash lookup.
+            filter: RowFilter,
         }
         let mut packed: Vec<Packed> = Vec::with_capacity(groups.len());
         for (vars, wanted) in groups.iter() {
@@ -422,6 +487,7 @@ impl PopulationBase {
                 keep,
                 rows: FxMap::default(),
                 pairs: FxMap::default(),
+                filter: RowFilter::new(),
             };
             for key in wanted.keys() {
                 let pack = |r: usize| -> Option<u128> {
@@ -438,12 +504,15 @@ impl PopulationBase {
                 match key.len() / w {
                     1 => match pack(0) {
                         Some(r) => {
+                            group.filter.insert(r);
                             group.rows.insert(r, 0);
                         }
                         None => return false,
                     },
                     2 => match (pack(0), pack(1)) {
                         (Some(a), Some(b)) => {
+                            group.filter.insert(a);
+                            group.filter.insert(b);
                             group.pairs.insert((a.min(b), a.max(b)), 0);
                         }
                         _ => return false,
@@ -458,7 +527,10 @@ impl PopulationBase {
             for (&row, &count) in &index.rows {
                 let row = lift_row(row);
                 for g in packed.iter_mut().filter(|g| !g.rows.is_empty()) {
-                    if let Some(n) = g.rows.get_mut(&(row & g.keep)) {
+                    let x = row & g.keep;
+                    if g.filter.may_hold(x)
+                        && let Some(n) = g.rows.get_mut(&x)
+                    {
                         *n += count;
                     }
                 }
@@ -469,7 +541,10 @@ impl PopulationBase {
                 let (a, b) = (lift_row(a), lift_row(b));
                 for g in packed.iter_mut().filter(|g| !g.pairs.is_empty()) {
                     let (x, y) = (a & g.keep, b & g.keep);
-                    if let Some(n) = g.pairs.get_mut(&(x.min(y), x.max(y))) {
+                    if g.filter.may_hold(x)
+                        && g.filter.may_hold(y)
+                        && let Some(n) = g.pairs.get_mut(&(x.min(y), x.max(y)))
+                    {
                         *n += count;
                     }
                 }

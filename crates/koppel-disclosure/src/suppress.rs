@@ -195,53 +195,58 @@ pub(crate) fn population_counts_masked(
 ) -> Vec<u64> {
     let base = &rules.population[view.index];
     let known: u64 = view.knows.iter().map(|&c| 1u64 << c).sum();
-    let columns_of = |mask: u64| -> Vec<usize> {
-        view.knows
-            .iter()
-            .copied()
-            .filter(|&c| mask & (1 << c) == 0)
-            .collect()
-    };
-    let key = |p: usize, columns: &[usize]| -> Vec<u32> {
-        let mut key = Vec::with_capacity(profiles.rows_per * columns.len());
+    // Per mask, the attacker's columns it leaves and their variables:
+    // few masks, many keys.
+    let mut shapes: FxMap<u64, (Vec<usize>, Vec<usize>)> = FxMap::default();
+    for &(_, mask) in wanted {
+        shapes.entry(mask & known).or_insert_with(|| {
+            let columns: Vec<usize> = view
+                .knows
+                .iter()
+                .copied()
+                .filter(|&c| mask & (1 << c) == 0)
+                .collect();
+            let vars = columns.iter().map(|&c| view.variable(c)).collect();
+            (columns, vars)
+        });
+    }
+    // A profile's key, written into a buffer reused for every key: only
+    // keys not counted before are copied (into the cache).
+    let key_into = |key: &mut Vec<u32>, p: usize, columns: &[usize]| {
+        key.clear();
         for slot in (0..profiles.rows_per).filter(|&slot| profiles.has_row(p, slot)) {
             key.extend(columns.iter().map(|&c| profiles.code(p, slot, c)));
         }
         if !columns.is_empty() && key.len() > columns.len() {
-            sort_rows(&mut key, columns.len());
+            sort_rows(key, columns.len());
         }
-        key
     };
     // Masks already counted for this node are looked up; the rest are
     // counted together in one pass, for the keys wanted only.
     let mut pending: FxMap<u64, FxMap<Vec<u32>, u64>> = FxMap::default();
-    let keys: Vec<(u64, Vec<u32>)> = wanted
-        .iter()
-        .map(|&(p, mask)| {
-            let mask = mask & known;
-            (mask, key(p, &columns_of(mask)))
-        })
-        .collect();
+    let mut counts = vec![0u64; wanted.len()];
+    let mut later: Vec<(usize, u64, Vec<u32>)> = Vec::new();
     let lifting = base.lifting(rules.node);
-    for (mask, k) in &keys {
-        if cache
-            .get(mask)
-            .is_some_and(|counted| counted.contains_key(k))
-        {
+    let mut key = Vec::new();
+    for (i, &(p, mask)) in wanted.iter().enumerate() {
+        let mask = mask & known;
+        let (columns, vars) = &shapes[&mask];
+        key_into(&mut key, p, columns);
+        let counted = cache.entry(mask).or_default();
+        if let Some(&n) = counted.get(key.as_slice()) {
+            counts[i] = n;
             continue;
         }
         // Most keys are counted by a few lookups; the others wait for a
         // pass over the population.
-        let vars: Vec<usize> = columns_of(*mask)
-            .iter()
-            .map(|&c| view.variable(c))
-            .collect();
-        match base.count_indexed(&vars, k, rules.node, &lifting) {
+        match base.count_indexed(vars, &key, rules.node, &lifting) {
             Some(n) => {
-                cache.entry(*mask).or_default().insert(k.clone(), n);
+                counts[i] = n;
+                counted.insert(key.clone(), n);
             }
             None => {
-                pending.entry(*mask).or_default().insert(k.clone(), 0);
+                pending.entry(mask).or_default().insert(key.clone(), 0);
+                later.push((i, mask, key.clone()));
             }
         }
     }
@@ -251,7 +256,7 @@ pub(crate) fn population_counts_masked(
         let mut groups: Vec<Projection> = masks
             .iter()
             .map(|m| {
-                let vars = columns_of(*m).iter().map(|&c| view.variable(c)).collect();
+                let vars = shapes[m].1.clone();
                 (vars, pending.remove(m).expect("a pending mask"))
             })
             .collect();
@@ -262,7 +267,10 @@ pub(crate) fn population_counts_masked(
             cache.entry(m).or_default().extend(counted);
         }
     }
-    keys.iter().map(|(mask, k)| cache[mask][k]).collect()
+    for (i, mask, k) in later {
+        counts[i] = cache[&mask][&k];
+    }
+    counts
 }
 
 /// Sample class sizes the given profiles would have with another column
@@ -276,8 +284,10 @@ fn sample_sizes_after(
     wanted: &[(usize, usize)],
 ) -> Vec<u64> {
     let width = view.knows.len();
-    let key = |p: usize, mask: u64| -> Vec<u32> {
-        let mut key = Vec::with_capacity(profiles.rows_per * width);
+    // Keys written into one reused buffer; only distinct asked keys are
+    // copied (into the map).
+    let key_into = |key: &mut Vec<u32>, p: usize, mask: u64| {
+        key.clear();
         for slot in (0..profiles.rows_per).filter(|&slot| profiles.has_row(p, slot)) {
             key.extend(view.knows.iter().map(|&c| {
                 if mask & (1 << c) != 0 {
@@ -288,25 +298,32 @@ fn sample_sizes_after(
             }));
         }
         if width > 0 && key.len() > width {
-            sort_rows(&mut key, width);
+            sort_rows(key, width);
         }
-        key
     };
-    let mut after: FxMap<Vec<u32>, u64> = wanted
-        .iter()
-        .map(|&(p, c)| (key(p, suppression.mask[p] | 1 << c), 0))
-        .collect();
+    let mut key = Vec::new();
+    let mut after: FxMap<Vec<u32>, u64> = FxMap::default();
+    for &(p, c) in wanted {
+        key_into(&mut key, p, suppression.mask[p] | 1 << c);
+        if !after.contains_key(key.as_slice()) {
+            after.insert(key.clone(), 0);
+        }
+    }
     for p in 0..profiles.len() {
         if suppression.dropped[p] {
             continue;
         }
-        if let Some(n) = after.get_mut(&key(p, suppression.mask[p])) {
+        key_into(&mut key, p, suppression.mask[p]);
+        if let Some(n) = after.get_mut(key.as_slice()) {
             *n += profiles.units[p];
         }
     }
     wanted
         .iter()
-        .map(|&(p, c)| after[&key(p, suppression.mask[p] | 1 << c)] + profiles.units[p])
+        .map(|&(p, c)| {
+            key_into(&mut key, p, suppression.mask[p] | 1 << c);
+            after[key.as_slice()] + profiles.units[p]
+        })
         .collect()
 }
 
