@@ -3,7 +3,9 @@
 
 use crate::NULL;
 use crate::population::{PopulationBase, Projection};
-use crate::profiles::{FxMap, PAD, Profiles, sort_rows};
+use std::hash::Hasher;
+
+use crate::profiles::{FxHasher, FxMap, PAD, Profiles, sort_rows};
 
 /// An attacker as the suppression sees it: profile columns, not variables.
 #[derive(Debug, Clone)]
@@ -82,19 +84,36 @@ pub(crate) fn classes(
     view: &View,
     rules: Rules<'_>,
 ) -> Classes {
-    classes_in(profiles, suppression, view, rules, &mut Vec::new())
+    classes_in(
+        profiles,
+        suppression,
+        view,
+        rules,
+        &mut ClassScratch::default(),
+    )
 }
 
-/// [`classes`] with the keys written into `keys`, a buffer the caller
-/// reuses (local suppression counts classes many times per node; fresh
-/// buffers of that size cost more in zeroed pages than the counting).
+/// Buffers [`classes_in`] reuses from call to call: local suppression
+/// counts classes many times per node, and fresh buffers of that size
+/// cost more in zeroed pages than the counting.
+#[derive(Default)]
+pub(crate) struct ClassScratch {
+    /// Every profile's key, `stride` codes each.
+    keys: Vec<u32>,
+    /// An open-addressing table of class representatives (profile
+    /// indices; `u32::MAX` empty), found by their key's hash.
+    slots: Vec<u32>,
+}
+
+/// [`classes`] in buffers the caller reuses.
 pub(crate) fn classes_in(
     profiles: &Profiles,
     suppression: &Suppression,
     view: &View,
     rules: Rules<'_>,
-    keys: &mut Vec<u32>,
+    scratch: &mut ClassScratch,
 ) -> Classes {
+    let keys = &mut scratch.keys;
     let n = profiles.len();
     let width = view.knows.len();
     let stride = profiles.rows_per * width;
@@ -120,8 +139,10 @@ pub(crate) fn classes_in(
             sort_rows(&mut key[..filled * width], width);
         }
     }
-    let mut index: FxMap<&[u32], u32> =
-        FxMap::with_capacity_and_hasher(n, std::hash::BuildHasherDefault::default());
+    let slots = &mut scratch.slots;
+    let capacity = (2 * n).next_power_of_two().max(16);
+    slots.clear();
+    slots.resize(capacity, u32::MAX);
     let mut of_profile = vec![u32::MAX; n];
     let mut units: Vec<u64> = Vec::new();
     // Distinct sensitive codes per class and attribute, up to l.
@@ -131,12 +152,23 @@ pub(crate) fn classes_in(
             continue;
         }
         let key = &keys[p * stride..(p + 1) * stride];
-        let next = units.len() as u32;
-        let c = *index.entry(key).or_insert(next);
-        if c == next {
-            units.push(0);
-            distinct.push(vec![Vec::new(); rules.l.len()]);
-        }
+        let mut hasher = FxHasher::default();
+        key.iter().for_each(|&x| hasher.write_usize(x as usize));
+        let mut slot = hasher.finish() as usize & (capacity - 1);
+        let c = loop {
+            match slots[slot] {
+                u32::MAX => {
+                    slots[slot] = p as u32;
+                    units.push(0);
+                    distinct.push(vec![Vec::new(); rules.l.len()]);
+                    break (units.len() - 1) as u32;
+                }
+                r if &keys[r as usize * stride..(r as usize + 1) * stride] == key => {
+                    break of_profile[r as usize];
+                }
+                _ => slot = (slot + 1) & (capacity - 1),
+            }
+        };
         units[c as usize] += profiles.units[p];
         for (i, &l) in rules.l.iter().enumerate() {
             let seen = &mut distinct[c as usize][i];
@@ -413,7 +445,7 @@ pub(crate) fn suppress(profiles: &Profiles, views: &[View], rules: Rules<'_>) ->
     }
     let mut nulled = vec![0u64; columns];
     let mut caches: Vec<CountCache> = views.iter().map(|_| CountCache::default()).collect();
-    let mut scratch: Vec<u32> = Vec::new();
+    let mut scratch = ClassScratch::default();
     loop {
         let mut changed = false;
         for (a, view) in views.iter().enumerate() {
