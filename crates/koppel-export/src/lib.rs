@@ -141,9 +141,9 @@ pub fn export(
     let config = options.config;
     config.validate()?;
     let target = ReleaseTarget::new(out)?;
-    let started = Instant::now();
+    let step = Instant::now();
     let models = LinkedModels::read(linked, config, &mut options.guard)?;
-    debug!(elapsed_ms = elapsed_ms(started), "linking output read");
+    debug!(ms = elapsed_ms(step), "linking output read");
     let keys = vec![
         models.stage2.clone(),
         KeyLabel {
@@ -168,8 +168,9 @@ pub fn export(
             .collect(),
         linkage_report: protected.linkage_disclosure.clone(),
     };
+    let step = Instant::now();
     write_files(&target, &protected, &report, &release_id, &keys, &options)?;
-    debug!(elapsed_ms = elapsed_ms(started), "release files written");
+    debug!(ms = elapsed_ms(step), "release files written");
     let names = read_back(&target, &mut options.guard)?;
     let manifest = write_manifest(
         &target,
@@ -245,6 +246,7 @@ fn protect_release(
     // Person tables count the released person file's rows; organisation
     // tables the organisation model's; tables that share cells are
     // protected together.
+    let step = Instant::now();
     let mut person_file = tabulate::PersonFile {
         batch: &persons.batch,
         levels: persons
@@ -288,10 +290,7 @@ fn protect_release(
                 source: Box::new(source),
             }
         })?;
-    debug!(
-        elapsed_ms = elapsed_ms(started),
-        "tables and linkage report protected"
-    );
+    debug!(ms = elapsed_ms(step), "tables and linkage report protected");
     Ok(ProtectedRelease {
         organisations,
         persons,

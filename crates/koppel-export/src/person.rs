@@ -375,9 +375,10 @@ pub fn release_persons(
         }),
     };
     tracing::debug!(
-        elapsed_ms = started.elapsed().as_millis() as u64,
+        ms = started.elapsed().as_millis() as u64,
         "person variables coded"
     );
+    let started = std::time::Instant::now();
     let protection = protect(
         &microdata,
         &attackers,
@@ -390,7 +391,7 @@ pub fn release_persons(
     )?;
 
     tracing::debug!(
-        elapsed_ms = started.elapsed().as_millis() as u64,
+        ms = started.elapsed().as_millis() as u64,
         "person file protected"
     );
     // Research IDs: per release (the key derived for this release's name)
