@@ -838,9 +838,9 @@ fn levels_that_do_not_nest_are_an_error() {
     assert!(err.to_string().contains("does not nest"), "{err}");
 }
 
-/// Local suppression counts a person's cheapest few candidates first; a
-/// person none of them lifts to k is decided once the rest are counted,
-/// and takes the one column that lifts it, not the cheapest that does not.
+/// Local suppression compares the class each candidate would give: a
+/// person whose cheapest nulls do not lift it to k takes the one column
+/// that does, not the cheapest that does not.
 #[test]
 fn a_person_whose_cheapest_nulls_do_not_lift_it_takes_the_one_that_does() {
     // Sample: 20 persons of (0,0,0,0,0) and one of (1,1,1,1,1). The

@@ -225,7 +225,8 @@ pub fn generalise(
 ) -> Result<GeneralisedColumn, ExportError> {
     // Each row's value numbered on first sight (a hash lookup, skipped
     // when a row repeats the one before it, as a person's years do), with
-    // the side value it first carries; then the distinct values sorted.
+    // the first side value not null among its rows; then the distinct
+    // values sorted.
     let mut number: HashMap<&Atom, u32> = HashMap::new();
     let mut seen: Vec<(&Atom, Option<&Atom>)> = Vec::new();
     let mut first_seen: Vec<u32> = Vec::with_capacity(values.len());

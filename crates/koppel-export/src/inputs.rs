@@ -260,8 +260,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("m.parquet");
         let n = 10_000;
+        let label: std::collections::HashMap<String, String> =
+            [(META_KEY_ID.to_owned(), "stage2-test".to_owned())].into();
         let schema = Arc::new(Schema::new(vec![
-            Field::new("year", DataType::Int32, false),
+            Field::new("year", DataType::Int32, false).with_metadata(label.clone()),
             Field::new("sector", DataType::Utf8, true),
             Field::new("unused", DataType::Int32, false),
         ]));
@@ -294,5 +296,16 @@ mod tests {
         let wanted: BTreeSet<String> = ["sector", "year", "absent"].map(String::from).into();
         let some = read_model(&path, Some(&wanted)).unwrap();
         assert_eq!(some, batch.project(&[0, 1]).unwrap());
+        // The stage-2 key label rides on the first field's metadata.
+        assert_eq!(some.schema().field(0).metadata(), &label);
+
+        // A model without rows reads as an empty batch of its columns.
+        let empty = dir.path().join("empty.parquet");
+        let w = ArrowWriter::try_new(File::create(&empty).unwrap(), batch.schema(), None).unwrap();
+        w.close().unwrap();
+        let none = read_model(&empty, Some(&wanted)).unwrap();
+        assert_eq!(none.num_rows(), 0);
+        assert_eq!(none.schema().fields().len(), 2);
+        assert_eq!(none.schema().field(0).metadata(), &label);
     }
 }

@@ -250,8 +250,9 @@ pub fn release_persons(
         values.extend(off_payroll.iter().map(|&r| own[r].clone()));
         Some(values)
     };
-    // Variables are coded independently: in parallel, results in order.
-    let coded: Vec<(Variable, GeneralisedColumn, Option<Vec<u32>>)> = rules
+    // Variables are coded independently: in parallel, results in order
+    // (and of two bad variables, the first one's error, every time).
+    let coded: Vec<Result<(Variable, GeneralisedColumn, Option<Vec<u32>>), ExportError>> = rules
         .variables
         .par_iter()
         .map(|v| {
@@ -297,8 +298,9 @@ pub fn release_persons(
             };
             Ok((variable, g, has_values.then_some(population)))
         })
-        .collect::<Result<_, ExportError>>()?;
-    for (variable, g, population) in coded {
+        .collect();
+    for coded in coded {
+        let (variable, g, population) = coded?;
         engine_variables.push(variable);
         population_codes.push(population);
         generalised.push(g);
@@ -769,6 +771,33 @@ mod tests {
             FILE,
             "sex",
         );
+    }
+
+    /// Variables are coded in parallel; the error is still the first
+    /// missing variable's in the rules' order, run after run.
+    #[test]
+    fn of_two_missing_variables_the_first_is_named_every_time() {
+        for _ in 0..8 {
+            let mut models = Models::valid();
+            let like = models.config.person.variables[0].clone();
+            // Two variables the model lacks, the first named last in the
+            // alphabet: the rules' order decides, not the names'.
+            for column in ["zz_first", "aa_second"] {
+                let mut v = like.clone();
+                v.column = column.into();
+                models.config.person.variables.push(v);
+            }
+            models
+                .config
+                .tables
+                .retain(|t| t.model != TableModel::Person);
+            assert_names(
+                models.export(),
+                |e| matches!(e, ExportError::ModelColumnMissing { .. }),
+                FILE,
+                "zz_first",
+            );
+        }
     }
 
     #[test]
