@@ -165,6 +165,10 @@ fn organisation_size(
         .collect()
 }
 
+/// A released variable as the engine takes it, its generalised column, and
+/// its codes in the population (when the population holds it).
+type CodedVariable = (Variable, GeneralisedColumn, Option<Vec<u32>>);
+
 /// A model read as the person file needs it.
 struct ModelView<'a> {
     batch: &'a RecordBatch,
@@ -252,7 +256,7 @@ pub fn release_persons(
     };
     // Variables are coded independently: in parallel, results in order
     // (and of two bad variables, the first one's error, every time).
-    let coded: Vec<Result<(Variable, GeneralisedColumn, Option<Vec<u32>>), ExportError>> = rules
+    let coded: Vec<Result<CodedVariable, ExportError>> = rules
         .variables
         .par_iter()
         .map(|v| {
