@@ -19,7 +19,7 @@ use parquet::arrow::ProjectionMask;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use rayon::prelude::*;
 
-use crate::config::{DisclosureConfig, Hierarchy, TableModel};
+use crate::config::{DisclosureConfig, TableModel};
 use crate::release::sha256_file;
 use crate::{ExportError, InputFile, KeyLabel, LeakGuard, tabulate};
 
@@ -62,7 +62,7 @@ impl LinkedModels {
         if has_workforce {
             paths.push(&workforce_path);
         }
-        let population_columns = population_columns(config);
+        let population_columns = crate::person::population_columns(&config.person);
         let (files, (people, (orgs, workforce))) = rayon::join(
             || checksums(&paths),
             || {
@@ -126,22 +126,6 @@ impl LinkedModels {
             files,
         })
     }
-}
-
-/// The workforce columns the person file counts in: pseudonyms and year,
-/// the released variables and the FWG levels their bands come from.
-fn population_columns(config: &DisclosureConfig) -> BTreeSet<String> {
-    let mut columns: BTreeSet<String> = ["person_p2", "org_p2", "year"]
-        .map(String::from)
-        .into_iter()
-        .collect();
-    for v in &config.person.variables {
-        columns.insert(v.column.clone());
-        if let Hierarchy::FwgLevelBand { level_column, .. } = &v.hierarchy {
-            columns.insert(level_column.clone());
-        }
-    }
-    columns
 }
 
 fn checksums(paths: &[&PathBuf]) -> Result<Vec<InputFile>, ExportError> {

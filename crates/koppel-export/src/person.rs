@@ -165,6 +165,23 @@ fn organisation_size(
         .collect()
 }
 
+/// The workforce columns [`release_persons`] reads (the k-map's
+/// population): pseudonyms and year, the released variables and the FWG
+/// levels their bands come from. Linking writes more; export reads these.
+pub fn population_columns(rules: &PersonRules) -> BTreeSet<String> {
+    let mut columns: BTreeSet<String> = ["person_p2", "org_p2", "year"]
+        .map(String::from)
+        .into_iter()
+        .collect();
+    for v in &rules.variables {
+        columns.insert(v.column.clone());
+        if let Hierarchy::FwgLevelBand { level_column, .. } = &v.hierarchy {
+            columns.insert(level_column.clone());
+        }
+    }
+    columns
+}
+
 /// A released variable as the engine takes it, its generalised column, and
 /// its codes in the population (when the population holds it).
 type CodedVariable = (Variable, GeneralisedColumn, Option<Vec<u32>>);
@@ -791,16 +808,7 @@ mod tests {
                 v.column = column.into();
                 models.config.person.variables.push(v);
             }
-            models
-                .config
-                .tables
-                .retain(|t| t.model != TableModel::Person);
-            assert_names(
-                models.export(),
-                |e| matches!(e, ExportError::ModelColumnMissing { .. }),
-                FILE,
-                "zz_first",
-            );
+            assert_names_missing(models, "zz_first");
         }
     }
 
@@ -808,6 +816,13 @@ mod tests {
     fn a_requested_variable_the_model_lacks_is_an_error_naming_it() {
         let mut models = Models::valid();
         Models::remove(&mut models.person, "sex");
+        assert_names_missing(models, "sex");
+    }
+
+    /// Exports `models` (without person tables, which would name the
+    /// column first) and checks the error names the person model and
+    /// `column` as missing.
+    fn assert_names_missing(mut models: Models, column: &str) {
         models
             .config
             .tables
@@ -816,7 +831,7 @@ mod tests {
             models.export(),
             |e| matches!(e, ExportError::ModelColumnMissing { .. }),
             FILE,
-            "sex",
+            column,
         );
     }
 }
