@@ -62,6 +62,11 @@ struct PackedIndex {
     rows: FxMap<u128, u64>,
     /// Persons holding a pair of distinct rows (smaller first).
     pairs: FxMap<(u128, u128), u64>,
+    /// `rows` and `pairs` again as plain lists, for the passes: reading
+    /// every entry of a hash map walks its control bytes and empty
+    /// buckets, a list is read straight through.
+    row_list: Vec<(u128, u64)>,
+    pair_list: Vec<(u128, u128, u64)>,
 }
 
 /// The values a key's column stands for in the packed index.
@@ -524,7 +529,7 @@ impl PopulationBase {
         }
         let _ = width;
         if packed.iter().any(|g| !g.rows.is_empty()) {
-            for (&row, &count) in &index.rows {
+            for &(row, count) in &index.row_list {
                 let row = lift_row(row);
                 for g in packed.iter_mut().filter(|g| !g.rows.is_empty()) {
                     let x = row & g.keep;
@@ -537,7 +542,7 @@ impl PopulationBase {
             }
         }
         if packed.iter().any(|g| !g.pairs.is_empty()) {
-            for (&(a, b), &count) in &index.pairs {
+            for &(a, b, count) in &index.pair_list {
                 let (a, b) = (lift_row(a), lift_row(b));
                 for g in packed.iter_mut().filter(|g| !g.pairs.is_empty()) {
                     let (x, y) = (a & g.keep, b & g.keep);
@@ -763,12 +768,21 @@ impl PackedIndex {
                     .collect()
             })
             .collect();
+        // In key order, so that the lists do not depend on the maps'
+        // iteration order (the passes' sums do not either way).
+        let mut row_list: Vec<(u128, u64)> = rows.iter().map(|(&r, &n)| (r, n)).collect();
+        row_list.sort_unstable();
+        let mut pair_list: Vec<(u128, u128, u64)> =
+            pairs.iter().map(|(&(a, b), &n)| (a, b, n)).collect();
+        pair_list.sort_unstable();
         Some(PackedIndex {
             shift,
             bits,
             domain,
             rows,
             pairs,
+            row_list,
+            pair_list,
         })
     }
 }
