@@ -559,6 +559,25 @@ impl Default for OrganisationRules {
             ("n_fwg", Banding::Round { to: 5.0 }),
             ("absence_days", Banding::Round { to: 100.0 }),
             ("available_days", Banding::Round { to: 1000.0 }),
+            // Exact ratios and means of whole numbers give the whole
+            // numbers back (a share of 7/43 names the headcount, an
+            // exact absence percentage beside the rounded days gives the
+            // days): every one is rounded.
+            ("absence_pct", Banding::Round { to: 0.1 }),
+            ("mean_age", Banding::Round { to: 0.1 }),
+            ("episode_frequency", Banding::Round { to: 0.01 }),
+            ("mean_physical_load", Banding::Round { to: 0.01 }),
+            ("mean_mental_load", Banding::Round { to: 0.01 }),
+            ("mean_injury_risk", Banding::Round { to: 0.01 }),
+            ("temporary_share", Banding::Round { to: 0.01 }),
+            ("on_call_share", Banding::Round { to: 0.01 }),
+            ("mean_irregularity_share", Banding::Round { to: 0.01 }),
+            ("inflow_rate", Banding::Round { to: 0.01 }),
+            ("outflow_rate", Banding::Round { to: 0.01 }),
+            ("izz_coverage", Banding::Round { to: 0.01 }),
+            ("ggz_share_insured", Banding::Round { to: 0.01 }),
+            ("physio_share_insured", Banding::Round { to: 0.01 }),
+            ("adverse_conditions_share", Banding::Round { to: 0.01 }),
             (
                 "revenue_keur",
                 classes(&[
@@ -617,6 +636,19 @@ impl Banding {
             }
         }
         Ok(())
+    }
+}
+
+/// `v` rounded to the nearest multiple of `to`. A fractional base that is
+/// one over a whole number (0.1, 0.01) divides by that number instead of
+/// multiplying by the base, so a share reads 0.29, not
+/// 0.29000000000000004.
+pub fn round_to(v: f64, to: f64) -> f64 {
+    let per_unit = 1.0 / to;
+    if to < 1.0 && (per_unit - per_unit.round()).abs() < 1e-9 {
+        (v * per_unit.round()).round() / per_unit.round()
+    } else {
+        (v / to).round() * to
     }
 }
 
@@ -989,6 +1021,17 @@ pub fn default_tables() -> Vec<TableSpec> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rounding_to_a_fraction_reads_as_written() {
+        assert_eq!(round_to(0.2937, 0.01).to_string(), "0.29");
+        assert_eq!(round_to(6.349, 0.1).to_string(), "6.3");
+        assert_eq!(round_to(1234.0, 100.0), 1200.0);
+        assert_eq!(round_to(1250.0, 100.0), 1300.0);
+        assert_eq!(round_to(12.4, 5.0), 10.0);
+        // Not one over a whole number: the multiple, as before.
+        assert!((round_to(1.0, 0.3) - 0.9).abs() < 1e-12);
+    }
 
     #[test]
     fn defaults_are_valid_and_survive_a_yaml_round_trip() {

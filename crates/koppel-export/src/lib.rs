@@ -266,6 +266,7 @@ fn protect_release(
         &models.people,
         &models.orgs,
         &person_file,
+        &organisations,
         &config.table_rules,
     )?;
     for t in &tables {

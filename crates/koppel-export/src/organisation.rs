@@ -5,16 +5,16 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, Float64Array, RecordBatch, StringArray,
+    Array, ArrayRef, AsArray, BooleanArray, Float64Array, RecordBatch, StringArray, UInt64Array,
 };
 use arrow::compute::{cast, filter_record_batch};
-use arrow::datatypes::{DataType, Field, Int32Type, Int64Type, Schema};
+use arrow::datatypes::{DataType, Field, Float64Type, Int32Type, Int64Type, Schema, UInt64Type};
 use koppel_contract::IdentifierType;
 use koppel_contract::files::linked::ORGANISATION_MODEL_FILE;
 use koppel_pseudonymise::Pseudonymiser;
 use serde::Serialize;
 
-use crate::config::{Banding, OrganisationRules};
+use crate::config::{Banding, OrganisationRules, round_to};
 use crate::error::{ExportError, model_column, numeric_column, pseudonym_column, typed_column};
 use crate::person::OrgYear;
 
@@ -79,6 +79,10 @@ pub struct OrganisationRelease {
     pub released: HashSet<OrgYear>,
     /// Category labels of banded columns, for the codebook.
     pub categories: HashMap<String, Vec<String>>,
+    /// Each file row's row in the organisation model: what the file tells
+    /// of a model row ([`OrganisationRelease::told`]) bounds it in the
+    /// audit of the organisation tables.
+    pub model_rows: Vec<usize>,
 }
 
 fn column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a ArrayRef, ExportError> {
@@ -89,7 +93,7 @@ fn column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a ArrayRef, Export
 fn as_f64(name: &str, array: &ArrayRef) -> Result<Float64Array, ExportError> {
     let cast =
         cast(array, &DataType::Float64).map_err(ExportError::arrow(format!("column {name}")))?;
-    Ok(cast.as_primitive::<arrow::datatypes::Float64Type>().clone())
+    Ok(cast.as_primitive::<Float64Type>().clone())
 }
 
 /// Headcount per organisation-year, for the person file's size class.
@@ -118,6 +122,9 @@ pub fn release_organisations(
     let kept = filter_record_batch(orgs, &keep)
         .map_err(ExportError::arrow("leaving out small organisations"))?;
     let rows = kept.num_rows();
+    let kept_rows: Vec<u64> = (0..orgs.num_rows() as u64)
+        .filter(|&r| keep.value(r as usize))
+        .collect();
     let org_p2 = pseudonym_column(&kept, file, "org_p2")?;
     let years = typed_column::<Int32Type>(&kept, file, "year")?;
     let released = (0..rows)
@@ -173,10 +180,8 @@ pub fn release_organisations(
             let values = as_f64(name, &array)?;
             match banding {
                 Banding::Round { to } => {
-                    let rounded: Float64Array = values
-                        .iter()
-                        .map(|v| v.map(|v| (v / to).round() * to))
-                        .collect();
+                    let rounded: Float64Array =
+                        values.iter().map(|v| v.map(|v| round_to(v, *to))).collect();
                     array = Arc::new(rounded);
                     data_type = DataType::Float64;
                 }
@@ -202,9 +207,20 @@ pub fn release_organisations(
             columns.push(Arc::new(codes));
         }
     }
+    // The model row rides along through the file's sort (the audit needs
+    // each file row's model row) and is taken off before release.
+    fields.push(Field::new(MODEL_ROW, DataType::UInt64, false));
+    columns.push(Arc::new(UInt64Array::from(kept_rows)));
     let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
         .map_err(ExportError::arrow("assembling the organisation file"))?;
-    let batch = crate::release::sort_by_id_and_year(&batch, "the organisation file")?;
+    let mut batch = crate::release::sort_by_id_and_year(&batch, "the organisation file")?;
+    let model_rows = batch
+        .remove_column(batch.num_columns() - 1)
+        .as_primitive::<UInt64Type>()
+        .values()
+        .iter()
+        .map(|&r| r as usize)
+        .collect();
     Ok(OrganisationRelease {
         disclosure: OrganisationDisclosure {
             min_persons: rules.min_persons,
@@ -218,7 +234,217 @@ pub fn release_organisations(
         batch,
         released,
         categories,
+        model_rows,
     })
+}
+
+/// The column that carries each file row's model row through the sort (a
+/// name no model column has).
+const MODEL_ROW: &str = "\u{0}model_row";
+
+/// A relation that holds exactly in every row of the organisation model:
+/// `ratio = numerator / denominator × scale` (docs/linking.md). The file
+/// publishes the ratio beside the two sides rounded or banded, so a reader
+/// narrows each side by the other, and the audit does the same.
+#[derive(Debug, Clone, Copy)]
+pub struct Relation {
+    pub ratio: &'static str,
+    pub numerator: &'static str,
+    pub denominator: &'static str,
+    pub scale: f64,
+}
+
+/// The model's exact relations between columns of the file.
+pub const RELATIONS: &[Relation] = &[
+    Relation {
+        ratio: "absence_pct",
+        numerator: "absence_days",
+        denominator: "available_days",
+        scale: 100.0,
+    },
+    Relation {
+        ratio: "izz_coverage",
+        numerator: "n_izz_insured",
+        denominator: "headcount",
+        scale: 1.0,
+    },
+];
+
+/// What the organisation file tells a reader of one value of the model.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Told {
+    /// Nothing: the file leaves the row out (below the minimum size), the
+    /// value out (a statistic on fewer than k persons), or has no such
+    /// column.
+    Nothing,
+    /// That the model has no value: the file's null (status `empty` for a
+    /// statistic).
+    Null,
+    /// The value as the model has it, not a number (a text, a flag).
+    Exact,
+    /// A number from `lo` to `hi` (`hi` itself excluded when
+    /// `hi_excluded`: a class's upper bound); `lo == hi` where the file
+    /// publishes it exactly.
+    Number { lo: f64, hi: f64, hi_excluded: bool },
+}
+
+impl Told {
+    fn number(lo: f64, hi: f64) -> Told {
+        Told::Number {
+            lo,
+            hi,
+            hi_excluded: false,
+        }
+    }
+}
+
+impl OrganisationRelease {
+    /// Per row of the organisation model: what the file tells of its
+    /// `column` — read from the file as released (its rounded number, its
+    /// class label, its null and status) and the rules that shaped it,
+    /// narrowed by what else the file says of the row: a released row has
+    /// at least `min_persons` persons, and the sides of a [`Relation`] are
+    /// narrowed by its published ratio.
+    pub fn told(&self, column: &str) -> Result<Vec<Told>, ExportError> {
+        let mut told = self.published(column)?;
+        for relation in RELATIONS {
+            let numerator = column == relation.numerator;
+            if !numerator && column != relation.denominator {
+                continue;
+            }
+            let ratio = self.published(relation.ratio)?;
+            let other = self.published(if numerator {
+                relation.denominator
+            } else {
+                relation.numerator
+            })?;
+            for ((t, r), o) in told.iter_mut().zip(&ratio).zip(&other) {
+                let (n, d) = if numerator { (*t, *o) } else { (*o, *t) };
+                if let Some((n, d)) = narrow(n, d, *r, relation.scale) {
+                    *t = if numerator { n } else { d };
+                }
+            }
+        }
+        Ok(told)
+    }
+
+    /// Whether each row of the model is in the file.
+    pub fn in_file(&self) -> Vec<bool> {
+        let mut out = vec![false; self.disclosure.rows_in as usize];
+        for &m in &self.model_rows {
+            out[m] = true;
+        }
+        out
+    }
+
+    /// [`Self::told`] of the column alone.
+    fn published(&self, column: &str) -> Result<Vec<Told>, ExportError> {
+        let mut out = vec![Told::Nothing; self.disclosure.rows_in as usize];
+        let Some(array) = self.batch.column_by_name(column) else {
+            return Ok(out);
+        };
+        let status = self
+            .batch
+            .column_by_name(&format!("{column}_status"))
+            .filter(|_| STATISTICS.contains(&column))
+            .map(|a| a.as_string::<i32>());
+        let numbers = array
+            .data_type()
+            .is_numeric()
+            .then(|| as_f64(column, array))
+            .transpose()?;
+        let labels = matches!(array.data_type(), DataType::Utf8).then(|| array.as_string::<i32>());
+        let banding = self.disclosure.banded.get(column);
+        let classes = match banding {
+            Some(Banding::Classes { bounds }) => class_labels(bounds),
+            _ => Vec::new(),
+        };
+        for (r, &m) in self.model_rows.iter().enumerate() {
+            out[m] = if status.is_some_and(|s| s.value(r) == STATUS_FEW) {
+                Told::Nothing
+            } else if array.is_null(r) {
+                Told::Null
+            } else {
+                match (banding, &numbers, labels) {
+                    // Rounded half away from zero: within half a step.
+                    (Some(Banding::Round { to }), Some(v), _) => {
+                        let v = v.value(r);
+                        Told::number(v - to / 2.0, v + to / 2.0)
+                    }
+                    (Some(Banding::Classes { bounds }), _, Some(l)) => {
+                        match classes.iter().position(|c| c == l.value(r)) {
+                            // The first class also holds anything below
+                            // its bound; the last is open.
+                            Some(i) => Told::Number {
+                                lo: if i == 0 { f64::NEG_INFINITY } else { bounds[i] },
+                                hi: bounds.get(i + 1).copied().unwrap_or(f64::INFINITY),
+                                hi_excluded: i + 1 < bounds.len(),
+                            },
+                            None => Told::Nothing,
+                        }
+                    }
+                    (Some(_), _, _) => Told::Nothing,
+                    (None, Some(v), _) => Told::number(v.value(r), v.value(r)),
+                    (None, None, _) => Told::Exact,
+                }
+            };
+            // The file leaves out every organisation-year below the
+            // minimum size.
+            if column == "headcount"
+                && let Told::Number { lo, .. } = &mut out[m]
+            {
+                *lo = lo.max(self.disclosure.min_persons as f64);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Both sides of `n = r × d / scale`, each narrowed by the other and the
+/// ratio (all three non-negative), or `None` where a side is not a known
+/// number or the data break the relation. One step each way is exact: `d`
+/// can be what `n / r` allows, and `n` what `r × d` then allows.
+fn narrow(n: Told, d: Told, r: Told, scale: f64) -> Option<(Told, Told)> {
+    let hull = |t: Told| match t {
+        Told::Number { lo, hi, .. } => Some((lo.max(0.0), hi.max(0.0))),
+        _ => None,
+    };
+    let ((n_lo, n_hi), (d_lo, d_hi), (r_lo, r_hi)) = (hull(n)?, hull(d)?, hull(r)?);
+    // A hair of slack: the model's ratio and sides are floating point.
+    let (down, up) = (1.0 - 1e-9, 1.0 + 1e-9);
+    let d_lo = if r_hi > 0.0 {
+        d_lo.max(n_lo * scale / r_hi * down)
+    } else {
+        d_lo
+    };
+    let d_hi = if r_lo > 0.0 {
+        d_hi.min(n_hi * scale / r_lo * up)
+    } else {
+        d_hi
+    };
+    let n_lo = n_lo.max(r_lo * d_lo / scale * down);
+    // A ratio of 0 is a numerator of 0, whatever the denominator.
+    let n_hi = if r_hi == 0.0 {
+        0.0
+    } else {
+        n_hi.min(r_hi * d_hi / scale * up)
+    };
+    if n_lo > n_hi || d_lo > d_hi {
+        return None;
+    }
+    let keep = |t: Told, lo: f64, hi: f64| match t {
+        Told::Number {
+            hi: old,
+            hi_excluded,
+            ..
+        } => Told::Number {
+            lo,
+            hi,
+            hi_excluded: hi_excluded && hi == old,
+        },
+        other => other,
+    };
+    Some((keep(n, n_lo, n_hi), keep(d, d_lo, d_hi)))
 }
 
 fn fmt_bound(v: f64) -> String {
@@ -249,11 +475,240 @@ fn class_labels(bounds: &[f64]) -> Vec<String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::error::fixture::{Models, assert_names, pseudonyms};
+    use arrow::array::Int64Array;
+    use koppel_pseudonymise::{KeyMaterial, Stage};
 
     const FILE: &str = ORGANISATION_MODEL_FILE;
+
+    /// An organisation model of `rows` organisations in 2024 with the
+    /// given columns (after `org_p2` and `year`).
+    pub(crate) fn model_of(rows: usize, columns: Vec<(&str, ArrayRef)>) -> RecordBatch {
+        let keys: Vec<Option<[u8; 32]>> = (0..rows as u32)
+            .map(|i| {
+                let mut key = [0x5c; 32];
+                key[..4].copy_from_slice(&i.to_le_bytes());
+                Some(key)
+            })
+            .collect();
+        let mut fields = vec![
+            Field::new("org_p2", DataType::FixedSizeBinary(32), false),
+            Field::new("year", DataType::Int32, false),
+        ];
+        let mut arrays = vec![
+            pseudonyms(&keys, 32),
+            Arc::new(arrow::array::Int32Array::from(vec![2024; rows])) as ArrayRef,
+        ];
+        for (name, array) in columns {
+            fields.push(Field::new(name, array.data_type().clone(), true));
+            arrays.push(array);
+        }
+        RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays).expect("a model")
+    }
+
+    pub(crate) fn research() -> Pseudonymiser {
+        Pseudonymiser::new(
+            Stage::Research,
+            &KeyMaterial::from_bytes([0x42; 32]),
+            "test-release",
+            1,
+        )
+    }
+
+    fn floats(v: &[Option<f64>]) -> ArrayRef {
+        Arc::new(Float64Array::from(v.to_vec()))
+    }
+
+    /// What the audit takes from the organisation file is what the file
+    /// publishes: rows below the minimum size tell nothing, a rounded
+    /// figure its half step around the rounded value, a class its bounds,
+    /// a suppressed statistic nothing, a null that there is no value, an
+    /// exact column itself; and each is worked out independently here from
+    /// the model and the rules, so a file rounded another way than the
+    /// audit reads it fails.
+    #[test]
+    fn what_the_file_tells_is_what_it_publishes() {
+        // Row 0 is below the minimum size; row 2 has too few FWG persons
+        // for its load; row 3 no absence figures at all.
+        let headcount = [3i64, 40, 120, 12, 2600];
+        let absence = [Some(12.0), Some(151.0), Some(149.99), None, Some(1234.5)];
+        let available = [Some(900i64), Some(9_100), Some(29_500), None, Some(612_345)];
+        let load = [Some(2.0), Some(2.5), Some(3.0), Some(1.5), None];
+        let n_fwg = [3i64, 30, 4, 12, 2000];
+        let model = model_of(
+            5,
+            vec![
+                (
+                    "sector",
+                    Arc::new(StringArray::from(vec!["VVT", "GGZ", "KO", "JZ", "UMC"])) as ArrayRef,
+                ),
+                ("headcount", Arc::new(Int64Array::from(headcount.to_vec()))),
+                ("absence_days", floats(&absence)),
+                (
+                    "available_days",
+                    Arc::new(Int64Array::from(available.to_vec())),
+                ),
+                ("mean_physical_load", floats(&load)),
+                ("n_fwg", Arc::new(Int64Array::from(n_fwg.to_vec()))),
+            ],
+        );
+        let rules = OrganisationRules {
+            min_persons: 10,
+            k: 10,
+            ..OrganisationRules::default()
+        };
+        let file = release_organisations(&model, &rules, &research()).unwrap();
+        assert_eq!(file.batch.num_rows(), 4);
+        assert_eq!(file.in_file(), [false, true, true, true, true]);
+        // Each file row is its model row: the file's exact column agrees.
+        let released = file
+            .batch
+            .column_by_name("sector")
+            .unwrap()
+            .as_string::<i32>();
+        let sectors = model.column_by_name("sector").unwrap().as_string::<i32>();
+        for (r, &m) in file.model_rows.iter().enumerate() {
+            assert_eq!(released.value(r), sectors.value(m));
+        }
+        let told = |c: &str| file.told(c).unwrap();
+        let round = |column: &str, v: f64| {
+            let Banding::Round { to } = rules.banded[column] else {
+                panic!("{column} is rounded by default")
+            };
+            let rounded = round_to(v, to);
+            Told::Number {
+                lo: rounded - to / 2.0,
+                hi: rounded + to / 2.0,
+                hi_excluded: false,
+            }
+        };
+        let absence_told = told("absence_days");
+        let available_told = told("available_days");
+        let headcount_told = told("headcount");
+        let load_told = told("mean_physical_load");
+        let sector_told = told("sector");
+        for m in 0..5 {
+            if m == 0 {
+                for t in [
+                    &absence_told,
+                    &available_told,
+                    &headcount_told,
+                    &sector_told,
+                ] {
+                    assert_eq!(t[m], Told::Nothing, "a row left out tells nothing");
+                }
+                continue;
+            }
+            // Rounded: absence days to 100, available days to 1000.
+            match absence[m] {
+                Some(v) => assert_eq!(absence_told[m], round("absence_days", v), "row {m}"),
+                None => assert_eq!(absence_told[m], Told::Null),
+            }
+            match available[m] {
+                Some(v) => assert_eq!(available_told[m], round("available_days", v as f64)),
+                None => assert_eq!(available_told[m], Told::Null),
+            }
+            // Size classes of the headcount, at least the minimum size.
+            let Banding::Classes { bounds } = &rules.banded["headcount"] else {
+                panic!("headcount is classed by default")
+            };
+            let h = headcount[m] as f64;
+            let i = bounds.iter().rposition(|b| *b <= h).unwrap();
+            assert_eq!(
+                headcount_told[m],
+                Told::Number {
+                    lo: bounds[i].max(10.0),
+                    hi: bounds.get(i + 1).copied().unwrap_or(f64::INFINITY),
+                    hi_excluded: i + 1 < bounds.len(),
+                },
+                "row {m}"
+            );
+            // A statistic on fewer than k persons tells nothing; one
+            // released is rounded, as every mean and share (an exact one
+            // would give its whole numbers back).
+            let expected = match load[m] {
+                _ if n_fwg[m] < 10 => Told::Nothing,
+                Some(v) => round("mean_physical_load", v),
+                None => Told::Null,
+            };
+            assert_eq!(load_told[m], expected, "row {m}");
+            assert_eq!(sector_told[m], Told::Exact);
+        }
+        // Every interval holds the model's value.
+        for (m, a) in absence.iter().enumerate() {
+            if let (Told::Number { lo, hi, .. }, Some(a)) = (absence_told[m], a) {
+                assert!(lo <= *a && *a <= hi, "row {m}: {a} outside [{lo}, {hi}]");
+            }
+        }
+        // A column the file does not have tells nothing.
+        assert!(told("no_such_column").iter().all(|t| *t == Told::Nothing));
+    }
+
+    /// A pipeline that publishes the absence percentage exactly beside
+    /// the rounded days (the default rounds it too): a reader narrows each
+    /// side by the other.
+    #[test]
+    fn a_published_ratio_narrows_both_rounded_sides() {
+        let mut rules = OrganisationRules::default();
+        rules.banded.remove("absence_pct");
+        let absence = [123.45, 0.0];
+        let available = [3_650i64, 4_100];
+        let model = model_of(
+            2,
+            vec![
+                ("headcount", Arc::new(Int64Array::from(vec![10i64, 12]))),
+                ("absence_pct", floats(&[Some(12345.0 / 3650.0), Some(0.0)])),
+                ("absence_days", floats(&absence.map(Some))),
+                (
+                    "available_days",
+                    Arc::new(Int64Array::from(available.to_vec())),
+                ),
+            ],
+        );
+        let file = release_organisations(&model, &rules, &research()).unwrap();
+        let absence_told = file.told("absence_days").unwrap();
+        let available_told = file.told("available_days").unwrap();
+        // Rounded alone: 100 ± 50 and 4000 ± 500. With the percentage
+        // (3.382…%), available days are at least 50 / 3.382…% = 1478.3
+        // (no news) and at most 150 / 3.382…% = 4435.1; absence days at
+        // least 3.382…% × 3500 = 118.4.
+        let Told::Number { lo, hi, .. } = absence_told[0] else {
+            panic!("{:?}", absence_told[0])
+        };
+        let p = 12345.0 / 3650.0 / 100.0;
+        assert!(
+            (lo - p * 3500.0).abs() < 1e-3 && (hi - 150.0).abs() < 1e-3,
+            "[{lo}, {hi}]"
+        );
+        assert!(lo <= absence[0] && absence[0] <= hi);
+        let Told::Number { lo, hi, .. } = available_told[0] else {
+            panic!("{:?}", available_told[0])
+        };
+        assert!(
+            (lo - 3500.0).abs() < 1e-3 && (hi - 150.0 / p).abs() < 1e-3,
+            "[{lo}, {hi}]"
+        );
+        // A percentage of 0 is no absence at all; the days available stay
+        // as rounded.
+        assert_eq!(
+            absence_told[1],
+            Told::Number {
+                lo: 0.0,
+                hi: 0.0,
+                hi_excluded: false
+            }
+        );
+        assert_eq!(
+            available_told[1],
+            Told::Number {
+                lo: 3_500.0,
+                hi: 4_500.0,
+                hi_excluded: false
+            }
+        );
+    }
 
     #[test]
     fn bands_are_half_open_and_the_last_is_open_ended() {

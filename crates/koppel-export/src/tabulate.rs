@@ -14,9 +14,13 @@
 //! measure's known maximum where the file has nothing, bounds what a
 //! reader knows of every cell before reading the table.
 //!
-//! **Organisation tables** count organisation-years of the model. Tables
-//! over the same rows that share dimensions share cells (their margins
-//! over the common dimensions), and are protected and audited as one set.
+//! **Organisation tables** count organisation-years of the model, and are
+//! audited jointly with the organisation file released beside them: what
+//! it tells of each organisation-year (its cell, its figures exact,
+//! rounded, banded or withheld, the rows it leaves out) bounds every cell
+//! before the table is read. Tables over the same rows that share
+//! dimensions share cells (their margins over the common dimensions), and
+//! are protected and audited as one set.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -30,6 +34,7 @@ use sha2::{Digest, Sha256};
 use crate::config::{Hierarchy, TableModel, TableSpec};
 use crate::error::{ExportError, boolean_column, numeric_column, pseudonym_column};
 use crate::hierarchy::{Atom, atoms, generalise, model_atoms};
+use crate::organisation::{OrganisationRelease, Told};
 use crate::tables::{
     AuditReport, Contribution, CountedUnits, Dimension, KnownRow, Link, Measure, ProtectedTable,
     RatioBound, TableInput, TableRules, protect_linked,
@@ -62,12 +67,16 @@ pub struct TableDisclosure {
     /// `secondary`); the released table says only `safe`, `empty` or
     /// `suppressed`.
     pub status: BTreeMap<String, u64>,
-    /// Quantities the person file publishes exactly in every cell: audited
-    /// as the table alone (the file publishes them anyway).
+    /// Quantities the person or organisation file publishes exactly in
+    /// every cell: audited as the table alone (the file publishes them
+    /// anyway).
     pub public: Vec<String>,
     /// Quantities audited jointly with what the person file tells of
     /// every cell.
     pub audited_with_person_file: Vec<String>,
+    /// Quantities of an organisation table audited jointly with what the
+    /// organisation file tells of every cell.
+    pub audited_with_organisation_file: Vec<String>,
     /// Per measure, the most one row can contribute, as the audit applied
     /// it.
     pub max_per_contributor: BTreeMap<String, f64>,
@@ -182,6 +191,7 @@ pub fn release_tables(
     people: &RecordBatch,
     orgs: &RecordBatch,
     file: &PersonFile<'_>,
+    organisations: &OrganisationRelease,
     rules: &TableRules,
 ) -> Result<Vec<ReleasedTable>, ExportError> {
     let mut inputs = Vec::with_capacity(specs.len());
@@ -189,7 +199,7 @@ pub fn release_tables(
     for spec in specs {
         let (input, f) = match spec.model {
             TableModel::Person => person_table(spec, people, file, rules)?,
-            TableModel::Organisation => organisation_table(spec, orgs, rules)?,
+            TableModel::Organisation => organisation_table(spec, orgs, organisations, rules)?,
         };
         inputs.push(input);
         facts.push(f);
@@ -244,13 +254,13 @@ fn released(
         .filter(|&q| table.public[q])
         .map(quantity)
         .collect();
-    let with_file = if spec.model == TableModel::Person {
-        (0..table.public.len())
-            .filter(|&q| !table.public[q])
-            .map(quantity)
-            .collect()
-    } else {
-        Vec::new()
+    let with_file: Vec<String> = (0..table.public.len())
+        .filter(|&q| !table.public[q])
+        .map(quantity)
+        .collect();
+    let (with_person_file, with_organisation_file) = match spec.model {
+        TableModel::Person => (with_file, Vec::new()),
+        TableModel::Organisation => (Vec::new(), with_file),
     };
     Ok(ReleasedTable {
         categories: table
@@ -270,7 +280,8 @@ fn released(
             cells: table.cells.len() as u64,
             status,
             public,
-            audited_with_person_file: with_file,
+            audited_with_person_file: with_person_file,
+            audited_with_organisation_file: with_organisation_file,
             max_per_contributor: table
                 .measures
                 .iter()
@@ -659,10 +670,12 @@ fn ratio_bound(spec: &TableSpec, measures: &[Measure]) -> Result<Option<RatioBou
     }))
 }
 
-/// An organisation table: organisation-years of the model.
+/// An organisation table: organisation-years of the model, audited with
+/// what the organisation file tells of each of them.
 fn organisation_table(
     spec: &TableSpec,
     orgs: &RecordBatch,
+    organisations: &OrganisationRelease,
     rules: &TableRules,
 ) -> Result<(TableInput, Facts), ExportError> {
     let rows = orgs.num_rows();
@@ -753,6 +766,17 @@ fn organisation_table(
     }
     let rows_tabulated = contributions.len() as u64;
     let ratio = ratio_bound(spec, &measures)?;
+    let known = organisation_known(
+        spec,
+        organisations,
+        &OrganisationRows {
+            dimensions: &dimensions,
+            codes: &codes,
+            measures: &measures,
+            values: &values,
+            include: &include,
+        },
+    )?;
     Ok((
         TableInput {
             name: spec.name.clone(),
@@ -761,7 +785,7 @@ fn organisation_table(
             ratio,
             contributions,
             counted: Vec::new(),
-            known: None,
+            known: Some(known),
             link: Some(Link {
                 population: format!(
                     "organisation model|{}",
@@ -776,6 +800,222 @@ fn organisation_table(
             rows_without_category: without_category,
         },
     ))
+}
+
+/// An organisation table's rows as tabulated: per dimension its
+/// categories and each model row's code, the measures and their values,
+/// and which rows the table selects.
+struct OrganisationRows<'a> {
+    dimensions: &'a [Dimension],
+    codes: &'a [Vec<u32>],
+    measures: &'a [Measure],
+    values: &'a [Float64Array],
+    include: &'a [bool],
+}
+
+/// What a reader of the organisation file knows of an organisation
+/// table's rows (docs/disclosure-control.md, "Tables"): every released
+/// row, in its cell where the file tells which (else in any cell it could
+/// be in), counted once where the file tells whether the table selects
+/// it, and per measure what the file publishes of it — exact, within half
+/// a rounding step, within its class, narrowed by a published ratio — or
+/// nothing (0 to the measure's maximum) where the file leaves it out. Rows
+/// the file leaves out (below `min_persons`, as many as the report says)
+/// may be in any cell their size allows, with nothing known of them.
+fn organisation_known(
+    spec: &TableSpec,
+    organisations: &OrganisationRelease,
+    t: &OrganisationRows<'_>,
+) -> Result<Vec<KnownRow>, ExportError> {
+    let rows = t.include.len();
+    if organisations.disclosure.rows_in != rows as u64 {
+        return Err(ExportError::Column {
+            column: "org_p2".into(),
+            message: format!(
+                "table {}: the organisation file was made from another model",
+                spec.name
+            ),
+        });
+    }
+    let in_file = organisations.in_file();
+    let placed: Vec<Vec<bool>> = spec
+        .dimensions
+        .iter()
+        .map(|d| {
+            let hierarchy = d.hierarchy.clone().unwrap_or(Hierarchy::Categorical);
+            Ok(organisations
+                .told(&d.column)?
+                .into_iter()
+                .map(|told| places(told, &hierarchy, d.level))
+                .collect())
+        })
+        .collect::<Result<_, ExportError>>()?;
+    let selection = spec
+        .only_where
+        .as_ref()
+        .map(|flag| organisations.told(flag))
+        .transpose()?;
+    let told: Vec<Vec<Told>> = t
+        .measures
+        .iter()
+        .map(|m| organisations.told(&m.name))
+        .collect::<Result<_, _>>()?;
+    let w = t.measures.len() + 1;
+    let mut known = Vec::new();
+    // Rows the reader cannot place: per set of cells they may be in (the
+    // candidate categories per dimension), their upper bounds added up.
+    let mut open: BTreeMap<Vec<Vec<u32>>, Vec<f64>> = BTreeMap::new();
+    for r in (0..rows).filter(|&r| in_file[r]) {
+        // A flag the file shows (or shows null: not selected) tells
+        // whether the row is in the table; otherwise it may be.
+        let shown = selection
+            .as_ref()
+            .is_none_or(|s| matches!(s[r], Told::Exact | Told::Null));
+        if shown && !t.include[r] {
+            continue;
+        }
+        let mut bounds = Vec::with_capacity(w);
+        bounds.push(if shown { (1.0, 1.0) } else { (0.0, 1.0) });
+        for (q, m) in t.measures.iter().enumerate() {
+            let cap = m.max_per_row.unwrap_or(f64::INFINITY);
+            // The table sums a null as 0, and nothing below 0.
+            let (lo, hi) = match told[q][r] {
+                Told::Null => (0.0, 0.0),
+                Told::Number { lo, hi, .. } => (lo.max(0.0), hi.max(0.0).min(cap)),
+                Told::Nothing | Told::Exact => (0.0, cap),
+            };
+            let lo = if shown { lo } else { 0.0 };
+            let x = if t.include[r] && t.values[q].is_valid(r) {
+                t.values[q].value(r).max(0.0)
+            } else {
+                0.0
+            };
+            // Never narrower than the truth.
+            bounds.push((lo.min(x), hi.max(x)));
+        }
+        let coords: Vec<u32> = t.codes.iter().map(|c| c[r]).collect();
+        if placed.iter().all(|p| p[r]) {
+            known.push(KnownRow { coords, bounds });
+            continue;
+        }
+        let cells = (0..coords.len())
+            .map(|i| {
+                if placed[i][r] {
+                    vec![coords[i]]
+                } else {
+                    (0..t.dimensions[i].categories.len() as u32).collect()
+                }
+            })
+            .collect();
+        let slot = open.entry(cells).or_insert_with(|| vec![0.0; w]);
+        for (s, (_, hi)) in slot.iter_mut().zip(&bounds) {
+            *s += hi;
+        }
+    }
+    let left_out = organisations.disclosure.rows_left_out;
+    if left_out > 0 {
+        let cells = spec
+            .dimensions
+            .iter()
+            .zip(t.dimensions)
+            .map(|(d, dim)| small_categories(d, dim, organisations.disclosure.min_persons))
+            .collect::<Result<_, _>>()?;
+        let n = left_out as f64;
+        let mut upper = vec![n];
+        upper.extend(
+            t.measures
+                .iter()
+                .map(|m| m.max_per_row.map_or(f64::INFINITY, |max| max * n)),
+        );
+        let slot = open.entry(cells).or_insert_with(|| vec![0.0; w]);
+        for (s, hi) in slot.iter_mut().zip(upper) {
+            *s += hi;
+        }
+    }
+    for (cells, upper) in open {
+        if cells.iter().any(Vec::is_empty) {
+            continue;
+        }
+        let bounds: Vec<(f64, f64)> = upper.iter().map(|&hi| (0.0, hi)).collect();
+        let mut choice = vec![0usize; cells.len()];
+        'cells: loop {
+            known.push(KnownRow {
+                coords: choice.iter().zip(&cells).map(|(&c, cs)| cs[c]).collect(),
+                bounds: bounds.clone(),
+            });
+            for i in (0..cells.len()).rev() {
+                choice[i] += 1;
+                if choice[i] < cells[i].len() {
+                    continue 'cells;
+                }
+                choice[i] = 0;
+            }
+            break;
+        }
+    }
+    Ok(known)
+}
+
+/// Whether what the file tells of a row's value places the row in one
+/// category of a dimension: an exact value or a null does; an interval
+/// does where no class bound of the dimension's level falls inside it.
+fn places(told: Told, hierarchy: &Hierarchy, level: usize) -> bool {
+    match told {
+        Told::Nothing => false,
+        Told::Null | Told::Exact => true,
+        Told::Number { lo, hi, .. } if lo == hi => true,
+        // The last level: every row in `Unknown`.
+        _ if level + 1 >= hierarchy.levels() => true,
+        Told::Number {
+            lo,
+            hi,
+            hi_excluded,
+        } => match hierarchy {
+            Hierarchy::Classes { levels } => !levels[level].iter().any(|&b| {
+                let b = b as f64;
+                lo < b && (b < hi || (b == hi && !hi_excluded))
+            }),
+            // Bands and steps of an interval: not worked out, so the row
+            // may be in any category.
+            _ => false,
+        },
+    }
+}
+
+/// The categories of a dimension a row the file leaves out may be in: on
+/// `headcount`, those of a size below `min_persons` (or unknown); on any
+/// other column, every one.
+fn small_categories(
+    d: &crate::config::TableDimension,
+    dim: &Dimension,
+    min_persons: u64,
+) -> Result<Vec<u32>, ExportError> {
+    let all = (0..dim.categories.len() as u32).collect();
+    // A bound on the work; beyond it, every category.
+    if d.column != "headcount" || min_persons > 100_000 {
+        return Ok(all);
+    }
+    let hierarchy = d.hierarchy.clone().unwrap_or(Hierarchy::Categorical);
+    let sizes: Vec<Option<Atom>> = (0..min_persons as i64)
+        .map(|h| Some(Atom::Int(h)))
+        .collect();
+    let labels = generalise(&d.column, &sizes, &hierarchy, None)?.level(d.level);
+    let mut out: Vec<u32> = labels
+        .codes
+        .iter()
+        .filter(|&&c| c != NULL_CODE)
+        .filter_map(|&c| {
+            let label = &labels.labels[c as usize];
+            dim.categories.iter().position(|x| x == label)
+        })
+        .map(|i| i as u32)
+        .collect();
+    if let Some(unknown) = dim.categories.iter().position(|c| c == UNKNOWN) {
+        out.push(unknown as u32);
+    }
+    out.sort_unstable();
+    out.dedup();
+    Ok(out)
 }
 
 /// One row per cell: the dimension labels (`Total` for a margin), the
@@ -1189,7 +1429,11 @@ mod tests {
     use arrow::array::Int32Array;
 
     use super::*;
+    use crate::config::{Banding, OrganisationRules, TableDimension};
     use crate::error::fixture::{Models, assert_names, pseudonyms};
+    use crate::organisation::tests::{model_of, research};
+    use crate::organisation::{STATUS_FEW, release_organisations};
+    use crate::tables::{AuditMethod, CellStatus, audit, protect};
 
     fn is_type(found: DataType) -> impl Fn(&ExportError) -> bool {
         move |e| matches!(e, ExportError::ModelColumnType { found: f, .. } if *f == found)
@@ -1249,12 +1493,19 @@ mod tests {
     #[test]
     fn organisations_of_another_width_are_an_error() {
         let mut models = Models::valid();
+        let config = Models::config();
+        // The file from the valid model: the table checks its own input.
+        let file = release_organisations(
+            &Models::batch(&models.organisation),
+            &config.organisation,
+            &research(),
+        )
+        .unwrap();
         Models::set(
             &mut models.organisation,
             "org_p2",
             pseudonyms(&Models::org_keys(), 16),
         );
-        let config = Models::config();
         let spec = config
             .tables
             .iter()
@@ -1264,6 +1515,7 @@ mod tests {
             organisation_table(
                 spec,
                 &Models::batch(&models.organisation),
+                &file,
                 &config.table_rules,
             )
             .map(|_| ()),
@@ -1271,6 +1523,241 @@ mod tests {
             koppel_contract::files::linked::ORGANISATION_MODEL_FILE,
             "org_p2",
         );
+    }
+
+    fn floats(v: &[f64]) -> ArrayRef {
+        Arc::new(Float64Array::from(v.to_vec()))
+    }
+
+    fn ints(v: &[i64]) -> ArrayRef {
+        Arc::new(Int64Array::from(v.to_vec()))
+    }
+
+    fn texts(v: &[&str]) -> ArrayRef {
+        Arc::new(StringArray::from(v.to_vec()))
+    }
+
+    fn org_spec(dimensions: Vec<TableDimension>, measures: &[&str]) -> TableSpec {
+        TableSpec {
+            name: "t".into(),
+            label: String::new(),
+            model: TableModel::Organisation,
+            only_where: None,
+            dimensions,
+            measures: measures.iter().map(|&m| m.into()).collect(),
+            ratio: None,
+        }
+    }
+
+    fn dim(column: &str, classes: Option<Vec<i64>>) -> TableDimension {
+        TableDimension {
+            column: column.into(),
+            hierarchy: classes.map(|c| Hierarchy::Classes { levels: vec![c] }),
+            level: 0,
+        }
+    }
+
+    /// Three small organisations in GGZ whose absence the file withholds
+    /// (fewer than k persons) and twenty in VVT whose absence it rounds to
+    /// 100. A table of absence days by sector that suppresses GGZ and VVT
+    /// and publishes the total gives GGZ as the total minus VVT — and VVT
+    /// lies within ±1,000 days by the file's rounded figures: GGZ's 6,000
+    /// days within [5,000, 7,000], inside the ±30% required. The audit with
+    /// the file must see that and protect GGZ otherwise.
+    #[test]
+    fn an_organisation_table_is_audited_with_the_files_rounded_figures() {
+        let n = 23;
+        let sectors: Vec<&str> = (0..n).map(|i| if i < 3 { "GGZ" } else { "VVT" }).collect();
+        let model = model_of(
+            n,
+            vec![
+                ("sector", texts(&sectors)),
+                (
+                    "headcount",
+                    ints(
+                        &(0..n)
+                            .map(|i| if i < 3 { 6 } else { 20 })
+                            .collect::<Vec<_>>(),
+                    ),
+                ),
+                (
+                    "absence_days",
+                    floats(
+                        &(0..n)
+                            .map(|i| if i < 3 { 2000.0 } else { 5000.0 })
+                            .collect::<Vec<_>>(),
+                    ),
+                ),
+            ],
+        );
+        let rules = OrganisationRules {
+            min_persons: 5,
+            k: 10,
+            banded: [("absence_days".to_owned(), Banding::Round { to: 100.0 })].into(),
+        };
+        let file = release_organisations(&model, &rules, &research()).unwrap();
+        let spec = org_spec(vec![dim("sector", None)], &["absence_days"]);
+        let table_rules = TableRules::default();
+        let input = || {
+            organisation_table(&spec, &model, &file, &table_rules)
+                .unwrap()
+                .0
+        };
+        let released = protect(&input(), &table_rules).unwrap();
+        let [ggz, vvt, total] = [0, 1, 2].map(|c| &released.cells[c]);
+        assert_eq!(ggz.status, CellStatus::PrimaryThreshold);
+        assert_eq!(ggz.sums, [6000.0]);
+        assert!(released.audit.failures.is_empty());
+        // What a reader of the file knows, worked out here from the file
+        // alone: every row's sector; its absence rounded to 100, or
+        // nothing where withheld.
+        let f = &file.batch;
+        let sector = f.column_by_name("sector").unwrap().as_string::<i32>();
+        let days = f
+            .column_by_name("absence_days")
+            .unwrap()
+            .as_primitive::<Float64Type>();
+        let status = f
+            .column_by_name("absence_days_status")
+            .unwrap()
+            .as_string::<i32>();
+        let reader: Vec<KnownRow> = (0..f.num_rows())
+            .map(|r| KnownRow {
+                coords: vec![u32::from(sector.value(r) == "VVT")],
+                bounds: vec![
+                    (1.0, 1.0),
+                    if status.value(r) == STATUS_FEW {
+                        (0.0, f64::INFINITY)
+                    } else {
+                        ((days.value(r) - 50.0).max(0.0), days.value(r) + 50.0)
+                    },
+                ],
+            })
+            .collect();
+        let with_reader = |statuses: [CellStatus; 3]| {
+            let mut input = input();
+            input.known = Some(reader.clone());
+            let mut t = protect(&input, &table_rules).unwrap();
+            for (c, s) in t.cells.iter_mut().zip(statuses) {
+                c.status = s;
+            }
+            audit(&[&t], &table_rules, AuditMethod::LinearPrograms).unwrap()
+        };
+        // The released pattern holds against that reader.
+        let report = with_reader([ggz.status, vvt.status, total.status]);
+        assert!(report.failures.is_empty(), "{:?}", report.failures);
+        // The pattern chosen without the file does not: GGZ and VVT
+        // suppressed, the total published.
+        let mut blind = input();
+        blind.known = None;
+        let blind = protect(&blind, &table_rules).unwrap();
+        let statuses = [0, 1, 2].map(|c| blind.cells[c].status);
+        assert!(statuses[1].is_suppressed() && !statuses[2].is_suppressed());
+        let report = with_reader(statuses);
+        let f = report
+            .failures
+            .iter()
+            .find(|f| f.quantity == 1)
+            .expect("the rounded figures pin GGZ's days");
+        assert!(
+            (f.lower - 5000.0).abs() < 0.1 && (f.upper - 7000.0).abs() < 0.1,
+            "{f:?}"
+        );
+        // The release protects GGZ with the total instead, and says so.
+        assert!(total.status.is_suppressed() && !vvt.status.is_suppressed());
+        let (_, facts) = organisation_table(&spec, &model, &file, &table_rules).unwrap();
+        let out = released_table(&spec, released.clone(), facts);
+        assert_eq!(out.audited_with_organisation_file, ["absence_days_sum"]);
+        assert_eq!(out.public, ["organisation_years"]);
+    }
+
+    fn released_table(spec: &TableSpec, table: ProtectedTable, facts: Facts) -> TableDisclosure {
+        released(spec, table, facts).unwrap().disclosure
+    }
+
+    /// Per base cell, the known intervals of an input's rows added up.
+    fn known_cells(input: &TableInput) -> BTreeMap<Vec<u32>, Vec<(f64, f64)>> {
+        let mut out: BTreeMap<Vec<u32>, Vec<(f64, f64)>> = BTreeMap::new();
+        for k in input.known.as_ref().unwrap() {
+            let slot = out
+                .entry(k.coords.clone())
+                .or_insert_with(|| vec![(0.0, 0.0); k.bounds.len()]);
+            for (s, b) in slot.iter_mut().zip(&k.bounds) {
+                s.0 += b.0;
+                s.1 += b.1;
+            }
+        }
+        out
+    }
+
+    /// A row the file leaves out (below the minimum size) may be in any
+    /// cell of the small size class, with nothing known of it; a row whose
+    /// dimension the file withholds may be in any category of it; a size
+    /// class the file's classes fall inside places a row exactly.
+    #[test]
+    fn rows_the_file_leaves_out_or_cannot_place_open_their_cells() {
+        let model = model_of(
+            5,
+            vec![
+                ("sector", texts(&["VVT", "VVT", "VVT", "GGZ", "GGZ"])),
+                ("headcount", ints(&[5, 50, 150, 60, 700])),
+                (
+                    "absence_days",
+                    floats(&[100.0, 300.0, 900.0, 420.0, 5000.0]),
+                ),
+                ("mean_physical_load", floats(&[1.0, 1.5, 2.5, 1.0, 3.0])),
+                ("n_fwg", ints(&[5, 50, 3, 60, 700])),
+            ],
+        );
+        let rules = OrganisationRules {
+            min_persons: 10,
+            k: 10,
+            ..OrganisationRules::default()
+        };
+        let file = release_organisations(&model, &rules, &research()).unwrap();
+        assert_eq!(file.disclosure.rows_left_out, 1);
+        let table_rules = TableRules::default();
+        // Sector (GGZ, VVT) × size (<100, 100-499, 500+).
+        let spec = org_spec(
+            vec![
+                dim("sector", None),
+                dim("headcount", Some(vec![0, 100, 500])),
+            ],
+            &["absence_days"],
+        );
+        let (input, _) = organisation_table(&spec, &model, &file, &table_rules).unwrap();
+        assert_eq!(input.dimensions[1].categories.len(), 3);
+        let known = known_cells(&input);
+        let inf = f64::INFINITY;
+        // The small class: its released rows, and up to one row left out
+        // of which nothing is known.
+        assert_eq!(known[&vec![1, 0]], [(1.0, 2.0), (250.0, inf)]);
+        assert_eq!(known[&vec![0, 0]], [(1.0, 2.0), (350.0, inf)]);
+        // Larger ones: exactly their rows, absence within the rounding.
+        assert_eq!(known[&vec![1, 1]], [(1.0, 1.0), (850.0, 950.0)]);
+        assert_eq!(known[&vec![0, 2]], [(1.0, 1.0), (4950.0, 5050.0)]);
+        assert!(!known.contains_key(&vec![0, 1]) && !known.contains_key(&vec![1, 2]));
+        let t = protect(&input, &table_rules).unwrap();
+        assert_eq!(t.public, [false, false]);
+        // By load, which the file withholds for VVT's second organisation
+        // (three FWG persons): it may be in either class of VVT.
+        let spec = org_spec(
+            vec![
+                dim("sector", None),
+                dim("mean_physical_load", Some(vec![0, 2])),
+            ],
+            &["absence_days"],
+        );
+        let (input, _) = organisation_table(&spec, &model, &file, &table_rules).unwrap();
+        let known = known_cells(&input);
+        assert_eq!(
+            known[&vec![1, 1]][0],
+            (0.0, 2.0),
+            "unplaced, and one left out"
+        );
+        assert_eq!(known[&vec![1, 0]][0], (1.0, 3.0));
+        assert_eq!(known[&vec![0, 1]][0], (1.0, 2.0));
+        assert_eq!(known[&vec![1, 1]][1], (0.0, inf));
     }
 
     #[test]
