@@ -101,7 +101,7 @@ pub fn headcounts(orgs: &RecordBatch) -> Result<HashMap<OrgYear, i64>, ExportErr
     let file = ORGANISATION_MODEL_FILE;
     let org = pseudonym_column(orgs, file, "org_p2")?;
     let year = typed_column::<Int32Type>(orgs, file, "year")?;
-    let headcount = typed_column::<Int64Type>(orgs, file, "headcount")?;
+    let headcount = typed_column::<Int64Type>(orgs, file, HEADCOUNT)?;
     Ok((0..orgs.num_rows())
         .map(|r| ((org.keys[r], year.value(r)), headcount.value(r)))
         .collect())
@@ -114,7 +114,7 @@ pub fn release_organisations(
     research: &Pseudonymiser,
 ) -> Result<OrganisationRelease, ExportError> {
     let file = ORGANISATION_MODEL_FILE;
-    let headcount = typed_column::<Int64Type>(orgs, file, "headcount")?;
+    let headcount = typed_column::<Int64Type>(orgs, file, HEADCOUNT)?;
     let keep: BooleanArray = headcount
         .iter()
         .map(|h| Some(h.is_some_and(|h| h as u64 >= rules.min_persons)))
@@ -150,7 +150,7 @@ pub fn release_organisations(
         let mut array = array.clone();
         let mut status: Option<StringArray> = None;
         if STATISTICS.contains(&name) {
-            let n_column = rests_on.get(name).copied().unwrap_or("headcount");
+            let n_column = rests_on.get(name).copied().unwrap_or(HEADCOUNT);
             let n = cast(numeric_column(&kept, file, n_column)?, &DataType::Int64)
                 .map_err(ExportError::arrow(format!("column {n_column}")))?;
             let n = n.as_primitive::<Int64Type>();
@@ -238,6 +238,10 @@ pub fn release_organisations(
     })
 }
 
+/// The persons of an organisation-year: what the minimum size leaves rows
+/// out by, and what a statistic rests on unless it has its own count.
+pub const HEADCOUNT: &str = "headcount";
+
 /// The column that carries each file row's model row through the sort (a
 /// name no model column has).
 const MODEL_ROW: &str = "\u{0}model_row";
@@ -265,7 +269,7 @@ pub const RELATIONS: &[Relation] = &[
     Relation {
         ratio: "izz_coverage",
         numerator: "n_izz_insured",
-        denominator: "headcount",
+        denominator: HEADCOUNT,
         scale: 1.0,
     },
 ];
@@ -390,7 +394,7 @@ impl OrganisationRelease {
             };
             // The file leaves out every organisation-year below the
             // minimum size.
-            if column == "headcount"
+            if column == HEADCOUNT
                 && let Told::Number { lo, .. } = &mut out[m]
             {
                 *lo = lo.max(self.disclosure.min_persons as f64);

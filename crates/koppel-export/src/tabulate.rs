@@ -34,7 +34,7 @@ use sha2::{Digest, Sha256};
 use crate::config::{Hierarchy, TableModel, TableSpec};
 use crate::error::{ExportError, boolean_column, numeric_column, pseudonym_column};
 use crate::hierarchy::{Atom, atoms, generalise, model_atoms};
-use crate::organisation::{OrganisationRelease, Told};
+use crate::organisation::{HEADCOUNT, OrganisationRelease, Told};
 use crate::tables::{
     AuditReport, Contribution, CountedUnits, Dimension, KnownRow, Link, Measure, ProtectedTable,
     RatioBound, TableInput, TableRules, protect_linked,
@@ -992,7 +992,7 @@ fn small_categories(
 ) -> Result<Vec<u32>, ExportError> {
     let all = (0..dim.categories.len() as u32).collect();
     // A bound on the work; beyond it, every category.
-    if d.column != "headcount" || min_persons > 100_000 {
+    if d.column != HEADCOUNT || min_persons > 100_000 {
         return Ok(all);
     }
     let hierarchy = d.hierarchy.clone().unwrap_or(Hierarchy::Categorical);
