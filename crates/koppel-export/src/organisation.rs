@@ -650,6 +650,61 @@ pub(crate) mod tests {
         assert!(told("no_such_column").iter().all(|t| *t == Told::Nothing));
     }
 
+    /// The attack on the written file: a reader who sees a share of whole
+    /// numbers looks for the headcounts that can give it, at the
+    /// precision the file shows (half a step of 0.01 where the value is
+    /// a multiple of it, else floating point), within the size class the
+    /// file gives. An exact share of 7/43 leaves one headcount: 43, the
+    /// number the size class was meant to hide. Rounded, it leaves many.
+    #[test]
+    fn a_share_does_not_give_the_headcount_back() {
+        let headcount = [43i64, 57, 131, 260];
+        let temporary = [7.0 / 43.0, 20.0 / 57.0, 50.0 / 131.0, 33.0 / 260.0];
+        let model = model_of(
+            4,
+            vec![
+                ("headcount", Arc::new(Int64Array::from(headcount.to_vec()))),
+                ("temporary_share", floats(&temporary.map(Some))),
+            ],
+        );
+        let file =
+            release_organisations(&model, &OrganisationRules::default(), &research()).unwrap();
+        let shares = file
+            .batch
+            .column_by_name("temporary_share")
+            .unwrap()
+            .as_primitive::<Float64Type>();
+        let classes = file
+            .batch
+            .column_by_name("headcount")
+            .unwrap()
+            .as_string::<i32>();
+        let Banding::Classes { bounds } = &OrganisationRules::default().banded[HEADCOUNT] else {
+            panic!("headcount is classed by default")
+        };
+        let labels = class_labels(bounds);
+        for r in 0..file.batch.num_rows() {
+            let s = shares.value(r);
+            let tolerance = if (s * 100.0 - (s * 100.0).round()).abs() < 1e-9 {
+                0.005
+            } else {
+                1e-9
+            };
+            let i = labels.iter().position(|l| l == classes.value(r)).unwrap();
+            let (lo, hi) = (bounds[i].max(10.0) as i64, bounds[i + 1] as i64);
+            let candidates: Vec<i64> = (lo..hi)
+                .filter(|&h| {
+                    let n = (s * h as f64).round();
+                    (n / h as f64 - s).abs() <= tolerance
+                })
+                .collect();
+            assert!(
+                candidates.len() > 1,
+                "row {r}: the share {s} gives the headcount back: {candidates:?}"
+            );
+        }
+    }
+
     /// A pipeline that publishes the absence percentage exactly beside
     /// the rounded days (the default rounds it too): a reader narrows each
     /// side by the other.
