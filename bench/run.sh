@@ -19,10 +19,16 @@
 #           its release must be byte-identical to the reference;
 #   duckdb  bench/peers/duckdb_pipeline.py on the plain (unsealed) deliveries;
 #   pandas  bench/peers/pandas_pipeline.py on the same.
+# The peers link the models Koppel links, the workforce model (one row per
+# person × year on the payroll) included, and write that one to Parquet in
+# their link stage as Koppel does; their export still applies the earlier
+# k-anonymity, not Koppel's attacker-aware disclosure engine.
 # Each peer checks its results against the reference release (model row
-# counts, organisations released, rows tabulated per table) and fails if
-# they differ. Wall time and peak RSS come from /usr/bin/time -v, stage
-# times from Koppel's run summary and the peers' own reports.
+# counts, organisations released, rows tabulated per table; the workforce
+# model's rows against Koppel's linkage report in koppel-linked/, since the
+# release's copy rounds them) and fails if they differ. Wall time and peak
+# RSS come from /usr/bin/time -v, stage times from Koppel's run summary and
+# the peers' own reports.
 #
 # The peers' packages (bench/peers/requirements.txt) are installed into
 # bench/.venv, or $KOPPEL_BENCH_VENV. Results go to stdout and to
@@ -158,7 +164,8 @@ run_peer() {
     local peer=$1 work=$2 round=$3
     warm "$CACHE"/deliveries/*
     /usr/bin/time -v -o "$work/time.txt" "$PY" "bench/peers/${peer}_pipeline.py" \
-        --deliveries "$CACHE/deliveries" --reference "$CACHE/reference" --out "$work/out" \
+        --deliveries "$CACHE/deliveries" --reference "$CACHE/reference" \
+        --koppel-linked "$CACHE/koppel-linked" --out "$work/out" \
         > "$work/out.txt" 2> "$work/err.txt" || { tail -n 30 "$work/err.txt" >&2; exit 1; }
     # The peer's last line: its stages as JSON.
     local stages

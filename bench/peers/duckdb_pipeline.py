@@ -2,15 +2,19 @@
 at a TTP would write it with DuckDB.
 
     python bench/peers/duckdb_pipeline.py --deliveries DIR --reference DIR \
-        --out DIR [--threads N] [--memory-limit 2GB]
+        [--koppel-linked DIR] --out DIR [--threads N] [--memory-limit 2GB]
 
 It reads the plain (unsealed) deliveries, pseudonymises them a second time,
-links them into Koppel's person and organisation models, applies disclosure
-control and writes persons.parquet, organisations.parquet and one
+links them into Koppel's person, workforce and organisation models, writes
+the workforce model to --out/linked/workforce_model.parquet, applies
+disclosure control and writes persons.parquet, organisations.parquet and one
 table-<name>.parquet per table into --out. It then checks its counts against
-Koppel's release of the same deliveries (--reference) and prints, as its last
-line, {"stages": {...}, "checks": {...}}: wall seconds per stage, and per
-check the expected and the got value. It exits 1 when a required check fails
+Koppel's release of the same deliveries (--reference) and, for the workforce
+model, against Koppel's linkage report of that run (--koppel-linked, by
+default koppel-linked/ beside --reference: the release's copy of the report
+rounds its counts) and prints, as its last line,
+{"stages": {...}, "checks": {...}}: wall seconds per stage, and per check
+the expected and the got value. It exits 1 when a required check fails
 (model row counts, persons and organisations released, rows tabulated per
 table); k reached, local suppression, the chosen generalisation levels and
 the cells below the threshold are reported only.
@@ -34,12 +38,19 @@ the cells below the threshold are reported only.
 2. link: crates/koppel-join/src/sql.rs in DuckDB SQL, statement by
    statement and materialised as lib.rs does (payroll backbone, person-years,
    absence episodes and episode-years, insured years, claims, survey, FWG
-   codes, annual reports, then the two models). Where a literal translation
+   codes, annual reports, then the models). The person model (survey
+   respondents) and the workforce model (every person-year of py: one row
+   per person x year on the payroll, the population Koppel's disclosure
+   engine measures risk against) select one definition of the person-year
+   facts, person_year_facts, as sql.rs does; the workforce model goes
+   straight from its query to Parquet by COPY, as Koppel writes it in its
+   link stage, with the peer's integer ids for pseudonyms as in its other
+   models. Where a literal translation
    would differ, DuckDB gets the same semantics explicitly: DataFusion's null
    order (ascending NULLS LAST, descending NULLS FIRST), the exact decimal
    mean of the irregularity share. Latest-month values are packed behind
    the month and maximised, as sql.rs does. On the 50,000
-   sector both models equal Koppel's bit for bit, pseudonyms aside. The
+   sector the models equal Koppel's bit for bit, pseudonyms aside. The
    linkage report is not made.
 3. export: crates/koppel-export with the preventieplan rules (person k = 10,
    5% suppression cap, config.rs's defaults otherwise):
@@ -71,6 +82,11 @@ Deliberate differences from Koppel:
   leak guard or key labels in the Parquet metadata; no l-diversity (the
   pipeline declares none).
 - Rejected lines are counted per delivery, not reported by rule.
+- Persons: the earlier k-anonymity above, not Koppel's attacker-aware
+  disclosure engine (koppel-disclosure, issue 21), which protects the
+  person file against declared recipients measured on the workforce model.
+  The workforce model is built and written as Koppel does, but nothing here
+  reads it back.
 
 The database is a temporary file under --out, removed at the end, rather
 than in-memory: DuckDB compresses table data on disk and evicts it from its
@@ -101,6 +117,9 @@ import pyarrow.parquet as pq
 
 # pipelines/preventieplan.yaml: open absence episodes run to this date.
 REFERENCE_DATE = "2024-12-31"
+# koppel-join's WORKFORCE_MODEL_FILE, written under --out/linked/ (Koppel
+# keeps it in its run's linked folder, never in the release).
+WORKFORCE_MODEL_FILE = "workforce_model.parquet"
 # Long-term absence: more than six weeks (koppel-join LONG_TERM_DAYS).
 LONG_TERM_DAYS = 42
 
@@ -848,46 +867,80 @@ FROM (
 ) WHERE report = 1"""
 
 
-def person_model(payroll_years: list) -> str:
-    """One row per survey respondent × year, with next year's outcomes for
-    the years before a delivered payroll year."""
+# Alias of the payroll person-year (py) in person_year_facts; its person is
+# null when the person is not on the payroll that year.
+PY = "p"
+
+
+def person_year_facts(d: str, payroll_years: list) -> tuple:
+    """sql.rs person_year_facts: what linking knows of a person in a year
+    apart from the survey (payroll, job, absence, insurance and care use,
+    next year's leaving), over a driving table aliased `d` that gives person
+    and year, with py joined to it as PY. The one definition of these
+    columns, which the person model (survey respondents) and the workforce
+    model (everyone on the payroll) both select. Returns the select list,
+    org_p2 to left_sector, and the joins it reads besides py."""
     delivered = ", ".join(str(y - 1) for y in payroll_years)
+    p = PY
     care = "".join(
         f""",
-        CASE WHEN i.person IS NOT NULL THEN COALESCE(c.{p}_claims, 0) > 0 END AS {p}_any,
-        CASE WHEN i.person IS NOT NULL THEN COALESCE(c.{p}_claims, 0) END AS {p}_claims,
-        CASE WHEN i.person IS NOT NULL THEN CAST(COALESCE(c.{p}_cost, 0) AS DOUBLE) END AS {p}_cost_eur"""
-        for _, p in CARE_TYPES
+    CASE WHEN i.person IS NOT NULL THEN COALESCE(c.{c}_claims, 0) > 0 END AS {c}_any,
+    CASE WHEN i.person IS NOT NULL THEN COALESCE(c.{c}_claims, 0) END AS {c}_claims,
+    CASE WHEN i.person IS NOT NULL THEN CAST(COALESCE(c.{c}_cost, 0) AS DOUBLE) END AS {c}_cost_eur"""
+        for _, c in CARE_TYPES
     )
-    scales = "".join(f",\n        s.{s}" for s in SURVEY_SCALES)
+    columns = f"""{p}.org AS org_p2, {p}.sector, CAST({p}.age AS BIGINT) AS age, {p}.sex,
+    CAST({p}.postcode4 AS BIGINT) AS postcode4, {p}.contract_type,
+    CAST({p}.hour_months AS DOUBLE) / {p}.months AS hours_per_week,
+    {p}.months AS months_employed,
+    CASE WHEN {p}.wage > 0 THEN CAST({p}.allowance AS DOUBLE) / CAST({p}.wage AS DOUBLE) END AS irregularity_share,
+    {p}.fwg_function_code, f.fwg_level, f.physical_load, f.mental_load, f.injury_risk,
+    f.adverse_conditions, f.irregular_hours,
+    CASE WHEN {p}.person IS NOT NULL THEN COALESCE(a.episodes, 0) END AS absence_episodes,
+    CASE WHEN {p}.person IS NOT NULL THEN COALESCE(CAST(a.pct_days AS DOUBLE), 0) / 100 END AS absence_days,
+    CASE WHEN {p}.person IS NOT NULL THEN CAST(COALESCE(a.longest, 0) AS BIGINT) END AS longest_episode_days,
+    CASE WHEN {p}.person IS NOT NULL THEN COALESCE(a.longest, 0) > {LONG_TERM_DAYS} END AS long_term_absence,
+    i.person IS NOT NULL AS izz_insured{care},
+    CASE WHEN {p}.person IS NULL OR {d}.year NOT IN ({delivered}) THEN NULL
+         ELSE ne.person IS NULL END AS left_employer,
+    CASE WHEN {p}.person IS NULL OR {d}.year NOT IN ({delivered}) THEN NULL
+         ELSE np.person IS NULL END AS left_sector"""
+    joins = f"""LEFT JOIN fwg_codes f ON f.fwg_function_code = {p}.fwg_function_code
+LEFT JOIN person_absence a ON a.person = {d}.person AND a.year = {d}.year
+LEFT JOIN insured_years i ON i.person = {d}.person AND i.year = {d}.year
+LEFT JOIN care_years c ON c.person = {d}.person AND c.year = {d}.year
+LEFT JOIN (SELECT person, org, year FROM pe) ne
+    ON ne.person = {d}.person AND ne.org = {p}.org AND ne.year = {d}.year + 1
+LEFT JOIN (SELECT person, year FROM py) np ON np.person = {d}.person AND np.year = {d}.year + 1"""
+    return columns, joins
+
+
+def person_model(payroll_years: list) -> str:
+    """sql.rs person_model: one row per survey respondent x year, the
+    respondent's person-year facts and survey answers."""
+    columns, joins = person_year_facts("s", payroll_years)
+    scales = "".join(f",\n    s.{s}" for s in SURVEY_SCALES)
     return f"""CREATE TABLE person_model AS
 SELECT s.person AS person_p2, s.year,
-    p.person IS NOT NULL AS on_payroll,
-    p.org AS org_p2, p.sector, CAST(p.age AS BIGINT) AS age, p.sex, CAST(p.postcode4 AS BIGINT) AS postcode4,
-    p.contract_type,
-    CAST(p.hour_months AS DOUBLE) / p.months AS hours_per_week,
-    p.months AS months_employed,
-    CASE WHEN p.wage > 0 THEN CAST(p.allowance AS DOUBLE) / CAST(p.wage AS DOUBLE) END AS irregularity_share,
-    p.fwg_function_code, f.fwg_level, f.physical_load, f.mental_load, f.injury_risk,
-    f.adverse_conditions, f.irregular_hours,
-    CASE WHEN p.person IS NOT NULL THEN COALESCE(a.episodes, 0) END AS absence_episodes,
-    CASE WHEN p.person IS NOT NULL THEN COALESCE(CAST(a.pct_days AS DOUBLE), 0) / 100 END AS absence_days,
-    CASE WHEN p.person IS NOT NULL THEN CAST(COALESCE(a.longest, 0) AS BIGINT) END AS longest_episode_days,
-    CASE WHEN p.person IS NOT NULL THEN COALESCE(a.longest, 0) > {LONG_TERM_DAYS} END AS long_term_absence,
-    i.person IS NOT NULL AS izz_insured{care},
-    CASE WHEN p.person IS NULL OR s.year NOT IN ({delivered}) THEN NULL
-         ELSE ne.person IS NULL END AS left_employer,
-    CASE WHEN p.person IS NULL OR s.year NOT IN ({delivered}) THEN NULL
-         ELSE np.person IS NULL END AS left_sector{scales}
+    {PY}.person IS NOT NULL AS on_payroll,
+    {columns}{scales}
 FROM survey_years s
-LEFT JOIN py p ON p.person = s.person AND p.year = s.year
-LEFT JOIN fwg_codes f ON f.fwg_function_code = p.fwg_function_code
-LEFT JOIN person_absence a ON a.person = s.person AND a.year = s.year
-LEFT JOIN insured_years i ON i.person = s.person AND i.year = s.year
-LEFT JOIN care_years c ON c.person = s.person AND c.year = s.year
-LEFT JOIN (SELECT person, org, year FROM pe) ne
-    ON ne.person = s.person AND ne.org = p.org AND ne.year = s.year + 1
-LEFT JOIN (SELECT person, year FROM py) np ON np.person = s.person AND np.year = s.year + 1
+LEFT JOIN py {PY} ON {PY}.person = s.person AND {PY}.year = s.year
+{joins}
+ORDER BY person_p2, year"""
+
+
+def workforce_model(payroll_years: list) -> str:
+    """sql.rs workforce_model: one row per person x year on the payroll, the
+    person's person-year facts; the population Koppel's disclosure engine
+    measures a respondent's risk against. A query rather than a table: this
+    peer does not use it after writing it (its export still applies
+    k-anonymity over the person model alone)."""
+    columns, joins = person_year_facts(PY, payroll_years)
+    return f"""SELECT {PY}.person AS person_p2, {PY}.year,
+    {columns}
+FROM py {PY}
+{joins}
 ORDER BY person_p2, year"""
 
 
@@ -963,9 +1016,11 @@ def day_number(year: int, month: int = 1, day: int = 1) -> int:
     return (datetime.date(year, month, day) - datetime.date(1970, 1, 1)).days
 
 
-def link(con) -> dict:
+def link(con, linked_dir: Path) -> dict:
     """Builds person_model and organisation_model, as koppel-join's lib.rs
-    does, materialising the same intermediates."""
+    does, materialising the same intermediates, and writes the workforce
+    model to linked_dir/workforce_model.parquet (Koppel's file name in its
+    linked folder)."""
     payroll_years = int_column(con, "SELECT DISTINCT CAST(year(period) AS INTEGER) FROM payroll ORDER BY 1")
     survey = int_column(con, "SELECT DISTINCT CAST(year AS INTEGER) FROM survey WHERE year IS NOT NULL ORDER BY 1")
     if not payroll_years:
@@ -994,11 +1049,18 @@ def link(con) -> dict:
     ]
     for sql in steps:
         run(con, sql)
+    linked_dir.mkdir(parents=True, exist_ok=True)
+    workforce = linked_dir / WORKFORCE_MODEL_FILE
+    write_parquet(con, workforce_model(payroll_years), workforce)
     counts = {
         "person_model": scalar(con, "SELECT count(*) FROM person_model"),
+        "workforce_model": pq.read_metadata(workforce).num_rows,
         "organisation_model": scalar(con, "SELECT count(*) FROM organisation_model"),
     }
-    print(f"  person model {counts['person_model']} rows, organisation model {counts['organisation_model']} rows")
+    print(
+        f"  person model {counts['person_model']} rows, workforce model {counts['workforce_model']} rows, "
+        f"organisation model {counts['organisation_model']} rows"
+    )
     return counts
 
 
@@ -1602,15 +1664,31 @@ def export(con, out: Path, release_key: bytes) -> dict:
 # ---------------------------------------------------------------------------
 
 
-def check_against(reference: Path, out: Path, linked: dict, released: dict) -> dict:
-    """Expected (Koppel's disclosure report) against got, per check; the
-    counts the brief requires to agree are marked required."""
+def koppel_workforce_rows(koppel_linked: Path) -> int:
+    """The workforce model's rows in Koppel's linkage report of the
+    reference run (bench/run.sh keeps that run's linked folder as
+    koppel-linked/). The release's copy of the report rounds counts to
+    tens, and the disclosure report's population_rows adds respondents off
+    the payroll, so neither gives the exact count."""
+    path = koppel_linked / "linkage-report.json"
+    try:
+        rows = json.loads(path.read_text())["workforce_model_rows"]
+    except (OSError, ValueError, KeyError) as e:
+        fail(f"no workforce model row count to check against in {path}: {e!r}")
+    return rows
+
+
+def check_against(reference: Path, koppel_linked: Path, out: Path, linked: dict, released: dict) -> dict:
+    """Expected (Koppel's disclosure report; its linkage report for the
+    workforce model) against got, per check; the counts the brief requires
+    to agree are marked required."""
     report = json.loads((reference / "disclosure-report.json").read_text())
     ref_person, ref_org = report["person"], report["organisation"]
     person, organisation = released["person"], released["organisation"]
     persons_released = pq.read_metadata(out / "persons.parquet").num_rows
     rows = [
         ("person.rows_in", ref_person["rows_in"], linked["person_model"], True),
+        ("workforce.rows", koppel_workforce_rows(koppel_linked), linked["workforce_model"], True),
         # Koppel protects the person file against declared recipients
         # (koppel-disclosure, issue 21); this peer still applies the earlier
         # k-anonymity, so its person file is compared, not required equal.
@@ -1677,7 +1755,7 @@ def run_stages(con, args) -> tuple:
 
     started = time.perf_counter()
     print("link", flush=True)
-    linked = link(con)
+    linked = link(con, args.out / "linked")
     stages["link"] = time.perf_counter() - started
 
     started = time.perf_counter()
@@ -1691,10 +1769,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--deliveries", type=Path, required=True)
     parser.add_argument("--reference", type=Path, required=True)
+    parser.add_argument(
+        "--koppel-linked",
+        type=Path,
+        help="Koppel's linked models of the reference run, for the workforce model's row count "
+        "(default: koppel-linked beside --reference, bench/run.sh's cache layout)",
+    )
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 2)
     parser.add_argument("--memory-limit", default="2GB", help="DuckDB's memory_limit (default 2GB)")
     args = parser.parse_args()
+    if args.koppel_linked is None:
+        args.koppel_linked = args.reference.parent / "koppel-linked"
 
     args.out.mkdir(parents=True, exist_ok=True)
     work = args.out / ".duckdb-work"
@@ -1705,7 +1791,7 @@ def main() -> None:
         con.close()
         shutil.rmtree(work, ignore_errors=True)
 
-    checks = check_against(args.reference, args.out, linked, released)
+    checks = check_against(args.reference, args.koppel_linked, args.out, linked, released)
     print(json.dumps({"stages": stages, "checks": checks}))
     failed = [name for name, c in checks.items() if c["required"] and not c["ok"]]
     if failed:

@@ -2,7 +2,7 @@
 at a trusted third party would write it in pandas 3.
 
     python bench/peers/pandas_pipeline.py --deliveries DIR --reference DIR \
-        --out DIR [--threads N]
+        [--koppel-linked DIR] --out DIR [--threads N]
 
 It does the work of `koppel run` after unsealing, on the plain deliveries:
 
@@ -26,12 +26,19 @@ It does the work of `koppel run` after unsealing, on the plain deliveries:
    (the main-employer tie-break "lowest pseudonym" is an integer compare).
    The P2 themselves are kept once per distinct value (32 bytes each) for the
    research IDs; no hex string, P1 or P2, stays in the frames.
-2. link: the person and organisation models with the definitions of
-   crates/koppel-join/src/sql.rs, step for step (payroll_rows -> pe -> py,
+2. link: the person, workforce and organisation models with the definitions
+   of crates/koppel-join/src/sql.rs, step for step (payroll_rows -> pe -> py,
    episodes -> episode_years -> person/employment absence, insured_years,
    care_years, survey_years, fwg_codes, annual_report_years), as groupby /
-   merge / np.where. Sums that sql.rs takes over exact decimals are taken
-   over integers here (hours in 1/10,000, money in cents), so they are exact
+   merge / np.where. The person model (survey respondents) and the workforce
+   model (every row of py: one row per person x year on the payroll, the
+   population Koppel's disclosure engine measures risk against) take their
+   columns from one definition, person_year_facts, as sql.rs does. The
+   workforce model is written to --out/linked/workforce_model.parquet in
+   this stage, as Koppel writes it in its link stage (the peer's integer
+   ids for pseudonyms, as in its other models), and not kept in memory.
+   Sums that sql.rs takes over exact decimals are taken over integers here
+   (hours in 1/10,000, money in cents), so they are exact
    too, and DataFusion's decimal average of the irregularity share is cut off
    after ten decimals as it does. Reference date 2024-12-31 (pipelines/preventieplan.yaml); payroll
    years are the years of the payroll periods, as in lib.rs.
@@ -55,12 +62,18 @@ It does the work of `koppel run` after unsealing, on the plain deliveries:
    groups of 65,536 rows, as release.rs).
 
 Deliberate differences from Koppel:
+- Persons: the earlier k-anonymity above, not Koppel's attacker-aware
+  disclosure engine (koppel-disclosure, issue 21), which protects the
+  person file against declared recipients measured on the workforce model.
+  The workforce model is built and written as Koppel does, but nothing here
+  reads it back.
 - Tables get primary suppression by the threshold rule only: no dominance or
   p% rule, no secondary suppression, no audit. Cells Koppel suppresses for
   dominance or as secondary are "safe" here.
-- Only the Parquet files the brief names are written: no CSV twins of the
-  tables, codebook, disclosure report, manifest, SHA256SUMS, leak guard or
-  linkage report. Stage-1 (raw identifier) deliveries are refused.
+- Only the Parquet files the brief names and the workforce model are
+  written: no CSV twins of the tables, codebook, disclosure report,
+  manifest, SHA256SUMS, leak guard or linkage report. Stage-1 (raw
+  identifier) deliveries are refused.
 - Types are left to pyarrow's inference (on its first 1 MB block) except for
   text-like columns, as pandas' pyarrow engine does; a malformed value further
   down a column then fails the read instead of rejecting one row.
@@ -72,7 +85,11 @@ row are packed into int32; large frames are built with copy=False so pandas
 does not copy fresh arrays into consolidated blocks.
 
 Stdout's last line is {"stages": {...}, "checks": {...}}; a check marked
-required that fails makes the exit status 1.
+required that fails makes the exit status 1. The checks compare with the
+disclosure report of Koppel's release of the same deliveries (--reference)
+and the workforce model's row count with Koppel's linkage report of that
+run (--koppel-linked, by default koppel-linked/ beside --reference; the
+release's copy of the report rounds its counts).
 """
 
 from __future__ import annotations
@@ -108,6 +125,9 @@ SURVEY_SCALES = [
     "organisational_climate", "self_reported_absence", "work_related_absence", "intention_to_leave",
 ]
 LONG_TERM_DAYS = 42
+# koppel-join's WORKFORCE_MODEL_FILE, written under --out/linked/ (Koppel
+# keeps it in its run's linked folder, never in the release).
+WORKFORCE_MODEL_FILE = "workforce_model.parquet"
 REFERENCE_DATE = np.datetime64("2024-12-31")  # pipelines/preventieplan.yaml
 P1_PATTERN = r"[0-9a-f]{64}"
 ID_COLUMN = {"bsn": "person", "employer_kvk": "org"}
@@ -763,9 +783,15 @@ def annual_report_years(reports: pd.DataFrame) -> pd.DataFrame:
 class Linked:
     person: pd.DataFrame
     organisation: pd.DataFrame
+    # The workforce model is written by link() and not kept: nothing here
+    # reads it back (the export's k-anonymity looks at the person model only).
+    workforce_rows: int
 
 
-def link(frames: dict[str, pd.DataFrame]) -> Linked:
+def link(frames: dict[str, pd.DataFrame], linked_dir: Path) -> Linked:
+    """The models, as koppel-join's lib.rs builds them; the workforce model
+    is written to linked_dir/workforce_model.parquet (Koppel's file name in
+    its linked folder) and its row count, as written, kept."""
     payroll = frames["pfzw_dienstverbanden"]
     categories = {c: list(payroll[c].cat.categories) for c in ("sex", "sector", "fwg_function_code")}
     payroll_years = sorted(int(y) for y in payroll["year"].unique())
@@ -792,9 +818,14 @@ def link(frames: dict[str, pd.DataFrame]) -> Linked:
     fwg["fwg_function_code"] = fwg["fwg_function_code"].astype("str")
     reports = frames.pop("intrakoop_jaarverslagen")
     reports["year"] = reports["year"].astype(np.int64)
-    person = person_model(survey_years(survey), py, pe, ey, insured_years, cy, fwg, payroll_years)
+    absence = person_absence(ey)
+    person = person_model(survey_years(survey), py, pe, absence, insured_years, cy, fwg, payroll_years)
+    linked_dir.mkdir(parents=True, exist_ok=True)
+    workforce_file = linked_dir / WORKFORCE_MODEL_FILE
+    write_parquet(workforce_model(py, pe, absence, insured_years, cy, fwg, payroll_years), workforce_file)
+    del absence
     organisation = organisation_model(pe, years, ey, insured_years, cy, fwg, annual_report_years(reports))
-    return Linked(person, organisation)
+    return Linked(person, organisation, rows_of(workforce_file))
 
 
 def with_fwg(frame: pd.DataFrame, fwg: pd.DataFrame) -> pd.DataFrame:
@@ -802,13 +833,23 @@ def with_fwg(frame: pd.DataFrame, fwg: pd.DataFrame) -> pd.DataFrame:
     return frame.assign(fwg_function_code=codes).merge(fwg, on="fwg_function_code", how="left")
 
 
-def person_model(sy, py, pe, ey, insured_years, cy, fwg, payroll_years) -> pd.DataFrame:
-    """sql.rs person_model: one row per survey respondent x year."""
-    absence = ey.groupby(["person", "year"], as_index=False).agg(
+def person_absence(ey: pd.DataFrame) -> pd.DataFrame:
+    """sql.rs PERSON_ABSENCE: absence per person x year."""
+    return ey.groupby(["person", "year"], as_index=False).agg(
         episodes=("started", "sum"), pct_days=("pct_days", "sum"), longest=("duration", "max"))
-    p = py.assign(on_payroll=True)
-    m = sy.merge(p, on=["person", "year"], how="left")
-    m = with_fwg(m, fwg)
+
+
+def person_year_facts(d, py, pe, absence, insured_years, cy, fwg, payroll_years) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """sql.rs person_year_facts: what linking knows of a person in a year
+    apart from the survey (payroll, job, absence, insurance and care use,
+    next year's leaving), the one definition of these columns that the
+    person model (survey respondents) and the workforce model (everyone on
+    the payroll) both select. `d` gives person and year with py's columns
+    merged in and on_payroll set where the person is on the payroll that
+    year (the workforce model: py itself). Returns the facts, org_p2 to
+    left_sector, in d's row order, and d with what they were made from, for
+    the caller's own columns."""
+    m = with_fwg(d, fwg)
     m = m.merge(absence, on=["person", "year"], how="left")
     m = m.merge(insured_years.assign(izz_insured=True), on=["person", "year"], how="left")
     m = m.merge(cy, on=["person", "year"], how="left")
@@ -821,13 +862,14 @@ def person_model(sy, py, pe, ey, insured_years, cy, fwg, payroll_years) -> pd.Da
     ins = m["izz_insured"].notna().to_numpy()
     delivered = m["year"].isin([y - 1 for y in payroll_years]).to_numpy()
     out = pd.DataFrame({
-        "person_p2": m["person"].astype(np.int32), "year": m["year"].astype(np.int32),
-        "on_payroll": on, "org_p2": m["org"].astype("Int32"),
+        "org_p2": m["org"].astype("Int32"),
         "sector": m["sector"].astype("str"), "age": m["age"].astype("Int64"), "sex": m["sex"].astype("str"),
         "postcode4": m["postcode4"].astype("Int64"), "contract_type": m["contract_type"].astype("str"),
         "hours_per_week": m["hour_months"] / 10_000 / m["months"],
         "months_employed": m["months"].astype("Int64"),
-        "irregularity_share": (m["allowance"] / m["wage"]).where(m["wage"] > 0),
+        # CAST(DECIMAL(18, 2) AS DOUBLE) is cents / 100 in arrow-cast: the
+        # quotient of the two casts, not of the cents, is sql.rs's to the bit.
+        "irregularity_share": ((m["allowance"] / 100) / (m["wage"] / 100)).where(m["wage"] > 0),
         "fwg_function_code": m["fwg_function_code"].where(on).astype("str"),
     })
     for c in ("fwg_level", "physical_load", "mental_load", "injury_risk", "adverse_conditions"):
@@ -848,8 +890,34 @@ def person_model(sy, py, pe, ey, insured_years, cy, fwg, payroll_years) -> pd.Da
     out["left_employer"] = pd.array(m["stays_employer"].isna().to_numpy(), dtype="boolean")
     out["left_sector"] = pd.array(m["stays_sector"].isna().to_numpy(), dtype="boolean")
     out.loc[~known, ["left_employer", "left_sector"]] = pd.NA
-    for s in SURVEY_SCALES:
-        out[s] = m[s]
+    return out, m
+
+
+def person_model(sy, py, pe, absence, insured_years, cy, fwg, payroll_years) -> pd.DataFrame:
+    """sql.rs person_model: one row per survey respondent x year, the
+    respondent's person-year facts and survey answers."""
+    d = sy.merge(py.assign(on_payroll=True), on=["person", "year"], how="left")
+    facts, m = person_year_facts(d, py, pe, absence, insured_years, cy, fwg, payroll_years)
+    out = pd.concat([
+        pd.DataFrame({
+            "person_p2": m["person"].astype(np.int32), "year": m["year"].astype(np.int32),
+            "on_payroll": m["on_payroll"].notna().to_numpy(),
+        }),
+        facts,
+        m[SURVEY_SCALES],
+    ], axis=1)
+    return out.sort_values(["person_p2", "year"], ignore_index=True)
+
+
+def workforce_model(py, pe, absence, insured_years, cy, fwg, payroll_years) -> pd.DataFrame:
+    """sql.rs workforce_model: one row per person x year on the payroll, the
+    person's person-year facts: the population Koppel's disclosure engine
+    measures a respondent's risk against."""
+    facts, m = person_year_facts(py.assign(on_payroll=True), py, pe, absence, insured_years, cy, fwg, payroll_years)
+    keys = pd.DataFrame({"person_p2": m["person"].astype(np.int32), "year": m["year"].astype(np.int32)})
+    del m  # 3.4 million rows at full scale: the merged inputs go before the copies below
+    out = pd.concat([keys, facts], axis=1)
+    del keys, facts
     return out.sort_values(["person_p2", "year"], ignore_index=True)
 
 
@@ -1381,7 +1449,21 @@ def rows_of(path: Path) -> int:
     return pq.ParquetFile(path).metadata.num_rows
 
 
-def checks(reference: Path, exported: Exported) -> dict:
+def koppel_workforce_rows(koppel_linked: Path) -> int:
+    """The workforce model's rows in Koppel's linkage report of the
+    reference run (bench/run.sh keeps that run's linked folder as
+    koppel-linked/). The release's copy of the report rounds counts to
+    tens, and the disclosure report's population_rows adds respondents off
+    the payroll, so neither gives the exact count."""
+    path = koppel_linked / "linkage-report.json"
+    try:
+        return json.loads(path.read_text())["workforce_model_rows"]
+    except (OSError, ValueError, KeyError) as e:
+        print(f"pandas peer: no workforce model row count to check against in {path}: {e!r}", file=sys.stderr)
+        sys.exit(1)
+
+
+def checks(reference: Path, koppel_linked: Path, linked: Linked, exported: Exported) -> dict:
     report = json.loads((reference / "disclosure-report.json").read_text())
     p, o = report["person"], report["organisation"]
     got_p = exported.persons
@@ -1391,6 +1473,7 @@ def checks(reference: Path, exported: Exported) -> dict:
         result[name] = {"expected": expected, "got": got, "required": required, "ok": expected == got}
 
     check("person.rows_in", p["rows_in"], got_p.rows_in, True)
+    check("workforce.rows", koppel_workforce_rows(koppel_linked), linked.workforce_rows, True)
     # Koppel protects the person file against declared recipients
     # (koppel-disclosure, issue 21); this peer still applies the earlier
     # k-anonymity, so its person file is compared, not required equal.
@@ -1424,9 +1507,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--deliveries", type=Path, required=True)
     parser.add_argument("--reference", type=Path, required=True)
+    parser.add_argument(
+        "--koppel-linked", type=Path,
+        help="Koppel's linked models of the reference run, for the workforce model's row count "
+             "(default: koppel-linked beside --reference, bench/run.sh's cache layout)",
+    )
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     args = parser.parse_args()
+    if args.koppel_linked is None:
+        args.koppel_linked = args.reference.parent / "koppel-linked"
     pa.set_cpu_count(args.threads)  # pyarrow's CSV reader and Parquet writer
     pa.set_io_thread_count(args.threads)
 
@@ -1438,9 +1528,10 @@ def main() -> None:
 
     started = time.perf_counter()
     log("link")
-    linked = link(frames)
+    linked = link(frames, args.out / "linked")
     del frames
-    log(f"  person model {len(linked.person)} rows, organisation model {len(linked.organisation)} rows")
+    log(f"  person model {len(linked.person)} rows, workforce model {linked.workforce_rows} rows, "
+        f"organisation model {len(linked.organisation)} rows")
     stages["link"] = time.perf_counter() - started
 
     started = time.perf_counter()
@@ -1451,7 +1542,7 @@ def main() -> None:
     log(f"  persons: {len(p.frame)} of {p.rows_in} released, k = {p.smallest_class}, levels {p.levels}, "
         f"{p.rows_locally_suppressed} locally suppressed, {p.nodes_evaluated} of {p.lattice_size} nodes evaluated")
 
-    result = checks(args.reference, exported)
+    result = checks(args.reference, args.koppel_linked, linked, exported)
     for name, c in result.items():
         log(f"  check {name}: expected {c['expected']}, got {c['got']}{'' if c['ok'] else ' (DIFFERS)'}")
     print(json.dumps({"stages": stages, "checks": result}))
