@@ -82,6 +82,7 @@ pub fn run(args: ExportArgs) -> Result<ExitCode> {
     let mut guard = LeakGuard::new();
     fill_guard(&args, &mut guard)?;
     let bar = crate::spinner(format!("releasing {}", args.linked.display()));
+    crate::tune_allocator_for_export();
     let outcome = export(
         &args.linked,
         &args.out,

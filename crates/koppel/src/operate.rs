@@ -12,7 +12,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use koppel_join::LinkConfig;
 use koppel_ledger::{AuditTrail, DeliveryFilter, DeliveryStatus, Ledger, RunId};
 use koppel_pipeline::{
-    PipelineSpec, Records, RunEvent, RunOutcome, RunSettings, StateDir, run_pipeline,
+    PipelineSpec, Records, RunEvent, RunOutcome, RunSettings, RunStage, StateDir, run_pipeline,
 };
 
 use crate::custody::{StoreArgs, open_store};
@@ -204,6 +204,13 @@ pub fn run_with_progress(settings: &RunSettings<'_>, actor: &str) -> Result<RunO
             eprintln!("run {run}: {} {period}", settings.pipeline.pipeline);
         }
         RunEvent::StageStarted { stage, steps } => {
+            // Every stage sets it: a failed export does not leave the
+            // next run's stages (in the daemon) with the export's.
+            if stage == RunStage::Export {
+                crate::tune_allocator_for_export();
+            } else {
+                crate::tune_allocator();
+            }
             if !interactive {
                 return;
             }
@@ -230,6 +237,9 @@ pub fn run_with_progress(settings: &RunSettings<'_>, actor: &str) -> Result<RunO
             bar.inc(1);
         }
         RunEvent::StageFinished { stage, wall } => {
+            if stage == RunStage::Export {
+                crate::tune_allocator();
+            }
             bar.disable_steady_tick();
             bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
             eprintln!("{:>13} done in {:.1} s", stage.as_str(), wall.as_secs_f64());
