@@ -23,6 +23,29 @@ pub struct DisclosureReport {
     pub linkage_report: LinkageDisclosure,
 }
 
+/// The quantities a table's audit took jointly with its file, named by
+/// the file: the person file for person tables, the organisation file for
+/// organisation tables.
+pub(crate) fn audited_with_file(t: &TableDisclosure) -> String {
+    let named = |file: &str, v: &[String]| {
+        v.iter()
+            .map(|x| format!("`{x}` ({file})"))
+            .collect::<Vec<_>>()
+    };
+    let all: Vec<String> = named("`persons.parquet`", &t.audited_with_person_file)
+        .into_iter()
+        .chain(named(
+            "`organisations.parquet`",
+            &t.audited_with_organisation_file,
+        ))
+        .collect();
+    if all.is_empty() {
+        "—".to_owned()
+    } else {
+        all.join(", ")
+    }
+}
+
 /// A level of a hierarchy in words.
 pub fn hierarchy_name(h: &Hierarchy, level: usize) -> String {
     if level + 1 == h.levels() {
@@ -218,7 +241,7 @@ impl DisclosureReport {
             .collect();
         let _ = writeln!(
             md,
-            "Person tables count the rows of `persons.parquet` by their released values (`Unknown` where the file has a null): every count in them can be computed from the file, so they publish nothing the file does not. Measures the file does not carry exactly are summed from the model over the same rows and audited jointly with the file. Organisation tables count organisation-years of the model; tables over the same rows that share dimensions are protected and audited as one set.\n"
+            "Person tables count the rows of `persons.parquet` by their released values (`Unknown` where the file has a null): every count in them can be computed from the file, so they publish nothing the file does not. Measures the file does not carry exactly are summed from the model over the same rows and audited jointly with the file. Organisation tables count organisation-years of the model and are audited jointly with what `organisations.parquet` tells of each row (rounded, banded, withheld or left out); tables over the same rows that share dimensions are protected and audited as one set.\n"
         );
         let _ = writeln!(
             md,
@@ -242,7 +265,7 @@ impl DisclosureReport {
         );
         let _ = writeln!(
             md,
-            "| table | rows from | cells | status counts | rows tabulated | rows in `Unknown` | audited as the table alone (public in the person file) | audited with the person file | known maxima | linked with | audit |"
+            "| table | rows from | cells | status counts | rows tabulated | rows in `Unknown` | audited as the table alone (public in its file) | audited with its file | known maxima | linked with | audit |"
         );
         let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|---|---|");
         let list = |v: &[String]| {
@@ -278,7 +301,7 @@ impl DisclosureReport {
                 t.rows_tabulated,
                 t.rows_without_category,
                 list(&t.public),
-                list(&t.audited_with_person_file),
+                audited_with_file(t),
                 if maxima.is_empty() {
                     "—".into()
                 } else {

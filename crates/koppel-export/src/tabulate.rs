@@ -1669,6 +1669,11 @@ mod tests {
         let out = released_table(&spec, released.clone(), facts);
         assert_eq!(out.audited_with_organisation_file, ["absence_days_sum"]);
         assert_eq!(out.public, ["organisation_years"]);
+        // The Markdown report names the file it was audited with.
+        assert_eq!(
+            crate::report::audited_with_file(&out),
+            "`absence_days_sum` (`organisations.parquet`)"
+        );
     }
 
     fn released_table(spec: &TableSpec, table: ProtectedTable, facts: Facts) -> TableDisclosure {
