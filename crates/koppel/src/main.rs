@@ -31,9 +31,9 @@ fn tune_allocator() {
 
 /// While an export runs, freed memory stays 10 s. Its disclosure engine
 /// evaluates node after node, each allocating and freeing buffers of tens
-/// of megabytes; given back after 500 ms, the next evaluation's buffers
-/// are fresh pages the kernel zeroes first (13% of the export's cycles).
-/// At 1.5 million workers, in alternating runs, the engine took 2–4 s
+/// of megabytes, which mimalloc then hands out again instead of asking
+/// the system for more. At 1.5 million workers, in alternating runs, the
+/// engine took 2–4 s
 /// less (15–18 s against 18–19 s) for about 200 MB more peak RSS in the
 /// export (2.0–2.1 GB; docs/performance.md). Linking keeps 500 ms: it
 /// gained nothing from a longer delay, and its peak is its backbone.
