@@ -705,39 +705,32 @@ pub(crate) mod tests {
         }
     }
 
-    /// splitmix64: a small deterministic generator for synthetic data.
-    struct Draws(u64);
+    /// Seeded draws for synthetic data (rand's ChaCha8 and rand_distr's
+    /// distributions, as koppel-synth draws).
+    struct Draws(rand_chacha::ChaCha8Rng);
 
     impl Draws {
-        fn next(&mut self) -> u64 {
-            self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            z ^ (z >> 31)
+        fn new(seed: u64) -> Draws {
+            Draws(rand::SeedableRng::seed_from_u64(seed))
         }
 
         /// Uniform in [0, 1).
         fn uniform(&mut self) -> f64 {
-            (self.next() >> 11) as f64 / (1u64 << 53) as f64
+            rand::Rng::random(&mut self.0)
         }
 
         fn normal(&mut self) -> f64 {
-            let u = 1.0 - self.uniform();
-            (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * self.uniform()).cos()
+            rand_distr::Distribution::sample(&rand_distr::StandardNormal, &mut self.0)
         }
 
         fn exponential(&mut self, mean: f64) -> f64 {
-            -mean * (1.0 - self.uniform()).ln()
+            let exp = rand_distr::Exp::new(1.0 / mean).expect("a positive mean");
+            rand_distr::Distribution::sample(&exp, &mut self.0)
         }
 
         fn poisson(&mut self, mean: f64) -> u32 {
-            let (limit, mut product, mut n) = ((-mean).exp(), self.uniform(), 0);
-            while product > limit {
-                product *= self.uniform();
-                n += 1;
-            }
-            n
+            let poisson = rand_distr::Poisson::new(mean).expect("a positive mean");
+            rand_distr::Distribution::<f64>::sample(&poisson, &mut self.0) as u32
         }
 
         /// The value of the first `(cumulative share, value)` past a
@@ -773,7 +766,7 @@ pub(crate) mod tests {
             (0.606, 33.0, 1.1, 6.3),
             (1.0, 13.0, 0.6, 4.5),
         ];
-        let mut draw = Draws(0x6b6f_7070_656c);
+        let mut draw = Draws::new(0x6b6f_7070_656c);
         let (mut headcount, mut truth) = (Vec::new(), Vec::new());
         for _ in 0..organisations {
             let u = draw.uniform();
