@@ -33,9 +33,8 @@ fn tune_allocator() {
 /// evaluates node after node, each allocating and freeing buffers of tens
 /// of megabytes, which mimalloc then hands out again instead of asking
 /// the system for more. At 1.5 million workers, in alternating runs, the
-/// engine took 2–4 s
-/// less (15–18 s against 18–19 s) for about 200 MB more peak RSS in the
-/// export (2.0–2.1 GB; docs/performance.md). Linking keeps 500 ms: it
+/// engine took 14.9 s against 16.5 s, for about 200 MB more peak RSS in
+/// the export (2.0–2.1 GB; docs/performance.md). Linking keeps 500 ms: it
 /// gained nothing from a longer delay, and its peak is its backbone.
 fn tune_allocator_for_export() {
     set_purge_delay(10_000);

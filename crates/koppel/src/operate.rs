@@ -204,8 +204,8 @@ pub fn run_with_progress(settings: &RunSettings<'_>, actor: &str) -> Result<RunO
             eprintln!("run {run}: {} {period}", settings.pipeline.pipeline);
         }
         RunEvent::StageStarted { stage, steps } => {
-            // Every stage sets it: a failed export does not leave the
-            // next run's stages (in the daemon) with the export's.
+            // Every stage sets it, so the daemon's next run after an
+            // export (failed or not) links with linking's.
             if stage == RunStage::Export {
                 crate::tune_allocator_for_export();
             } else {
@@ -237,9 +237,6 @@ pub fn run_with_progress(settings: &RunSettings<'_>, actor: &str) -> Result<RunO
             bar.inc(1);
         }
         RunEvent::StageFinished { stage, wall } => {
-            if stage == RunStage::Export {
-                crate::tune_allocator();
-            }
             bar.disable_steady_tick();
             bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
             eprintln!("{:>13} done in {:.1} s", stage.as_str(), wall.as_secs_f64());
