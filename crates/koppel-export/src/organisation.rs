@@ -972,15 +972,15 @@ pub(crate) mod tests {
     /// absence days and more than one value for them (to the hundredth of
     /// a day the model keeps them in), spread over at least a whole day,
     /// so the file pins down no organisation's absence days. The rounded
-    /// percentage still narrows them: to under 2 days for the narrowest
-    /// row here, under 8 for 1% of the rows.
+    /// percentage still narrows them: to under 3 days for the narrowest
+    /// row here, under 6 for 1% of the rows.
     ///
     /// And the attack has teeth: on the same model released with the
     /// percentage exact it pins down the exact absence days of at least
-    /// 80% of the rows (88% here: every organisation of 100 persons or
-    /// more, and the rest of the smaller ones to a few values, where the
-    /// fraction in lowest terms is small enough to have several multiples
-    /// among the available days the rounding allows).
+    /// 80% of the rows (557 of 611 here; the rest, small organisations,
+    /// to a few values, where the fraction in lowest terms is small
+    /// enough to have several multiples among the available days the
+    /// rounding allows).
     #[test]
     fn the_absence_percentage_does_not_give_the_absence_days_back() {
         let (model, truth) = absence_model(800);
